@@ -1,0 +1,1 @@
+//! JWKS documents: validation, sanitising and fetching from WorkOS.

@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", workos_convex_auth::api::crd_yaml());
+}

@@ -1,0 +1,1 @@
+//! The JWKS mirror (`workos-convex-auth proxy`).
