@@ -3,6 +3,13 @@
 //! `api` is the custom resource; `convex` holds Convex's own rules and the config generator;
 //! `reconcile` turns a resource into the objects to apply; `jwks` and `proxy` are the mirror.
 pub mod api;
+pub mod cli;
+pub mod convex;
 pub mod duration;
 pub mod jwks;
 pub mod proxy;
+pub mod reconcile;
+pub mod render;
+
+/// The image the operator deploys as the mirror unless told otherwise: its own.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/workos-convex-auth/workos-convex-auth:", env!("CARGO_PKG_VERSION"));

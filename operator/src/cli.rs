@@ -1,0 +1,42 @@
+//! The command line: one binary, one subcommand per job.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Wires WorkOS AuthKit tokens into Convex on Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "workos-convex-auth", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the JWKS mirror: serve WorkOS's signing keys from memory.
+    Proxy(crate::proxy::ProxyArgs),
+    /// Print the WorkOSConvexAuth CustomResourceDefinition as YAML.
+    Crd,
+    /// Print, offline, the objects the operator would apply for each resource in a file.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// YAML file with one or more WorkOSConvexAuth documents; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Client id to use for resources with `spec.clientIdFrom` (a Secret cannot be read offline).
+    #[arg(long, value_name = "client_…")]
+    pub client_id: Option<String>,
+    /// JWKS document to embed in mode Inline (e.g. saved from https://api.workos.com/sso/jwks/<clientId>).
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// The AuthKit domain's JWKS document, for mode Inline with `spec.authkitDomain`.
+    #[arg(long, value_name = "FILE")]
+    pub authkit_jwks: Option<PathBuf>,
+    /// Image of the mirror when `spec.proxy.image` is unset.
+    #[arg(long, env = "WCA_PROXY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
+    pub image: String,
+}

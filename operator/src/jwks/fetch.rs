@@ -1,0 +1,216 @@
+//! Fetching a JWKS document from an upstream, with every limit a hostile or broken upstream
+//! could otherwise exploit: connect and total timeouts, a body cap and a redirect limit.
+
+use std::time::Duration;
+
+use reqwest::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
+use reqwest::{StatusCode, redirect};
+
+use super::{ContentTypeError, JwksError, PublicJwks, check_content_type, max_age, sanitize};
+
+/// Bounds on one upstream request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Time allowed to establish the connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole exchange, body included.
+    pub total_timeout: Duration,
+    /// Largest body accepted; WorkOS key sets are a few KiB.
+    pub max_body_bytes: usize,
+    /// Redirects followed before giving up (Convex follows redirects too).
+    pub max_redirects: usize,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(15),
+            max_body_bytes: 256 * 1024,
+            max_redirects: 3,
+        }
+    }
+}
+
+/// Cache validators from a previous answer, sent back to ask "has it changed?".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The upstream's `ETag`, verbatim.
+    pub etag: Option<String>,
+    /// The upstream's `Last-Modified`, verbatim.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A new, valid document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshDocument {
+    /// The sanitised document.
+    pub jwks: PublicJwks,
+    /// Validators for the next conditional request.
+    pub validators: Validators,
+    /// The upstream's `Cache-Control` lifetime, unclamped.
+    pub max_age: Option<Duration>,
+}
+
+/// The result of a successful fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// The upstream sent a document and it is valid.
+    Fresh(FreshDocument),
+    /// The upstream confirmed (304) that the document behind the validators is still current.
+    NotModified {
+        /// The upstream's `Cache-Control` lifetime on the 304, unclamped.
+        max_age: Option<Duration>,
+    },
+}
+
+/// Why a fetch produced no usable document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+    /// The connection could not be established.
+    #[error("cannot connect to the upstream: {0}")]
+    Connect(String),
+    /// The connect or total timeout passed.
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    /// More redirects than allowed, or a loop.
+    #[error("the upstream redirected too many times")]
+    Redirects,
+    /// Any status other than 200 (or 304 to a conditional request).
+    #[error("the upstream answered HTTP {0}")]
+    Status(u16),
+    /// The body is larger than the cap.
+    #[error("the upstream body exceeds {limit} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The `Content-Type` would be refused by Convex.
+    #[error(transparent)]
+    ContentType(#[from] ContentTypeError),
+    /// The document is not a valid public JWKS.
+    #[error(transparent)]
+    Invalid(#[from] JwksError),
+    /// Any other transport failure (reset connection, malformed HTTP, ...).
+    #[error("upstream transport error: {0}")]
+    Transport(String),
+}
+
+impl FetchError {
+    /// A short, fixed label for metrics (`outcome="..."`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Setup(_) => "setup",
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::Redirects => "redirects",
+            Self::Status(_) => "status",
+            Self::TooLarge { .. } => "too_large",
+            Self::ContentType(_) => "content_type",
+            Self::Invalid(_) => "invalid",
+            Self::Transport(_) => "transport",
+        }
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            return Self::Timeout;
+        }
+        if e.is_redirect() {
+            return Self::Redirects;
+        }
+        // reqwest's own message is terse ("error sending request"); the causes say what failed.
+        let connect = e.is_connect();
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(inner) = cause {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        if connect { Self::Connect(message) } else { Self::Transport(message) }
+    }
+}
+
+/// Fetches JWKS documents; cheap to clone, holds one connection pool.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    limits: FetchLimits,
+}
+
+impl Fetcher {
+    /// Builds a fetcher (rustls, no cookies, redirects limited) applying `limits` to every request.
+    pub fn new(limits: FetchLimits) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("workos-convex-auth/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.total_timeout)
+            .redirect(redirect::Policy::limited(limits.max_redirects))
+            .build()
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
+        Ok(Self { client, limits })
+    }
+
+    /// The limits this fetcher applies.
+    pub fn limits(&self) -> &FetchLimits {
+        &self.limits
+    }
+
+    /// Fetches `url`, conditionally when `validators` hold anything, and returns the sanitised
+    /// document only if the status, `Content-Type`, size and content all pass.
+    pub async fn fetch(&self, url: &str, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+        let exchange = self.exchange(url, validators);
+        // reqwest's timeout covers the body too; this outer one also bounds our own reading.
+        tokio::time::timeout(self.limits.total_timeout, exchange).await.map_err(|_| FetchError::Timeout)?
+    }
+
+    async fn exchange(&self, url: &str, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+        let mut request = self.client.get(url).header(ACCEPT, "application/jwk-set+json, application/json");
+        if let Some(etag) = &validators.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(last_modified) = &validators.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, last_modified);
+        }
+        let mut response = request.send().await.map_err(FetchError::from_reqwest)?;
+        let headers = response.headers().clone();
+        let max_age = max_age(headers.get(CACHE_CONTROL).map(|v| v.as_bytes()));
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_MODIFIED if !validators.is_empty() => return Ok(FetchOutcome::NotModified { max_age }),
+            other => return Err(FetchError::Status(other.as_u16())),
+        }
+        check_content_type(headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))?;
+        let limit = self.limits.max_body_bytes;
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(FetchError::from_reqwest)? {
+            if body.len() + chunk.len() > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let jwks = sanitize(&body)?;
+        Ok(FetchOutcome::Fresh(FreshDocument { jwks, validators: validators_of(&headers), max_age }))
+    }
+}
+
+fn validators_of(headers: &HeaderMap) -> Validators {
+    let text = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+    Validators { etag: text(ETAG), last_modified: text(LAST_MODIFIED) }
+}

@@ -1,0 +1,212 @@
+//! Command line of `workos-convex-auth proxy`, and the checked configuration it becomes.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::jwks::FetchLimits;
+
+/// `workos-convex-auth proxy`: serve WorkOS JWKS documents from memory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WCA_PROXY_LISTEN", default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// A document to mirror, as `PATH=URL`, e.g.
+    /// `/sso/jwks/client_01…=https://api.workos.com/sso/jwks/client_01…`. Repeatable; in the
+    /// environment, comma-separated.
+    #[arg(long = "mirror", env = "WCA_PROXY_MIRROR", value_name = "PATH=URL", value_delimiter = ',', required = true)]
+    pub mirrors: Vec<MirrorSpec>,
+    /// How often to refresh each document from its upstream (`30s`, `5m`, ...).
+    #[arg(long, env = "WCA_PROXY_REFRESH", default_value = "5m", value_parser = parse_duration)]
+    pub refresh: Duration,
+    /// How long to keep serving the last good document while the upstream fails; after that,
+    /// answer 503 rather than keys that may have been revoked.
+    #[arg(long, env = "WCA_PROXY_MAX_STALE", default_value = "24h", value_parser = parse_duration)]
+    pub max_stale: Duration,
+}
+
+impl ProxyArgs {
+    /// Checks the arguments as a whole and turns them into a [`ProxyConfig`].
+    pub fn into_config(self) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::new(self.mirrors, self.refresh, self.max_stale)
+    }
+}
+
+/// One mirrored document: served at `path`, fetched from `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorSpec {
+    /// `/sso/jwks/<clientId>` or `/oauth2/jwks`, as WorkOS serves them.
+    pub path: String,
+    /// The upstream URL (http or https, without credentials).
+    pub url: String,
+}
+
+/// A configuration the mirror refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--mirror` value without `=`.
+    #[error("mirror {0:?} is not PATH=URL")]
+    NotPathEqualsUrl(String),
+    /// A path that is not one of WorkOS's JWKS paths.
+    #[error("mirror path {0:?} is not /sso/jwks/<clientId> or /oauth2/jwks")]
+    Path(String),
+    /// A URL that does not parse, is not http(s), or carries credentials.
+    #[error("mirror URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The same path twice.
+    #[error("mirror path {0:?} is given twice")]
+    DuplicatePath(String),
+    /// No `--mirror` at all.
+    #[error("at least one --mirror is needed")]
+    NoMirror,
+    /// A zero refresh interval.
+    #[error("--refresh must be more than zero")]
+    ZeroRefresh,
+    /// Max-stale not above the refresh interval, so a healthy mirror would go stale.
+    #[error("--max-stale must be longer than --refresh")]
+    MaxStaleTooShort,
+}
+
+impl FromStr for MirrorSpec {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (path, url) = s.split_once('=').ok_or_else(|| ConfigError::NotPathEqualsUrl(s.to_string()))?;
+        let (path, url) = (path.trim(), url.trim());
+        if !is_workos_jwks_path(path) {
+            return Err(ConfigError::Path(path.to_string()));
+        }
+        let bad = |reason: &str| ConfigError::Url { url: url.to_string(), reason: reason.to_string() };
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("only http and https are supported"));
+        }
+        // Credentials in the URL would end up in logs and metrics.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad("credentials in the URL are refused"));
+        }
+        Ok(Self { path: path.to_string(), url: url.to_string() })
+    }
+}
+
+fn is_workos_jwks_path(path: &str) -> bool {
+    if path == "/oauth2/jwks" {
+        return true;
+    }
+    path.strip_prefix("/sso/jwks/").is_some_and(|id| {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
+/// A checked mirror configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The documents to mirror, distinct paths.
+    pub mirrors: Vec<MirrorSpec>,
+    /// Longest interval between two refreshes of a document.
+    pub refresh: Duration,
+    /// How long a document may go unconfirmed by its upstream before it is withdrawn.
+    pub max_stale: Duration,
+    /// Limits on each upstream request.
+    pub limits: FetchLimits,
+}
+
+impl ProxyConfig {
+    /// Checks a configuration: at least one mirror, distinct paths, refresh > 0 and
+    /// max-stale > refresh. Upstream limits start at their defaults.
+    pub fn new(mirrors: Vec<MirrorSpec>, refresh: Duration, max_stale: Duration) -> Result<Self, ConfigError> {
+        if mirrors.is_empty() {
+            return Err(ConfigError::NoMirror);
+        }
+        for (i, m) in mirrors.iter().enumerate() {
+            if mirrors[..i].iter().any(|other| other.path == m.path) {
+                return Err(ConfigError::DuplicatePath(m.path.clone()));
+            }
+        }
+        if refresh.is_zero() {
+            return Err(ConfigError::ZeroRefresh);
+        }
+        if max_stale <= refresh {
+            return Err(ConfigError::MaxStaleTooShort);
+        }
+        Ok(Self { mirrors, refresh, max_stale, limits: FetchLimits::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        proxy: ProxyArgs,
+    }
+
+    const CLIENT: &str = "/sso/jwks/client_01HZ=https://api.workos.com/sso/jwks/client_01HZ";
+
+    #[test]
+    fn parses_flags_with_defaults() {
+        let cli = Cli::try_parse_from(["x", "--mirror", CLIENT, "--mirror", "/oauth2/jwks=https://a.authkit.app/oauth2/jwks"])
+            .unwrap();
+        let args = cli.proxy;
+        assert_eq!(args.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(args.refresh, Duration::from_secs(300));
+        assert_eq!(args.max_stale, Duration::from_secs(86_400));
+        assert_eq!(args.mirrors[0].path, "/sso/jwks/client_01HZ");
+        assert_eq!(args.mirrors[1].url, "https://a.authkit.app/oauth2/jwks");
+        let config = args.into_config().unwrap();
+        assert_eq!(config.mirrors.len(), 2);
+    }
+
+    #[test]
+    fn parses_durations_and_comma_separated_mirrors() {
+        let two = format!("{CLIENT},/oauth2/jwks=https://a.authkit.app/oauth2/jwks");
+        let cli = Cli::try_parse_from(["x", "--mirror", &two, "--refresh", "30s", "--max-stale", "1h", "--listen", "127.0.0.1:9"])
+            .unwrap();
+        assert_eq!(cli.proxy.mirrors.len(), 2);
+        assert_eq!(cli.proxy.refresh, Duration::from_secs(30));
+        assert_eq!(cli.proxy.max_stale, Duration::from_secs(3600));
+        assert!(Cli::try_parse_from(["x", "--mirror", CLIENT, "--refresh", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["x"]).is_err(), "a mirror is required");
+    }
+
+    #[test]
+    fn refuses_paths_that_are_not_workos_jwks() {
+        for path in ["/", "/sso/jwks/", "/sso/jwks/a/b", "/sso/jwks/../x", "/healthz", "/oauth2/jwks/", "sso/jwks/a"] {
+            let spec = format!("{path}=https://api.workos.com/sso/jwks/a");
+            assert_eq!(spec.parse::<MirrorSpec>(), Err(ConfigError::Path(path.into())), "{path}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_urls() {
+        for url in ["ftp://x/sso/jwks/a", "not a url", "https://user:pw@api.workos.com/sso/jwks/a", "file:///etc/passwd"] {
+            let spec = format!("/sso/jwks/a={url}");
+            assert!(matches!(spec.parse::<MirrorSpec>(), Err(ConfigError::Url { .. })), "{url}");
+        }
+        assert!(matches!("/sso/jwks/a".parse::<MirrorSpec>(), Err(ConfigError::NotPathEqualsUrl(_))));
+    }
+
+    #[test]
+    fn refuses_inconsistent_configs() {
+        let m: MirrorSpec = CLIENT.parse().unwrap();
+        let (s5, h1) = (Duration::from_secs(5), Duration::from_secs(3600));
+        assert_eq!(ProxyConfig::new(vec![], s5, h1), Err(ConfigError::NoMirror));
+        assert_eq!(
+            ProxyConfig::new(vec![m.clone(), m.clone()], s5, h1),
+            Err(ConfigError::DuplicatePath(m.path.clone()))
+        );
+        assert_eq!(ProxyConfig::new(vec![m.clone()], Duration::ZERO, h1), Err(ConfigError::ZeroRefresh));
+        assert_eq!(ProxyConfig::new(vec![m.clone()], h1, s5), Err(ConfigError::MaxStaleTooShort));
+        assert!(ProxyConfig::new(vec![m], s5, h1).is_ok());
+    }
+}

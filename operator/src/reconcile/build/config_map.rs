@@ -1,0 +1,28 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::meta::child_meta;
+use crate::convex::config::AuthConfig;
+use crate::reconcile::{Valid, names};
+
+/// Data keys of the generated ConfigMap.
+pub const TS_KEY: &str = "auth.config.ts";
+pub const JS_KEY: &str = "auth.config.js";
+pub const JSON_KEY: &str = "auth.config.json";
+
+pub fn config_map(valid: &Valid, config: &AuthConfig, jwks_url: &str) -> ConfigMap {
+    let source = valid.display();
+    let data = BTreeMap::from([
+        (TS_KEY.to_string(), config.to_typescript(&source)),
+        (JS_KEY.to_string(), config.to_javascript(&source)),
+        (JSON_KEY.to_string(), config.to_json()),
+        ("WORKOS_CLIENT_ID".to_string(), valid.client_id.clone()),
+        ("WORKOS_JWKS_URL".to_string(), jwks_url.to_string()),
+    ]);
+    ConfigMap {
+        metadata: child_meta(valid, valid.config_map_name.clone(), names::COMPONENT_CONFIG),
+        data: Some(data),
+        ..ConfigMap::default()
+    }
+}

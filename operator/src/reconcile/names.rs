@@ -1,0 +1,44 @@
+//! Names and labels of the children: deterministic, so every step can find them again.
+
+use std::collections::BTreeMap;
+
+/// Field manager of every server-side apply this operator makes.
+pub const FIELD_MANAGER: &str = "workos-convex-auth";
+/// `app.kubernetes.io/name` of everything this operator creates.
+pub const APP_NAME: &str = "workos-convex-auth";
+/// Container port the mirror listens on.
+pub const MIRROR_PORT: i32 = 8080;
+/// Service port Convex (or the Ingress) talks to.
+pub const SERVICE_PORT: i32 = 80;
+
+pub const COMPONENT_CONFIG: &str = "convex-auth-config";
+pub const COMPONENT_MIRROR: &str = "jwks-mirror";
+
+/// Default ConfigMap name: `<resource>-convex-auth`.
+pub fn config_map_name(resource: &str, configured: Option<&str>) -> String {
+    configured.map_or_else(|| format!("{resource}-convex-auth"), str::to_string)
+}
+
+/// Name of the mirror's Deployment, Service, PodDisruptionBudget and Ingress.
+pub fn mirror_name(resource: &str) -> String {
+    format!("{resource}-jwks")
+}
+
+/// The standard `app.kubernetes.io/*` labels.
+pub fn labels(resource: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
+        ("app.kubernetes.io/instance".to_string(), resource.to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), APP_NAME.to_string()),
+    ])
+}
+
+/// The labels that select the mirror's pods (a subset that never changes for a resource).
+pub fn mirror_selector(resource: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
+        ("app.kubernetes.io/instance".to_string(), resource.to_string()),
+        ("app.kubernetes.io/component".to_string(), COMPONENT_MIRROR.to_string()),
+    ])
+}

@@ -1,0 +1,236 @@
+//! A fake WorkOS JWKS upstream for tests and benchmarks: axum on loopback.
+//!
+//! Self-contained on purpose (only axum, tokio, futures, serde_json), so it can move into a
+//! shared test-harness crate as is. Like WorkOS it serves `/sso/jwks/<clientId>` and
+//! `/oauth2/jwks` as `application/jwk-set+json` with an `ETag` and `Cache-Control`, answers
+//! `304` to a matching `If-None-Match`, and 404 elsewhere. Faults are scriptable, and every
+//! request is counted per path, so a test can prove what did (or did not) reach the upstream.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// What the fake does instead of answering normally. Applies to every JWKS path until cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    None,
+    /// Answer with this status and a small HTML body.
+    Status(u16),
+    /// Wait this long before answering (connect succeeds, headers are late).
+    Delay(Duration),
+    /// Send headers and the first bytes of the document, then stall this long before the rest.
+    SlowBody(Duration),
+    /// A 200 of this many bytes, streamed without `Content-Length`.
+    HugeBody(usize),
+    /// A 200 `application/jwk-set+json` whose body is not JSON.
+    NotJson,
+    /// The normal document under this `Content-Type`.
+    ContentType(&'static str),
+    /// `302` to the same path, forever.
+    RedirectLoop,
+    /// A 200 `application/jwk-set+json` with this exact body (invalid key sets, private keys...).
+    Body(String),
+}
+
+#[derive(Debug)]
+struct Inner {
+    document: String,
+    version: u64,
+    fault: Fault,
+    cache_control: String,
+    hits: HashMap<String, usize>,
+    not_modified: usize,
+}
+
+/// A running fake WorkOS; stops when dropped.
+#[derive(Debug)]
+pub struct FakeWorkos {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl FakeWorkos {
+    /// Starts on `127.0.0.1:0` serving `document` (a JWKS, as JSON text).
+    pub async fn start(document: impl Into<String>) -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback address"), document).await
+    }
+
+    /// Starts on `addr` serving `document`.
+    pub async fn start_on(addr: SocketAddr, document: impl Into<String>) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind the fake WorkOS");
+        let addr = listener.local_addr().expect("local address");
+        let inner = Arc::new(Mutex::new(Inner {
+            document: document.into(),
+            version: 1,
+            fault: Fault::None,
+            cache_control: "max-age=300".into(),
+            hits: HashMap::new(),
+            not_modified: 0,
+        }));
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { addr, inner, stop: Some(stop) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the served document (a key rotation); the `ETag` changes with it.
+    pub fn set_document(&self, document: impl Into<String>) {
+        let mut inner = self.lock();
+        inner.document = document.into();
+        inner.version += 1;
+    }
+
+    /// Sets the fault for the following requests (`Fault::None` to recover).
+    pub fn set_fault(&self, fault: Fault) {
+        self.lock().fault = fault;
+    }
+
+    /// Sets the `Cache-Control` header of normal answers.
+    pub fn set_cache_control(&self, value: impl Into<String>) {
+        self.lock().cache_control = value.into();
+    }
+
+    /// Requests received for `path`, whatever the answer.
+    pub fn hits(&self, path: &str) -> usize {
+        self.lock().hits.get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests received in total.
+    pub fn total_hits(&self) -> usize {
+        self.lock().hits.values().sum()
+    }
+
+    /// Requests answered `304 Not Modified`.
+    pub fn not_modified(&self) -> usize {
+        self.lock().not_modified
+    }
+}
+
+impl Drop for FakeWorkos {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn is_jwks_path(path: &str) -> bool {
+    path == "/oauth2/jwks"
+        || path.strip_prefix("/sso/jwks/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (document, etag, fault, cache_control) = {
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.hits.entry(path.clone()).or_default() += 1;
+        (inner.document.clone(), format!("\"v{}\"", inner.version), inner.fault.clone(), inner.cache_control.clone())
+    };
+    if !is_jwks_path(&path) {
+        return respond(StatusCode::NOT_FOUND, "application/json", Body::from(r#"{"message":"Not Found"}"#));
+    }
+    const JWK_SET: &str = "application/jwk-set+json";
+    match fault {
+        Fault::None | Fault::ContentType(_) => {}
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return respond(status, "text/html", Body::from("<html>upstream error</html>"));
+        }
+        Fault::Delay(delay) => tokio::time::sleep(delay).await,
+        Fault::SlowBody(stall) => {
+            let (head, tail) = document.as_bytes().split_at(document.len() / 2);
+            let (head, tail) = (head.to_vec(), tail.to_vec());
+            let chunks = futures::stream::unfold(0u8, move |step| {
+                let (head, tail) = (head.clone(), tail.clone());
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>(head), 1)),
+                        1 => {
+                            tokio::time::sleep(stall).await;
+                            Some((Ok(tail), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            return respond(StatusCode::OK, JWK_SET, Body::from_stream(chunks));
+        }
+        Fault::HugeBody(len) => {
+            let chunk = vec![b' '; 64 * 1024];
+            let count = len.div_ceil(chunk.len());
+            let chunks = futures::stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            return respond(StatusCode::OK, JWK_SET, Body::from_stream(chunks));
+        }
+        Fault::NotJson => return respond(StatusCode::OK, JWK_SET, Body::from("<html>not json</html>")),
+        Fault::RedirectLoop => {
+            let mut response = respond(StatusCode::FOUND, "text/plain", Body::empty());
+            if let Ok(location) = HeaderValue::from_str(&path) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return response;
+        }
+        Fault::Body(body) => return respond(StatusCode::OK, JWK_SET, Body::from(body)),
+    }
+    let cache_headers = |response: &mut Response| {
+        for (name, value) in [(header::ETAG, &etag), (header::CACHE_CONTROL, &cache_control)] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    };
+    if if_none_match.as_deref() == Some(etag.as_str()) {
+        inner.lock().unwrap_or_else(|e| e.into_inner()).not_modified += 1;
+        let mut response = respond(StatusCode::NOT_MODIFIED, JWK_SET, Body::empty());
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        cache_headers(&mut response);
+        return response;
+    }
+    let content_type = match fault {
+        Fault::ContentType(content_type) => content_type,
+        _ => JWK_SET,
+    };
+    let mut response = respond(StatusCode::OK, content_type, Body::from(document));
+    cache_headers(&mut response);
+    response
+}
