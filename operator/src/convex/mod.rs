@@ -3,3 +3,4 @@
 pub mod config;
 pub mod generate;
 pub mod rules;
+pub mod verify;

@@ -31,7 +31,9 @@ pub fn check_content_type(value: Option<&[u8]>) -> Result<(), ContentTypeError> 
         return Err(ContentTypeError::WrongType(essence.to_string()));
     }
     for param in parts {
-        let Some((name, raw)) = param.split_once('=') else { continue };
+        let Some((name, raw)) = param.split_once('=') else {
+            continue;
+        };
         if !name.trim().eq_ignore_ascii_case("charset") {
             continue;
         }
@@ -68,13 +70,22 @@ mod tests {
     #[test]
     fn refuses_the_rest() {
         assert_eq!(check_content_type(None), Err(ContentTypeError::Missing));
-        assert_eq!(check("text/html"), Err(ContentTypeError::WrongType("text/html".into())));
-        assert_eq!(check("application/jsonx"), Err(ContentTypeError::WrongType("application/jsonx".into())));
+        assert_eq!(
+            check("text/html"),
+            Err(ContentTypeError::WrongType("text/html".into()))
+        );
+        assert_eq!(
+            check("application/jsonx"),
+            Err(ContentTypeError::WrongType("application/jsonx".into()))
+        );
         assert_eq!(check(""), Err(ContentTypeError::WrongType(String::new())));
         assert_eq!(
             check("application/json; charset=iso-8859-1"),
             Err(ContentTypeError::WrongCharset("iso-8859-1".into()))
         );
-        assert_eq!(check_content_type(Some(b"application/json\xff")), Err(ContentTypeError::Unreadable));
+        assert_eq!(
+            check_content_type(Some(b"application/json\xff")),
+            Err(ContentTypeError::Unreadable)
+        );
     }
 }

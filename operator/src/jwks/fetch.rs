@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use reqwest::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED,
 };
 use reqwest::{StatusCode, redirect};
 
@@ -140,7 +141,11 @@ impl FetchError {
             message.push_str(&inner.to_string());
             cause = inner.source();
         }
-        if connect { Self::Connect(message) } else { Self::Transport(message) }
+        if connect {
+            Self::Connect(message)
+        } else {
+            Self::Transport(message)
+        }
     }
 }
 
@@ -171,14 +176,27 @@ impl Fetcher {
 
     /// Fetches `url`, conditionally when `validators` hold anything, and returns the sanitised
     /// document only if the status, `Content-Type`, size and content all pass.
-    pub async fn fetch(&self, url: &str, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+    pub async fn fetch(
+        &self,
+        url: &str,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
         let exchange = self.exchange(url, validators);
         // reqwest's timeout covers the body too; this outer one also bounds our own reading.
-        tokio::time::timeout(self.limits.total_timeout, exchange).await.map_err(|_| FetchError::Timeout)?
+        tokio::time::timeout(self.limits.total_timeout, exchange)
+            .await
+            .map_err(|_| FetchError::Timeout)?
     }
 
-    async fn exchange(&self, url: &str, validators: &Validators) -> Result<FetchOutcome, FetchError> {
-        let mut request = self.client.get(url).header(ACCEPT, "application/jwk-set+json, application/json");
+    async fn exchange(
+        &self,
+        url: &str,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
+        let mut request = self
+            .client
+            .get(url)
+            .header(ACCEPT, "application/jwk-set+json, application/json");
         if let Some(etag) = &validators.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -190,12 +208,17 @@ impl Fetcher {
         let max_age = max_age(headers.get(CACHE_CONTROL).map(|v| v.as_bytes()));
         match response.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_MODIFIED if !validators.is_empty() => return Ok(FetchOutcome::NotModified { max_age }),
+            StatusCode::NOT_MODIFIED if !validators.is_empty() => {
+                return Ok(FetchOutcome::NotModified { max_age });
+            }
             other => return Err(FetchError::Status(other.as_u16())),
         }
         check_content_type(headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))?;
         let limit = self.limits.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(FetchError::TooLarge { limit });
         }
         let mut body = Vec::new();
@@ -206,11 +229,23 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         let jwks = sanitize(&body)?;
-        Ok(FetchOutcome::Fresh(FreshDocument { jwks, validators: validators_of(&headers), max_age }))
+        Ok(FetchOutcome::Fresh(FreshDocument {
+            jwks,
+            validators: validators_of(&headers),
+            max_age,
+        }))
     }
 }
 
 fn validators_of(headers: &HeaderMap) -> Validators {
-    let text = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-    Validators { etag: text(ETAG), last_modified: text(LAST_MODIFIED) }
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Validators {
+        etag: text(ETAG),
+        last_modified: text(LAST_MODIFIED),
+    }
 }

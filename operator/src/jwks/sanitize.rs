@@ -8,8 +8,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 /// Members copied into the served key, in this order. Anything else is dropped.
-const PUBLIC_MEMBERS: [&str; 12] =
-    ["kty", "kid", "alg", "use", "key_ops", "n", "e", "crv", "x", "y", "x5c", "x5t"];
+const PUBLIC_MEMBERS: [&str; 12] = [
+    "kty", "kid", "alg", "use", "key_ops", "n", "e", "crv", "x", "y", "x5c", "x5t",
+];
 /// `x5t#S256` does not fit the array above's naming scheme; it is public too.
 const PUBLIC_X5T_S256: &str = "x5t#S256";
 /// Private RSA/EC members and the symmetric secret: their presence means a leaked key.
@@ -43,20 +44,44 @@ pub enum JwksError {
     #[error("keys[{index}] (kid {kid:?}) has kty oct: symmetric keys are refused")]
     Symmetric { index: usize, kid: String },
     /// A private member is present: the upstream published private key material.
-    #[error("keys[{index}] (kid {kid:?}) has private member {member:?}: private key material is refused")]
-    PrivateMember { index: usize, kid: String, member: &'static str },
+    #[error(
+        "keys[{index}] (kid {kid:?}) has private member {member:?}: private key material is refused"
+    )]
+    PrivateMember {
+        index: usize,
+        kid: String,
+        member: &'static str,
+    },
     /// `kty` is missing or not `RSA`/`EC`.
     #[error("keys[{index}] (kid {kid:?}) has kty {kty:?}: only RSA and EC keys are served")]
-    UnsupportedKty { index: usize, kid: String, kty: String },
+    UnsupportedKty {
+        index: usize,
+        kid: String,
+        kty: String,
+    },
     /// `alg` is not RS256 (RSA) or ES256 (EC).
-    #[error("keys[{index}] (kid {kid:?}) has alg {alg:?}: only RS256 (RSA) and ES256 (EC P-256) are served")]
-    UnsupportedAlg { index: usize, kid: String, alg: String },
+    #[error(
+        "keys[{index}] (kid {kid:?}) has alg {alg:?}: only RS256 (RSA) and ES256 (EC P-256) are served"
+    )]
+    UnsupportedAlg {
+        index: usize,
+        kid: String,
+        alg: String,
+    },
     /// An EC key on a curve other than P-256, which ES256 requires.
     #[error("keys[{index}] (kid {kid:?}) has crv {crv:?}: ES256 needs P-256")]
-    UnsupportedCurve { index: usize, kid: String, crv: String },
+    UnsupportedCurve {
+        index: usize,
+        kid: String,
+        crv: String,
+    },
     /// A public member the key type needs is missing or not a non-empty string.
     #[error("keys[{index}] (kid {kid:?}) lacks {member:?}")]
-    MissingMember { index: usize, kid: String, member: &'static str },
+    MissingMember {
+        index: usize,
+        kid: String,
+        member: &'static str,
+    },
 }
 
 /// A validated JWKS with public members only, serialised once, ready to serve.
@@ -75,8 +100,12 @@ pub struct PublicJwks {
 /// in, since some Convex versions need it. Any private member refuses the whole document.
 pub fn sanitize(body: &[u8]) -> Result<PublicJwks, JwksError> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| JwksError::NotJson(e.to_string()))?;
-    let Value::Object(doc) = doc else { return Err(JwksError::NotObject) };
-    let Some(Value::Array(keys)) = doc.get("keys") else { return Err(JwksError::NoKeys) };
+    let Value::Object(doc) = doc else {
+        return Err(JwksError::NotObject);
+    };
+    let Some(Value::Array(keys)) = doc.get("keys") else {
+        return Err(JwksError::NoKeys);
+    };
     if keys.is_empty() {
         return Err(JwksError::EmptyKeys);
     }
@@ -84,7 +113,11 @@ pub fn sanitize(body: &[u8]) -> Result<PublicJwks, JwksError> {
     let mut out = Vec::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
         let key = sanitize_key(index, key)?;
-        let kid = key.get("kid").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kid = key
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if kids.contains(&kid) {
             return Err(JwksError::DuplicateKid { index, kid });
         }
@@ -95,11 +128,16 @@ pub fn sanitize(body: &[u8]) -> Result<PublicJwks, JwksError> {
     served.insert("keys".into(), Value::Array(out));
     // Serialising a Value built from Strings and arrays cannot fail.
     let body = serde_json::to_vec(&Value::Object(served)).unwrap_or_default();
-    Ok(PublicJwks { body: Bytes::from(body), kids })
+    Ok(PublicJwks {
+        body: Bytes::from(body),
+        kids,
+    })
 }
 
 fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksError> {
-    let Value::Object(key) = key else { return Err(JwksError::KeyNotObject { index }) };
+    let Value::Object(key) = key else {
+        return Err(JwksError::KeyNotObject { index });
+    };
     let kid = match key.get("kid") {
         Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
         _ => return Err(JwksError::MissingKid { index }),
@@ -114,7 +152,13 @@ fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksErr
     let (required, default_alg): (&[&'static str], _) = match kty {
         "RSA" => (&["n", "e"], "RS256"),
         "EC" => (&["crv", "x", "y"], "ES256"),
-        other => return Err(JwksError::UnsupportedKty { index, kid, kty: other.to_string() }),
+        other => {
+            return Err(JwksError::UnsupportedKty {
+                index,
+                kid,
+                kty: other.to_string(),
+            });
+        }
     };
     for member in required {
         if !matches!(key.get(*member), Some(Value::String(s)) if !s.is_empty()) {
@@ -124,14 +168,20 @@ fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksErr
     if kty == "EC" {
         let crv = key.get("crv").and_then(Value::as_str).unwrap_or_default();
         if crv != "P-256" {
-            return Err(JwksError::UnsupportedCurve { index, kid, crv: crv.to_string() });
+            return Err(JwksError::UnsupportedCurve {
+                index,
+                kid,
+                crv: crv.to_string(),
+            });
         }
     }
     match key.get("alg") {
         None => {}
         Some(Value::String(alg)) if alg == default_alg => {}
         Some(other) => {
-            let alg = other.as_str().map_or_else(|| other.to_string(), str::to_string);
+            let alg = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_string);
             return Err(JwksError::UnsupportedAlg { index, kid, alg });
         }
     }
@@ -141,7 +191,8 @@ fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksErr
             out.insert(member.to_string(), value.clone());
         }
     }
-    out.entry("alg").or_insert_with(|| Value::String(default_alg.to_string()));
+    out.entry("alg")
+        .or_insert_with(|| Value::String(default_alg.to_string()));
     Ok(out)
 }
 
@@ -191,39 +242,70 @@ mod tests {
         assert_eq!(check(json!({"keys": {}})), Err(JwksError::NoKeys));
         assert_eq!(check(json!({})), Err(JwksError::NoKeys));
         assert_eq!(check(json!({"keys": []})), Err(JwksError::EmptyKeys));
-        assert_eq!(check(json!({"keys": [rsa("a"), 3]})), Err(JwksError::KeyNotObject { index: 1 }));
-        assert_eq!(check(json!({"keys": [rsa("a"), rsa("a")]})), Err(JwksError::DuplicateKid { index: 1, kid: "a".into() }));
+        assert_eq!(
+            check(json!({"keys": [rsa("a"), 3]})),
+            Err(JwksError::KeyNotObject { index: 1 })
+        );
+        assert_eq!(
+            check(json!({"keys": [rsa("a"), rsa("a")]})),
+            Err(JwksError::DuplicateKid {
+                index: 1,
+                kid: "a".into()
+            })
+        );
     }
 
     #[test]
     fn refuses_keys_convex_could_not_use() {
         let mut no_kid = rsa("x");
         no_kid.as_object_mut().unwrap().remove("kid");
-        assert_eq!(check(json!({"keys": [rsa("a"), no_kid]})), Err(JwksError::MissingKid { index: 1 }));
+        assert_eq!(
+            check(json!({"keys": [rsa("a"), no_kid]})),
+            Err(JwksError::MissingKid { index: 1 })
+        );
 
         let mut empty_kid = rsa("");
         empty_kid["kid"] = json!("");
-        assert_eq!(check(json!({"keys": [empty_kid]})), Err(JwksError::MissingKid { index: 0 }));
+        assert_eq!(
+            check(json!({"keys": [empty_kid]})),
+            Err(JwksError::MissingKid { index: 0 })
+        );
 
         let okp = json!({"kty": "OKP", "kid": "o", "crv": "Ed25519", "x": "xx"});
-        assert!(matches!(check(json!({"keys": [okp]})), Err(JwksError::UnsupportedKty { .. })));
+        assert!(matches!(
+            check(json!({"keys": [okp]})),
+            Err(JwksError::UnsupportedKty { .. })
+        ));
 
         let mut rs512 = rsa("a");
         rs512["alg"] = json!("RS512");
-        assert!(matches!(check(json!({"keys": [rs512]})), Err(JwksError::UnsupportedAlg { .. })));
+        assert!(matches!(
+            check(json!({"keys": [rs512]})),
+            Err(JwksError::UnsupportedAlg { .. })
+        ));
 
         let mut es_on_rsa = rsa("a");
         es_on_rsa["alg"] = json!("ES256");
-        assert!(matches!(check(json!({"keys": [es_on_rsa]})), Err(JwksError::UnsupportedAlg { .. })));
+        assert!(matches!(
+            check(json!({"keys": [es_on_rsa]})),
+            Err(JwksError::UnsupportedAlg { .. })
+        ));
 
         let p384 = json!({"kty": "EC", "kid": "e", "crv": "P-384", "x": "xx", "y": "yy"});
-        assert!(matches!(check(json!({"keys": [p384]})), Err(JwksError::UnsupportedCurve { .. })));
+        assert!(matches!(
+            check(json!({"keys": [p384]})),
+            Err(JwksError::UnsupportedCurve { .. })
+        ));
 
         let mut no_n = rsa("a");
         no_n.as_object_mut().unwrap().remove("n");
         assert_eq!(
             check(json!({"keys": [no_n]})),
-            Err(JwksError::MissingMember { index: 0, kid: "a".into(), member: "n" })
+            Err(JwksError::MissingMember {
+                index: 0,
+                kid: "a".into(),
+                member: "n"
+            })
         );
     }
 
@@ -231,15 +313,34 @@ mod tests {
     fn refuses_secret_material() {
         let oct = json!({"kty": "oct", "kid": "h", "alg": "HS256", "k": "c2VjcmV0"});
         let err = check(json!({"keys": [rsa("a"), oct]})).unwrap_err();
-        assert_eq!(err, JwksError::Symmetric { index: 1, kid: "h".into() });
-        assert_eq!(err.to_string(), "keys[1] (kid \"h\") has kty oct: symmetric keys are refused");
+        assert_eq!(
+            err,
+            JwksError::Symmetric {
+                index: 1,
+                kid: "h".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "keys[1] (kid \"h\") has kty oct: symmetric keys are refused"
+        );
 
         for member in PRIVATE_MEMBERS {
             let mut key = rsa("p");
             key[member] = json!("secret");
             let err = check(json!({"keys": [key]})).unwrap_err();
-            assert_eq!(err, JwksError::PrivateMember { index: 0, kid: "p".into(), member });
-            assert!(!err.to_string().contains("secret"), "the error must not echo key material");
+            assert_eq!(
+                err,
+                JwksError::PrivateMember {
+                    index: 0,
+                    kid: "p".into(),
+                    member
+                }
+            );
+            assert!(
+                !err.to_string().contains("secret"),
+                "the error must not echo key material"
+            );
         }
     }
 }

@@ -36,8 +36,13 @@ impl Document {
         }
         etag.push('"');
         // Quotes and hex digits are always a valid header value.
-        let etag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        Self { body: jwks.body, etag, kids: jwks.kids }
+        let etag =
+            HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Self {
+            body: jwks.body,
+            etag,
+            kids: jwks.kids,
+        }
     }
 }
 
@@ -86,24 +91,37 @@ pub struct Slot {
 impl Slot {
     /// An empty slot whose documents expire `max_stale` after their last validation.
     pub fn new(max_stale: Duration) -> Self {
-        Self { entry: ArcSwapOption::empty(), max_stale }
+        Self {
+            entry: ArcSwapOption::empty(),
+            max_stale,
+        }
     }
 
     /// Records a valid document from the upstream, fetched at `now`.
     pub fn on_fresh(&self, jwks: PublicJwks, now: Instant) -> Change {
         let held = self.entry.load_full();
         let (doc, change) = match held {
-            Some(entry) if entry.doc.body == jwks.body => (Arc::clone(&entry.doc), Change::Unchanged),
+            Some(entry) if entry.doc.body == jwks.body => {
+                (Arc::clone(&entry.doc), Change::Unchanged)
+            }
             _ => (Arc::new(Document::new(jwks)), Change::Replaced),
         };
-        self.entry.store(Some(Arc::new(Entry { doc, validated_at: now })));
+        self.entry.store(Some(Arc::new(Entry {
+            doc,
+            validated_at: now,
+        })));
         change
     }
 
     /// Records a 304 at `now`; returns false (and changes nothing) if no document is held.
     pub fn on_not_modified(&self, now: Instant) -> bool {
-        let Some(entry) = self.entry.load_full() else { return false };
-        self.entry.store(Some(Arc::new(Entry { doc: Arc::clone(&entry.doc), validated_at: now })));
+        let Some(entry) = self.entry.load_full() else {
+            return false;
+        };
+        self.entry.store(Some(Arc::new(Entry {
+            doc: Arc::clone(&entry.doc),
+            validated_at: now,
+        })));
         true
     }
 
@@ -111,15 +129,22 @@ impl Slot {
     pub fn servable(&self, now: Instant) -> Option<Arc<Document>> {
         let guard = self.entry.load();
         let entry = guard.as_ref()?;
-        (now.saturating_duration_since(entry.validated_at) <= self.max_stale).then(|| Arc::clone(&entry.doc))
+        (now.saturating_duration_since(entry.validated_at) <= self.max_stale)
+            .then(|| Arc::clone(&entry.doc))
     }
 
     /// Whether the slot can serve at `now`, and how old its document is.
     pub fn freshness(&self, now: Instant) -> Freshness {
         let guard = self.entry.load();
-        let Some(entry) = guard.as_ref() else { return Freshness::Missing };
+        let Some(entry) = guard.as_ref() else {
+            return Freshness::Missing;
+        };
         let age = now.saturating_duration_since(entry.validated_at);
-        if age <= self.max_stale { Freshness::Servable { age } } else { Freshness::Expired { age } }
+        if age <= self.max_stale {
+            Freshness::Servable { age }
+        } else {
+            Freshness::Expired { age }
+        }
     }
 
     /// The held document, servable or not (for metrics).
@@ -133,7 +158,10 @@ mod tests {
     use super::*;
 
     fn jwks(body: &str, kids: &[&str]) -> PublicJwks {
-        PublicJwks { body: Bytes::from(body.to_string()), kids: kids.iter().map(|k| k.to_string()).collect() }
+        PublicJwks {
+            body: Bytes::from(body.to_string()),
+            kids: kids.iter().map(|k| k.to_string()).collect(),
+        }
     }
 
     const STALE: Duration = Duration::from_secs(60);
@@ -152,13 +180,27 @@ mod tests {
     fn serves_until_max_stale_then_withholds() {
         let slot = Slot::new(STALE);
         let t0 = Instant::now();
-        assert_eq!(slot.on_fresh(jwks(r#"{"keys":[1]}"#, &["a"]), t0), Change::Replaced);
-        assert_eq!(slot.freshness(t0 + STALE), Freshness::Servable { age: STALE });
+        assert_eq!(
+            slot.on_fresh(jwks(r#"{"keys":[1]}"#, &["a"]), t0),
+            Change::Replaced
+        );
+        assert_eq!(
+            slot.freshness(t0 + STALE),
+            Freshness::Servable { age: STALE }
+        );
         assert_eq!(slot.servable(t0 + STALE).unwrap().kids, ["a"]);
         let late = t0 + STALE + Duration::from_millis(1);
-        assert_eq!(slot.freshness(late), Freshness::Expired { age: STALE + Duration::from_millis(1) });
+        assert_eq!(
+            slot.freshness(late),
+            Freshness::Expired {
+                age: STALE + Duration::from_millis(1)
+            }
+        );
         assert!(slot.servable(late).is_none());
-        assert!(slot.held().is_some(), "the document is withheld, not forgotten");
+        assert!(
+            slot.held().is_some(),
+            "the document is withheld, not forgotten"
+        );
     }
 
     #[test]
@@ -169,7 +211,13 @@ mod tests {
         let etag = slot.held().unwrap().etag.clone();
         assert!(slot.on_not_modified(t0 + Duration::from_secs(50)));
         assert!(slot.servable(t0 + Duration::from_secs(100)).is_some());
-        assert_eq!(slot.on_fresh(jwks(r#"{"keys":[1]}"#, &["a"]), t0 + Duration::from_secs(100)), Change::Unchanged);
+        assert_eq!(
+            slot.on_fresh(
+                jwks(r#"{"keys":[1]}"#, &["a"]),
+                t0 + Duration::from_secs(100)
+            ),
+            Change::Unchanged
+        );
         assert!(slot.servable(t0 + Duration::from_secs(150)).is_some());
         assert_eq!(slot.held().unwrap().etag, etag);
     }
@@ -180,11 +228,19 @@ mod tests {
         let t0 = Instant::now();
         slot.on_fresh(jwks(r#"{"keys":[1]}"#, &["a"]), t0);
         let old = slot.held().unwrap();
-        assert_eq!(slot.on_fresh(jwks(r#"{"keys":[2]}"#, &["b"]), t0), Change::Replaced);
+        assert_eq!(
+            slot.on_fresh(jwks(r#"{"keys":[2]}"#, &["b"]), t0),
+            Change::Replaced
+        );
         let new = slot.held().unwrap();
         assert_ne!(old.etag, new.etag);
         assert_eq!(new.kids, ["b"]);
         let etag = new.etag.to_str().unwrap();
-        assert!(etag.len() == 34 && etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"));
+        assert!(
+            etag.len() == 34
+                && etag.starts_with('"')
+                && etag.ends_with('"')
+                && !etag.starts_with("W/")
+        );
     }
 }

@@ -11,12 +11,23 @@ use crate::jwks::FetchLimits;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProxyArgs {
     /// Address to listen on.
-    #[arg(long, env = "WCA_PROXY_LISTEN", default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "WCA_PROXY_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
     pub listen: SocketAddr,
     /// A document to mirror, as `PATH=URL`, e.g.
     /// `/sso/jwks/client_01…=https://api.workos.com/sso/jwks/client_01…`. Repeatable; in the
     /// environment, comma-separated.
-    #[arg(long = "mirror", env = "WCA_PROXY_MIRROR", value_name = "PATH=URL", value_delimiter = ',', required = true)]
+    #[arg(
+        long = "mirror",
+        env = "WCA_PROXY_MIRROR",
+        value_name = "PATH=URL",
+        value_delimiter = ',',
+        required = true
+    )]
     pub mirrors: Vec<MirrorSpec>,
     /// How often to refresh each document from its upstream (`30s`, `5m`, ...).
     #[arg(long, env = "WCA_PROXY_REFRESH", default_value = "5m", value_parser = parse_duration)]
@@ -78,12 +89,17 @@ impl FromStr for MirrorSpec {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (path, url) = s.split_once('=').ok_or_else(|| ConfigError::NotPathEqualsUrl(s.to_string()))?;
+        let (path, url) = s
+            .split_once('=')
+            .ok_or_else(|| ConfigError::NotPathEqualsUrl(s.to_string()))?;
         let (path, url) = (path.trim(), url.trim());
         if !is_workos_jwks_path(path) {
             return Err(ConfigError::Path(path.to_string()));
         }
-        let bad = |reason: &str| ConfigError::Url { url: url.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| ConfigError::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(bad("only http and https are supported"));
@@ -92,7 +108,10 @@ impl FromStr for MirrorSpec {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad("credentials in the URL are refused"));
         }
-        Ok(Self { path: path.to_string(), url: url.to_string() })
+        Ok(Self {
+            path: path.to_string(),
+            url: url.to_string(),
+        })
     }
 }
 
@@ -101,7 +120,10 @@ fn is_workos_jwks_path(path: &str) -> bool {
         return true;
     }
     path.strip_prefix("/sso/jwks/").is_some_and(|id| {
-        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     })
 }
 
@@ -121,7 +143,11 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// Checks a configuration: at least one mirror, distinct paths, refresh > 0 and
     /// max-stale > refresh. Upstream limits start at their defaults.
-    pub fn new(mirrors: Vec<MirrorSpec>, refresh: Duration, max_stale: Duration) -> Result<Self, ConfigError> {
+    pub fn new(
+        mirrors: Vec<MirrorSpec>,
+        refresh: Duration,
+        max_stale: Duration,
+    ) -> Result<Self, ConfigError> {
         if mirrors.is_empty() {
             return Err(ConfigError::NoMirror);
         }
@@ -136,7 +162,12 @@ impl ProxyConfig {
         if max_stale <= refresh {
             return Err(ConfigError::MaxStaleTooShort);
         }
-        Ok(Self { mirrors, refresh, max_stale, limits: FetchLimits::default() })
+        Ok(Self {
+            mirrors,
+            refresh,
+            max_stale,
+            limits: FetchLimits::default(),
+        })
     }
 }
 
@@ -155,8 +186,14 @@ mod tests {
 
     #[test]
     fn parses_flags_with_defaults() {
-        let cli = Cli::try_parse_from(["x", "--mirror", CLIENT, "--mirror", "/oauth2/jwks=https://a.authkit.app/oauth2/jwks"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--mirror",
+            CLIENT,
+            "--mirror",
+            "/oauth2/jwks=https://a.authkit.app/oauth2/jwks",
+        ])
+        .unwrap();
         let args = cli.proxy;
         assert_eq!(args.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(args.refresh, Duration::from_secs(300));
@@ -170,8 +207,18 @@ mod tests {
     #[test]
     fn parses_durations_and_comma_separated_mirrors() {
         let two = format!("{CLIENT},/oauth2/jwks=https://a.authkit.app/oauth2/jwks");
-        let cli = Cli::try_parse_from(["x", "--mirror", &two, "--refresh", "30s", "--max-stale", "1h", "--listen", "127.0.0.1:9"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--mirror",
+            &two,
+            "--refresh",
+            "30s",
+            "--max-stale",
+            "1h",
+            "--listen",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
         assert_eq!(cli.proxy.mirrors.len(), 2);
         assert_eq!(cli.proxy.refresh, Duration::from_secs(30));
         assert_eq!(cli.proxy.max_stale, Duration::from_secs(3600));
@@ -181,19 +228,42 @@ mod tests {
 
     #[test]
     fn refuses_paths_that_are_not_workos_jwks() {
-        for path in ["/", "/sso/jwks/", "/sso/jwks/a/b", "/sso/jwks/../x", "/healthz", "/oauth2/jwks/", "sso/jwks/a"] {
+        for path in [
+            "/",
+            "/sso/jwks/",
+            "/sso/jwks/a/b",
+            "/sso/jwks/../x",
+            "/healthz",
+            "/oauth2/jwks/",
+            "sso/jwks/a",
+        ] {
             let spec = format!("{path}=https://api.workos.com/sso/jwks/a");
-            assert_eq!(spec.parse::<MirrorSpec>(), Err(ConfigError::Path(path.into())), "{path}");
+            assert_eq!(
+                spec.parse::<MirrorSpec>(),
+                Err(ConfigError::Path(path.into())),
+                "{path}"
+            );
         }
     }
 
     #[test]
     fn refuses_bad_urls() {
-        for url in ["ftp://x/sso/jwks/a", "not a url", "https://user:pw@api.workos.com/sso/jwks/a", "file:///etc/passwd"] {
+        for url in [
+            "ftp://x/sso/jwks/a",
+            "not a url",
+            "https://user:pw@api.workos.com/sso/jwks/a",
+            "file:///etc/passwd",
+        ] {
             let spec = format!("/sso/jwks/a={url}");
-            assert!(matches!(spec.parse::<MirrorSpec>(), Err(ConfigError::Url { .. })), "{url}");
+            assert!(
+                matches!(spec.parse::<MirrorSpec>(), Err(ConfigError::Url { .. })),
+                "{url}"
+            );
         }
-        assert!(matches!("/sso/jwks/a".parse::<MirrorSpec>(), Err(ConfigError::NotPathEqualsUrl(_))));
+        assert!(matches!(
+            "/sso/jwks/a".parse::<MirrorSpec>(),
+            Err(ConfigError::NotPathEqualsUrl(_))
+        ));
     }
 
     #[test]
@@ -205,8 +275,14 @@ mod tests {
             ProxyConfig::new(vec![m.clone(), m.clone()], s5, h1),
             Err(ConfigError::DuplicatePath(m.path.clone()))
         );
-        assert_eq!(ProxyConfig::new(vec![m.clone()], Duration::ZERO, h1), Err(ConfigError::ZeroRefresh));
-        assert_eq!(ProxyConfig::new(vec![m.clone()], h1, s5), Err(ConfigError::MaxStaleTooShort));
+        assert_eq!(
+            ProxyConfig::new(vec![m.clone()], Duration::ZERO, h1),
+            Err(ConfigError::ZeroRefresh)
+        );
+        assert_eq!(
+            ProxyConfig::new(vec![m.clone()], h1, s5),
+            Err(ConfigError::MaxStaleTooShort)
+        );
         assert!(ProxyConfig::new(vec![m], s5, h1).is_ok());
     }
 }

@@ -113,7 +113,11 @@ impl Metrics {
         paths.extend(["/healthz", "/readyz", "/metrics", "other"].map(String::from));
         let requests = paths.iter().map(|_| Counters::default()).collect();
         let fetches = mirror_paths.iter().map(|_| Counters::default()).collect();
-        Self { paths, requests, fetches }
+        Self {
+            paths,
+            requests,
+            fetches,
+        }
     }
 
     fn route_index(&self, route: Route) -> usize {
@@ -145,21 +149,32 @@ impl Metrics {
     /// Counts one upstream fetch of mirror `mirror`.
     pub fn fetch(&self, mirror: usize, result: FetchResult<'_>) {
         let label = result.label();
-        if let (Some(counters), Some(i)) = (self.fetches.get(mirror), OUTCOMES.iter().position(|o| *o == label)) {
+        if let (Some(counters), Some(i)) = (
+            self.fetches.get(mirror),
+            OUTCOMES.iter().position(|o| *o == label),
+        ) {
             counters.add(i);
         }
     }
 
     /// Current count of `requests_total{path,status}`; for tests and logs.
     pub fn requests_total(&self, route: Route, status: &str) -> u64 {
-        let i = STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len());
-        self.requests.get(self.route_index(route)).map_or(0, |c| c.get(i))
+        let i = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
+        self.requests
+            .get(self.route_index(route))
+            .map_or(0, |c| c.get(i))
     }
 
     /// Renders the Prometheus text exposition format (0.0.4).
     pub fn render(&self, documents: &[DocumentView<'_>], ready: bool) -> String {
         let mut out = String::with_capacity(2048);
-        let _ = writeln!(out, "# HELP wca_proxy_requests_total Requests answered, by path and status.");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_requests_total Requests answered, by path and status."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_requests_total counter");
         for (path, counters) in self.paths.iter().zip(&self.requests) {
             for (i, status) in STATUSES.iter().enumerate() {
@@ -171,7 +186,10 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP wca_proxy_upstream_fetches_total Upstream fetches, by mirror path and outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_upstream_fetches_total Upstream fetches, by mirror path and outcome."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_upstream_fetches_total counter");
         for (path, counters) in self.paths.iter().zip(&self.fetches) {
             for (i, outcome) in OUTCOMES.iter().enumerate() {
@@ -183,25 +201,51 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP wca_proxy_document_age_seconds Time since the upstream last confirmed the held document (absent when none is held).");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_document_age_seconds Time since the upstream last confirmed the held document (absent when none is held)."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_document_age_seconds gauge");
         for doc in documents {
             if let Freshness::Servable { age } | Freshness::Expired { age } = doc.freshness {
-                let _ = writeln!(out, "wca_proxy_document_age_seconds{{path=\"{}\"}} {:.3}", escape(doc.path), age.as_secs_f64());
+                let _ = writeln!(
+                    out,
+                    "wca_proxy_document_age_seconds{{path=\"{}\"}} {:.3}",
+                    escape(doc.path),
+                    age.as_secs_f64()
+                );
             }
         }
-        let _ = writeln!(out, "# HELP wca_proxy_document_served Whether the document is being served (1) or withheld or missing (0).");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_document_served Whether the document is being served (1) or withheld or missing (0)."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_document_served gauge");
         for doc in documents {
             let served = u8::from(matches!(doc.freshness, Freshness::Servable { .. }));
-            let _ = writeln!(out, "wca_proxy_document_served{{path=\"{}\"}} {served}", escape(doc.path));
+            let _ = writeln!(
+                out,
+                "wca_proxy_document_served{{path=\"{}\"}} {served}",
+                escape(doc.path)
+            );
         }
-        let _ = writeln!(out, "# HELP wca_proxy_document_keys Keys in the held document.");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_document_keys Keys in the held document."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_document_keys gauge");
         for doc in documents {
-            let _ = writeln!(out, "wca_proxy_document_keys{{path=\"{}\"}} {}", escape(doc.path), doc.keys);
+            let _ = writeln!(
+                out,
+                "wca_proxy_document_keys{{path=\"{}\"}} {}",
+                escape(doc.path),
+                doc.keys
+            );
         }
-        let _ = writeln!(out, "# HELP wca_proxy_ready Whether every mirrored document is servable.");
+        let _ = writeln!(
+            out,
+            "# HELP wca_proxy_ready Whether every mirrored document is servable."
+        );
         let _ = writeln!(out, "# TYPE wca_proxy_ready gauge");
         let _ = writeln!(out, "wca_proxy_ready {}", u8::from(ready));
         out
@@ -210,7 +254,10 @@ impl Metrics {
 
 /// Label values are configured paths (restricted characters), but escape anyway.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -229,7 +276,13 @@ mod tests {
         m.fetch(0, FetchResult::Failed(&FetchError::Timeout));
         m.fetch(0, FetchResult::Failed(&FetchError::Timeout));
         assert_eq!(m.requests_total(Route::Mirror(0), "200"), 2);
-        let docs = [DocumentView { path: "/sso/jwks/c", freshness: Freshness::Servable { age: Duration::from_millis(1500) }, keys: 2 }];
+        let docs = [DocumentView {
+            path: "/sso/jwks/c",
+            freshness: Freshness::Servable {
+                age: Duration::from_millis(1500),
+            },
+            keys: 2,
+        }];
         let text = m.render(&docs, true);
         for line in [
             "wca_proxy_requests_total{path=\"/sso/jwks/c\",status=\"200\"} 2",
@@ -242,7 +295,10 @@ mod tests {
             "wca_proxy_document_keys{path=\"/sso/jwks/c\"} 2",
             "wca_proxy_ready 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

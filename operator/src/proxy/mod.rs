@@ -46,7 +46,9 @@ pub enum ProxyError {
 pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
     let addr = args.listen;
     let config = args.into_config()?;
-    let listener = TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind { addr, source })?;
     tracing::info!(
         %addr,
         mirrors = ?config.mirrors.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
@@ -60,7 +62,11 @@ pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
 /// Serves `config` on `listener` until `shutdown` completes, then drains in-flight requests.
 /// Refreshers start at once; the mirror answers 503 (and `/readyz` fails) until each document
 /// has been fetched.
-pub async fn serve<F>(listener: TcpListener, config: ProxyConfig, shutdown: F) -> Result<(), ProxyError>
+pub async fn serve<F>(
+    listener: TcpListener,
+    config: ProxyConfig,
+    shutdown: F,
+) -> Result<(), ProxyError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -68,13 +74,20 @@ where
     let shared = Arc::new(server::Shared::new(&config));
     let mut refreshers = JoinSet::new();
     for index in 0..shared.mirrors.len() {
-        refreshers.spawn(refresher::run(Arc::clone(&shared), index, fetcher.clone(), config.refresh));
+        refreshers.spawn(refresher::run(
+            Arc::clone(&shared),
+            index,
+            fetcher.clone(),
+            config.refresh,
+        ));
     }
     let listener = listener.tap_io(|tcp| {
         // Responses are one small write; Nagle would only add latency.
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, server::router(shared)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, server::router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await;
     refreshers.abort_all();
     tracing::info!("JWKS mirror stopped");
     served.map_err(ProxyError::Serve)

@@ -36,7 +36,9 @@ fn jitter(delay: Duration) -> Duration {
 
 /// Fetches mirror `index` now, then forever on the schedule above. Aborted at shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, index: usize, fetcher: Fetcher, refresh: Duration) {
-    let Some(mirror) = shared.mirrors.get(index) else { return };
+    let Some(mirror) = shared.mirrors.get(index) else {
+        return;
+    };
     let (path, url) = (mirror.spec.path.as_str(), mirror.spec.url.as_str());
     let mut validators = Validators::default();
     let mut failures: u32 = 0;
@@ -124,7 +126,10 @@ mod tests {
         assert_eq!(failure_delay(refresh, 2), S(1));
         assert_eq!(failure_delay(refresh, 4), S(4));
         assert_eq!(failure_delay(refresh, 100), refresh);
-        assert_eq!(failure_delay(Duration::from_millis(200), 1), Duration::from_millis(200));
+        assert_eq!(
+            failure_delay(Duration::from_millis(200), 1),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

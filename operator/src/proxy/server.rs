@@ -40,18 +40,27 @@ impl Shared {
         let mirrors: Vec<Mirror> = config
             .mirrors
             .iter()
-            .map(|spec| Mirror { spec: spec.clone(), slot: Slot::new(config.max_stale) })
+            .map(|spec| Mirror {
+                spec: spec.clone(),
+                slot: Slot::new(config.max_stale),
+            })
             .collect();
         let paths: Vec<String> = config.mirrors.iter().map(|m| m.path.clone()).collect();
         let max_age = config.refresh.min(MAX_CLIENT_MAX_AGE).as_secs();
         let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age}"))
             .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=0"));
-        Self { mirrors, metrics: Metrics::new(&paths), cache_control }
+        Self {
+            mirrors,
+            metrics: Metrics::new(&paths),
+            cache_control,
+        }
     }
 
     /// Ready when every mirror holds a document within max-stale.
     pub fn ready(&self, now: Instant) -> bool {
-        self.mirrors.iter().all(|m| matches!(m.slot.freshness(now), Freshness::Servable { .. }))
+        self.mirrors
+            .iter()
+            .all(|m| matches!(m.slot.freshness(now), Freshness::Servable { .. }))
     }
 }
 
@@ -61,11 +70,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     for (index, mirror) in shared.mirrors.iter().enumerate() {
         router = router.route(
             &mirror.spec.path,
-            any(move |State(shared): State<Arc<Shared>>, request: Request| async move {
-                let response = document(&shared, index, request.method(), request.headers());
-                shared.metrics.request(Route::Mirror(index), response.status());
-                response
-            }),
+            any(
+                move |State(shared): State<Arc<Shared>>, request: Request| async move {
+                    let response = document(&shared, index, request.method(), request.headers());
+                    shared
+                        .metrics
+                        .request(Route::Mirror(index), response.status());
+                    response
+                },
+            ),
         );
     }
     router
@@ -79,23 +92,38 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 fn document(shared: &Shared, index: usize, method: &Method, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let Some(doc) = shared.mirrors.get(index).and_then(|m| m.slot.servable(Instant::now())) else {
+    let Some(doc) = shared
+        .mirrors
+        .get(index)
+        .and_then(|m| m.slot.servable(Instant::now()))
+    else {
         // Nothing valid, or too old to vouch for: a 503 makes clients keep what they cached.
-        let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "no valid JWKS document is available\n");
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no valid JWKS document is available\n",
+        );
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return response;
     };
-    let not_modified = headers.get_all(IF_NONE_MATCH).iter().any(|v| etag_matches(v, &doc.etag));
+    let not_modified = headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .any(|v| etag_matches(v, &doc.etag));
     let mut response = if not_modified {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
         let mut r = Response::new(Body::from(doc.body.clone()));
-        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     };
     let h = response.headers_mut();
@@ -106,14 +134,21 @@ fn document(shared: &Shared, index: usize, method: &Method, headers: &HeaderMap)
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored, `*` matches.
 fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
-    let (Ok(list), Ok(etag)) = (if_none_match.to_str(), etag.to_str()) else { return false };
-    list.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    let (Ok(list), Ok(etag)) = (if_none_match.to_str(), etag.to_str()) else {
+        return false;
+    };
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -129,15 +164,25 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         let state = match mirror.slot.freshness(now) {
             Freshness::Missing => "no valid document yet".to_string(),
             Freshness::Servable { age } => format!("ok, age {}s", age.as_secs()),
-            Freshness::Expired { age } => format!("withheld, unconfirmed for {}s (past max-stale)", age.as_secs()),
+            Freshness::Expired { age } => format!(
+                "withheld, unconfirmed for {}s (past max-stale)",
+                age.as_secs()
+            ),
         };
         body.push_str(&format!("{}: {state}\n", mirror.spec.path));
     }
-    let status = if shared.ready(now) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if shared.ready(now) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     shared.metrics.request(Route::Readyz, status);
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -154,7 +199,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         })
         .collect();
     let mut response = Response::new(Body::from(shared.metrics.render(&docs, shared.ready(now))));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     response
 }
 
@@ -178,7 +226,11 @@ mod tests {
             ("\"abcd\"", false),
             ("abc", false),
         ] {
-            assert_eq!(etag_matches(&HeaderValue::from_static(header), &etag), expected, "{header}");
+            assert_eq!(
+                etag_matches(&HeaderValue::from_static(header), &etag),
+                expected,
+                "{header}"
+            );
         }
     }
 }

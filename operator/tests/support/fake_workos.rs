@@ -34,7 +34,7 @@ pub enum Fault {
     HugeBody(usize),
     /// A 200 `application/jwk-set+json` whose body is not JSON.
     NotJson,
-    /// The normal document under this `Content-Type`.
+    /// The normal document under this `Content-Type`, always as a 200.
     ContentType(&'static str),
     /// `302` to the same path, forever.
     RedirectLoop,
@@ -78,7 +78,9 @@ impl FakeWorkos {
             hits: HashMap::new(),
             not_modified: 0,
         }));
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&inner));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -87,7 +89,11 @@ impl FakeWorkos {
                 })
                 .await;
         });
-        Self { addr, inner, stop: Some(stop) }
+        Self {
+            addr,
+            inner,
+            stop: Some(stop),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -147,7 +153,9 @@ impl Drop for FakeWorkos {
 
 fn is_jwks_path(path: &str) -> bool {
     path == "/oauth2/jwks"
-        || path.strip_prefix("/sso/jwks/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || path
+            .strip_prefix("/sso/jwks/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Body) -> Response {
@@ -161,21 +169,38 @@ fn respond(status: StatusCode, content_type: &str, body: Body) -> Response {
 
 async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let if_none_match = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let (document, etag, fault, cache_control) = {
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         *inner.hits.entry(path.clone()).or_default() += 1;
-        (inner.document.clone(), format!("\"v{}\"", inner.version), inner.fault.clone(), inner.cache_control.clone())
+        (
+            inner.document.clone(),
+            format!("\"v{}\"", inner.version),
+            inner.fault.clone(),
+            inner.cache_control.clone(),
+        )
     };
     if !is_jwks_path(&path) {
-        return respond(StatusCode::NOT_FOUND, "application/json", Body::from(r#"{"message":"Not Found"}"#));
+        return respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            Body::from(r#"{"message":"Not Found"}"#),
+        );
     }
     const JWK_SET: &str = "application/jwk-set+json";
     match fault {
         Fault::None | Fault::ContentType(_) => {}
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return respond(status, "text/html", Body::from("<html>upstream error</html>"));
+            return respond(
+                status,
+                "text/html",
+                Body::from("<html>upstream error</html>"),
+            );
         }
         Fault::Delay(delay) => tokio::time::sleep(delay).await,
         Fault::SlowBody(stall) => {
@@ -199,10 +224,14 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         Fault::HugeBody(len) => {
             let chunk = vec![b' '; 64 * 1024];
             let count = len.div_ceil(chunk.len());
-            let chunks = futures::stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            let chunks = futures::stream::iter(
+                (0..count).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
             return respond(StatusCode::OK, JWK_SET, Body::from_stream(chunks));
         }
-        Fault::NotJson => return respond(StatusCode::OK, JWK_SET, Body::from("<html>not json</html>")),
+        Fault::NotJson => {
+            return respond(StatusCode::OK, JWK_SET, Body::from("<html>not json</html>"));
+        }
         Fault::RedirectLoop => {
             let mut response = respond(StatusCode::FOUND, "text/plain", Body::empty());
             if let Ok(location) = HeaderValue::from_str(&path) {
@@ -213,13 +242,18 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         Fault::Body(body) => return respond(StatusCode::OK, JWK_SET, Body::from(body)),
     }
     let cache_headers = |response: &mut Response| {
-        for (name, value) in [(header::ETAG, &etag), (header::CACHE_CONTROL, &cache_control)] {
+        for (name, value) in [
+            (header::ETAG, &etag),
+            (header::CACHE_CONTROL, &cache_control),
+        ] {
             if let Ok(value) = HeaderValue::from_str(value) {
                 response.headers_mut().insert(name, value);
             }
         }
     };
-    if if_none_match.as_deref() == Some(etag.as_str()) {
+    // A content-type fault must reach the client, so it bypasses revalidation.
+    let revalidating = !matches!(fault, Fault::ContentType(_));
+    if revalidating && if_none_match.as_deref() == Some(etag.as_str()) {
         inner.lock().unwrap_or_else(|e| e.into_inner()).not_modified += 1;
         let mut response = respond(StatusCode::NOT_MODIFIED, JWK_SET, Body::empty());
         response.headers_mut().remove(header::CONTENT_TYPE);

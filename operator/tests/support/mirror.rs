@@ -11,14 +11,19 @@ use workos_convex_auth::proxy::{MirrorSpec, ProxyConfig, ProxyError, serve};
 
 /// Reads a file of `tests/fixtures/keys`.
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
 /// A JWKS document made of the given public JWK fixtures (e.g. `rsa-a.jwk.json`).
 pub fn jwks_of(files: &[&str]) -> String {
-    let keys: Vec<serde_json::Value> =
-        files.iter().map(|f| serde_json::from_str(&fixture(f)).expect("fixture JSON")).collect();
+    let keys: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| serde_json::from_str(&fixture(f)).expect("fixture JSON"))
+        .collect();
     serde_json::json!({ "keys": keys }).to_string()
 }
 
@@ -34,7 +39,11 @@ impl Mirror {
     pub async fn start(mirrors: &[(&str, String)], refresh: Duration, max_stale: Duration) -> Self {
         let specs = mirrors
             .iter()
-            .map(|(path, url)| format!("{path}={url}").parse::<MirrorSpec>().expect("mirror spec"))
+            .map(|(path, url)| {
+                format!("{path}={url}")
+                    .parse::<MirrorSpec>()
+                    .expect("mirror spec")
+            })
             .collect();
         let mut config = ProxyConfig::new(specs, refresh, max_stale).expect("config");
         config.limits.connect_timeout = Duration::from_millis(500);
@@ -45,13 +54,19 @@ impl Mirror {
 
     /// Runs an explicit configuration.
     pub async fn start_with(config: ProxyConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the mirror");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the mirror");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, config, async move {
             let _ = stopped.await;
         }));
-        Self { addr, stop: Some(stop), task: Some(task) }
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -61,12 +76,20 @@ impl Mirror {
 
     /// GET `path` on the mirror.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        client().get(self.url(path)).send().await.expect("request to the mirror")
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request to the mirror")
     }
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.text().await.expect("metrics body")
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// Value of the sample `name{labels}` (exact text before the value), or panics.
@@ -79,7 +102,11 @@ impl Mirror {
     pub async fn wait_ready(&self) {
         let addr = self.addr;
         eventually("the mirror to become ready", || async move {
-            client().get(format!("http://{addr}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+            client()
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
         })
         .await;
     }
@@ -90,7 +117,10 @@ impl Mirror {
             let _ = stop.send(());
         }
         let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time").expect("task")
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops in time")
+            .expect("task")
     }
 }
 
@@ -104,12 +134,21 @@ impl Drop for Mirror {
 
 /// The value of one sample line in Prometheus text.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|line| {
+        line.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// A plain HTTP client (no pooling surprises between tests).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 /// Polls `condition` every 20 ms for up to 10 s (a generous bound), then panics with `what`.
