@@ -104,9 +104,7 @@ async fn serves_the_upstream_keys_as_application_json() {
     );
     assert_eq!(
         mirror
-            .metric(&format!(
-                "wca_proxy_document_served{{path=\"/oauth2/jwks\"}}"
-            ))
+            .metric("wca_proxy_document_served{path=\"/oauth2/jwks\"}")
             .await,
         1.0
     );

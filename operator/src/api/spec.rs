@@ -17,6 +17,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 
 /// Desired state of a WorkOSConvexAuth: which WorkOS client's tokens Convex must accept,
 /// and how Convex reaches the signing keys.
+// The derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "workos-convex.io",

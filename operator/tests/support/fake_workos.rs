@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -50,6 +50,7 @@ struct Inner {
     cache_control: String,
     hits: HashMap<String, usize>,
     not_modified: usize,
+    first_answer: Option<Instant>,
 }
 
 /// A running fake WorkOS; stops when dropped.
@@ -77,6 +78,7 @@ impl FakeWorkos {
             cache_control: "max-age=300".into(),
             hits: HashMap::new(),
             not_modified: 0,
+            first_answer: None,
         }));
         let app = Router::new()
             .fallback(handle)
@@ -135,6 +137,11 @@ impl FakeWorkos {
     /// Requests received in total.
     pub fn total_hits(&self) -> usize {
         self.lock().hits.values().sum()
+    }
+
+    /// When the first normal `200` JWKS answer was handed to the server to send.
+    pub fn first_answer(&self) -> Option<Instant> {
+        self.lock().first_answer
     }
 
     /// Requests answered `304 Not Modified`.
@@ -266,5 +273,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
     };
     let mut response = respond(StatusCode::OK, content_type, Body::from(document));
     cache_headers(&mut response);
+    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.first_answer.get_or_insert_with(Instant::now);
     response
 }
