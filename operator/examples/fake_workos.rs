@@ -4,6 +4,8 @@
 //! paths; with a readyz URL, after the first JWKS answer it polls that URL every 0.5 ms and
 //! prints `ready_after_first_answer_ms=<ms>` once it answers 200.
 
+// The tests use every helper; this process only a few.
+#[allow(dead_code)]
 #[path = "../tests/support/fake_workos.rs"]
 mod fake_workos;
 

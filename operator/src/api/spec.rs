@@ -141,6 +141,8 @@ impl Algorithm {
 
 /// One more issuer to accept.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.applicationID) || !self.issuer.matches('^https?://api[.]workos[.]com/*$')")
+    .message("spec.extraIssuers[].applicationID is required for issuer https://api.workos.com: without it any WorkOS customer's token matches and Convex rejects the config as insecure; set it to your client id"))]
 pub struct ExtraIssuer {
     /// Issuer URL exactly as tokens carry it in `iss`, with scheme (`https://…`).
     /// Convex compares it case-sensitively, ignoring trailing slashes.
@@ -197,6 +199,12 @@ pub enum JwksMode {
 
 /// The JWKS mirror's Deployment.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("duration(self.refreshInterval) >= duration('10s')")
+        .message("spec.proxy.refreshInterval must be at least 10s: WorkOS rate-limits its API"),
+    validation = Rule::new("duration(self.maxStale) >= duration(self.refreshInterval)")
+        .message("spec.proxy.maxStale must be at least spec.proxy.refreshInterval (default 24h)"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxySpec {
     /// Number of mirror pods. A PodDisruptionBudget is added when above 1.

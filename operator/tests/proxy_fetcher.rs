@@ -1,0 +1,100 @@
+//! The fetcher on its own, as the controller's Inline mode uses it: fetch once, get the
+//! sanitised document, its key ids and validators; revalidate; typed errors.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fake_workos::{FakeWorkos, Fault};
+use support::mirror::{fixture, jwks_of};
+use workos_convex_auth::jwks::{
+    FetchError, FetchLimits, FetchOutcome, Fetcher, JwksError, Validators,
+};
+
+const CLIENT: &str = "/sso/jwks/client_01TESTCLIENT";
+
+fn limits() -> FetchLimits {
+    FetchLimits {
+        total_timeout: Duration::from_secs(1),
+        max_body_bytes: 16 * 1024,
+        ..FetchLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn fetches_then_revalidates() {
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    fake.set_cache_control("public, max-age=120");
+    let fetcher = Fetcher::new(limits()).unwrap();
+    let url = format!("{}{CLIENT}", fake.base_url());
+
+    let FetchOutcome::Fresh(fresh) = fetcher.fetch(&url, &Validators::default()).await.unwrap()
+    else {
+        panic!("expected a document");
+    };
+    assert_eq!(fresh.jwks.kids, ["test-rsa-a", "test-rsa-b"]);
+    assert_eq!(fresh.max_age, Some(Duration::from_secs(120)));
+    assert_eq!(fresh.validators.etag.as_deref(), Some("\"v1\""));
+
+    let again = fetcher.fetch(&url, &fresh.validators).await.unwrap();
+    assert_eq!(
+        again,
+        FetchOutcome::NotModified {
+            max_age: Some(Duration::from_secs(120))
+        }
+    );
+    assert_eq!(fake.not_modified(), 1);
+
+    fake.set_document(jwks_of(&["rsa-b.jwk.json"]));
+    let FetchOutcome::Fresh(rotated) = fetcher.fetch(&url, &fresh.validators).await.unwrap() else {
+        panic!("a changed document comes back whole");
+    };
+    assert_eq!(rotated.jwks.kids, ["test-rsa-b"]);
+}
+
+#[tokio::test]
+async fn reports_what_is_wrong() {
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let fetcher = Fetcher::new(limits()).unwrap();
+    let url = format!("{}{CLIENT}", fake.base_url());
+    let none = Validators::default();
+    let fetch = || fetcher.fetch(&url, &none);
+
+    fake.set_fault(Fault::Status(500));
+    assert_eq!(fetch().await, Err(FetchError::Status(500)));
+    fake.set_fault(Fault::HugeBody(100 * 1024));
+    assert_eq!(
+        fetch().await,
+        Err(FetchError::TooLarge { limit: 16 * 1024 })
+    );
+    fake.set_fault(Fault::Delay(Duration::from_secs(3)));
+    assert_eq!(fetch().await, Err(FetchError::Timeout));
+    fake.set_fault(Fault::RedirectLoop);
+    assert_eq!(fetch().await, Err(FetchError::Redirects));
+    fake.set_fault(Fault::Body(
+        r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#.into(),
+    ));
+    let err = fetch().await.unwrap_err();
+    assert_eq!(
+        err,
+        FetchError::Invalid(JwksError::Symmetric {
+            index: 0,
+            kid: "h".into()
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "keys[0] (kid \"h\") has kty oct: symmetric keys are refused"
+    );
+    assert_eq!(err.kind(), "invalid");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = fetcher
+        .fetch(&format!("http://{closed}{CLIENT}"), &Validators::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
+}
