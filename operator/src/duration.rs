@@ -11,14 +11,18 @@ pub struct InvalidDuration {
 
 /// Parses `30s`, `5m`, `24h`, `1h30m`, `250ms`.
 pub fn parse_duration(input: &str) -> Result<Duration, InvalidDuration> {
-    let invalid = || InvalidDuration { input: input.to_string() };
+    let invalid = || InvalidDuration {
+        input: input.to_string(),
+    };
     let mut total = Duration::ZERO;
     let mut rest = input;
     if rest.is_empty() {
         return Err(invalid());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
         if digits == 0 {
             return Err(invalid());
         }
@@ -36,7 +40,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, InvalidDuration> {
             return Err(invalid());
         };
         rest = &rest[len..];
-        let part = unit.checked_mul(u32::try_from(value).map_err(|_| invalid())?).ok_or_else(invalid)?;
+        let part = unit
+            .checked_mul(u32::try_from(value).map_err(|_| invalid())?)
+            .ok_or_else(invalid)?;
         total = total.checked_add(part).ok_or_else(invalid)?;
     }
     Ok(total)

@@ -12,4 +12,7 @@ pub mod reconcile;
 pub mod render;
 
 /// The image the operator deploys as the mirror unless told otherwise: its own.
-pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/workos-convex-auth/workos-convex-auth:", env!("CARGO_PKG_VERSION"));
+pub const DEFAULT_IMAGE: &str = concat!(
+    "ghcr.io/workos-convex-auth/workos-convex-auth:",
+    env!("CARGO_PKG_VERSION")
+);

@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
 fn init_logging() {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
 }
 
@@ -35,16 +37,23 @@ fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
     let input = read_input(&args.file)?;
     let keys = |path: &Path| -> anyhow::Result<String> {
         let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let doc = jwks::sanitize(&raw).with_context(|| format!("{} is not a usable JWKS", path.display()))?;
+        let doc = jwks::sanitize(&raw)
+            .with_context(|| format!("{} is not a usable JWKS", path.display()))?;
         String::from_utf8(doc.body.to_vec()).context("sanitised JWKS is UTF-8")
     };
     let inline_keys = match &args.jwks {
-        Some(path) => Some(InlineKeys { workos: keys(path)?, authkit: args.authkit_jwks.as_deref().map(keys).transpose()? }),
+        Some(path) => Some(InlineKeys {
+            workos: keys(path)?,
+            authkit: args.authkit_jwks.as_deref().map(keys).transpose()?,
+        }),
         None => None,
     };
     let options = RenderOptions {
         client_id: args.client_id.clone(),
-        context: workos_convex_auth::reconcile::BuildContext { default_image: args.image.clone(), inline_keys },
+        context: workos_convex_auth::reconcile::BuildContext {
+            default_image: args.image.clone(),
+            inline_keys,
+        },
     };
     Ok(render(&input, &options)?)
 }
@@ -52,7 +61,9 @@ fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
 fn read_input(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut buf = String::new();
-        std::io::stdin().read_to_string(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("reading standard input")?;
         Ok(buf)
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))

@@ -21,26 +21,45 @@ pub struct RenderOptions {
 pub enum RenderError {
     #[error("input is not valid YAML: {0}")]
     Yaml(String),
-    #[error("document {index}: expected apiVersion workos-convex.io/v1alpha1, kind WorkOSConvexAuth; found {found}")]
+    #[error(
+        "document {index}: expected apiVersion workos-convex.io/v1alpha1, kind WorkOSConvexAuth; found {found}"
+    )]
     NotAResource { index: usize, found: String },
     #[error("{resource}: {path}: {message}")]
-    Decode { resource: String, path: String, message: String },
+    Decode {
+        resource: String,
+        path: String,
+        message: String,
+    },
     #[error("{resource}: {source}")]
-    Invalid { resource: String, source: InvalidField },
+    Invalid {
+        resource: String,
+        source: InvalidField,
+    },
     #[error("{resource}: spec.clientIdFrom cannot be read offline; pass --client-id client_…")]
     ClientIdOffline { resource: String },
 }
 
 /// Parses a stream of YAML documents into resources, naming the document and field on error.
 pub fn parse_resources(input: &str) -> Result<Vec<WorkOSConvexAuth>, RenderError> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(input).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(input).map_err(|e| RenderError::Yaml(e.to_string()))?;
     let mut out = Vec::new();
     for (index, doc) in docs.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
-        let (api_version, kind) = (doc["apiVersion"].as_str().unwrap_or("?"), doc["kind"].as_str().unwrap_or("?"));
+        let (api_version, kind) = (
+            doc["apiVersion"].as_str().unwrap_or("?"),
+            doc["kind"].as_str().unwrap_or("?"),
+        );
         if (api_version, kind) != ("workos-convex.io/v1alpha1", "WorkOSConvexAuth") {
-            return Err(RenderError::NotAResource { index: index + 1, found: format!("{api_version} {kind}") });
+            return Err(RenderError::NotAResource {
+                index: index + 1,
+                found: format!("{api_version} {kind}"),
+            });
         }
-        let resource = format!("WorkOSConvexAuth {}", doc["metadata"]["name"].as_str().unwrap_or("(unnamed)"));
+        let resource = format!(
+            "WorkOSConvexAuth {}",
+            doc["metadata"]["name"].as_str().unwrap_or("(unnamed)")
+        );
         let parsed = serde_path_to_error::deserialize(doc).map_err(|e| RenderError::Decode {
             resource,
             path: e.path().to_string(),
@@ -52,12 +71,22 @@ pub fn parse_resources(input: &str) -> Result<Vec<WorkOSConvexAuth>, RenderError
 }
 
 /// Validates and builds the children of one resource, exactly as the controller does.
-pub fn children_of(resource: &WorkOSConvexAuth, options: &RenderOptions) -> Result<Children, RenderError> {
-    let name = format!("WorkOSConvexAuth {}/{}", resource.namespace().unwrap_or_else(|| "default".into()), resource.name_any());
+pub fn children_of(
+    resource: &WorkOSConvexAuth,
+    options: &RenderOptions,
+) -> Result<Children, RenderError> {
+    let name = format!(
+        "WorkOSConvexAuth {}/{}",
+        resource.namespace().unwrap_or_else(|| "default".into()),
+        resource.name_any()
+    );
     if resource.spec.client_id_from.is_some() && options.client_id.is_none() {
         return Err(RenderError::ClientIdOffline { resource: name });
     }
-    let invalid = |source| RenderError::Invalid { resource: name.clone(), source };
+    let invalid = |source| RenderError::Invalid {
+        resource: name.clone(),
+        source,
+    };
     let valid = validate(resource, options.client_id.as_deref()).map_err(invalid)?;
     build(&valid, &options.context).map_err(invalid)
 }
@@ -88,30 +117,69 @@ mod tests {
 
     #[test]
     fn renders_config_map_and_mirror_in_order() {
-        let out = render(&format!("{HEAD}spec: {{clientId: client_01A}}\n"), &RenderOptions::default()).unwrap();
-        let kinds: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
-        assert_eq!(kinds, ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]);
+        let out = render(
+            &format!("{HEAD}spec: {{clientId: client_01A}}\n"),
+            &RenderOptions::default(),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+        );
     }
 
     #[test]
     fn errors_name_the_resource_and_the_field() {
-        let err = render(&format!("{HEAD}spec: {{clientId: client_01A, algorithm: HS256}}\n"), &RenderOptions::default()).unwrap_err();
+        let err = render(
+            &format!("{HEAD}spec: {{clientId: client_01A, algorithm: HS256}}\n"),
+            &RenderOptions::default(),
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("WorkOSConvexAuth acme: spec.algorithm: unknown variant `HS256`"), "{msg}");
+        assert!(
+            msg.starts_with("WorkOSConvexAuth acme: spec.algorithm: unknown variant `HS256`"),
+            "{msg}"
+        );
 
-        let err = render(&format!("{HEAD}spec: {{clientId: client_01A, authDomain: 'https://x.com'}}\n"), &RenderOptions::default()).unwrap_err();
-        assert!(err.to_string().starts_with("WorkOSConvexAuth apps/acme: spec.authDomain:"), "{err}");
+        let err = render(
+            &format!("{HEAD}spec: {{clientId: client_01A, authDomain: 'https://x.com'}}\n"),
+            &RenderOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("WorkOSConvexAuth apps/acme: spec.authDomain:"),
+            "{err}"
+        );
 
-        let err = render("apiVersion: v1\nkind: ConfigMap\n", &RenderOptions::default()).unwrap_err();
+        let err = render(
+            "apiVersion: v1\nkind: ConfigMap\n",
+            &RenderOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("document 1"), "{err}");
-        assert!(matches!(render("a: [", &RenderOptions::default()), Err(RenderError::Yaml(_))));
+        assert!(matches!(
+            render("a: [", &RenderOptions::default()),
+            Err(RenderError::Yaml(_))
+        ));
     }
 
     #[test]
     fn client_id_from_needs_an_override_offline() {
-        let input = format!("{HEAD}spec: {{clientIdFrom: {{secretKeyRef: {{name: s, key: k}}}}}}\n");
-        assert!(matches!(render(&input, &RenderOptions::default()), Err(RenderError::ClientIdOffline { .. })));
-        let opts = RenderOptions { client_id: Some("client_01B".into()), ..RenderOptions::default() };
+        let input =
+            format!("{HEAD}spec: {{clientIdFrom: {{secretKeyRef: {{name: s, key: k}}}}}}\n");
+        assert!(matches!(
+            render(&input, &RenderOptions::default()),
+            Err(RenderError::ClientIdOffline { .. })
+        ));
+        let opts = RenderOptions {
+            client_id: Some("client_01B".into()),
+            ..RenderOptions::default()
+        };
         assert!(render(&input, &opts).unwrap().contains("client_01B"));
     }
 }

@@ -18,7 +18,12 @@ const AUTHKIT_JWKS: &str = "https://acme.authkit.app/oauth2/jwks";
 const NOW: i64 = 1_800_000_000;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keys").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn config() -> AuthConfig {
@@ -37,7 +42,12 @@ fn config() -> AuthConfig {
 fn sign(claims: Value, kid: &str, key: &str) -> String {
     let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&fixture(key)).unwrap()).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(&fixture(key)).unwrap(),
+    )
+    .unwrap()
 }
 
 fn claims(iss: &str, aud: Option<&str>) -> Value {
@@ -57,7 +67,11 @@ fn convex(token: &str) -> Result<usize, Rejection> {
         token,
         &decoded,
         &mut |p| {
-            assert!(p.jwks == JWKS || p.jwks == AUTHKIT_JWKS, "unexpected JWKS URL {}", p.jwks);
+            assert!(
+                p.jwks == JWKS || p.jwks == AUTHKIT_JWKS,
+                "unexpected JWKS URL {}",
+                p.jwks
+            );
             Ok(keys.clone())
         },
         NOW,
@@ -67,18 +81,59 @@ fn convex(token: &str) -> Result<usize, Rejection> {
 #[test]
 fn every_workos_issuer_variant_is_accepted_by_the_intended_provider() {
     let cases = [
-        ("https://api.workos.com", Some(CID), 0, "bare api.workos.com with aud (older environments)"),
-        ("https://api.workos.com/", Some(CID), 0, "bare with trailing slash"),
-        ("https://api.workos.com/user_management/client_01JEXAMPLE0000000000000000", None, 1, "user_management without aud"),
-        ("https://auth.acme.com", Some(CID), 2, "custom domain with aud"),
-        ("https://auth.acme.com/user_management/client_01JEXAMPLE0000000000000000", None, 3, "custom domain user_management"),
-        ("https://acme.authkit.app", Some(CID), 4, "AuthKit domain with aud"),
+        (
+            "https://api.workos.com",
+            Some(CID),
+            0,
+            "bare api.workos.com with aud (older environments)",
+        ),
+        (
+            "https://api.workos.com/",
+            Some(CID),
+            0,
+            "bare with trailing slash",
+        ),
+        (
+            "https://api.workos.com/user_management/client_01JEXAMPLE0000000000000000",
+            None,
+            1,
+            "user_management without aud",
+        ),
+        (
+            "https://auth.acme.com",
+            Some(CID),
+            2,
+            "custom domain with aud",
+        ),
+        (
+            "https://auth.acme.com/user_management/client_01JEXAMPLE0000000000000000",
+            None,
+            3,
+            "custom domain user_management",
+        ),
+        (
+            "https://acme.authkit.app",
+            Some(CID),
+            4,
+            "AuthKit domain with aud",
+        ),
     ];
     for (iss, aud, provider, what) in cases {
-        assert_eq!(convex(&sign(claims(iss, aud), "test-rsa-a", "rsa-a.pem")), Ok(provider), "{what}");
+        assert_eq!(
+            convex(&sign(claims(iss, aud), "test-rsa-a", "rsa-a.pem")),
+            Ok(provider),
+            "{what}"
+        );
     }
     // The second key of the set verifies too (WorkOS rotates by adding a key).
-    assert_eq!(convex(&sign(claims("https://api.workos.com", Some(CID)), "test-rsa-b", "rsa-b.pem")), Ok(0));
+    assert_eq!(
+        convex(&sign(
+            claims("https://api.workos.com", Some(CID)),
+            "test-rsa-b",
+            "rsa-b.pem"
+        )),
+        Ok(0)
+    );
     // aud as an array containing the client id.
     let mut c = claims("https://api.workos.com", None);
     c["aud"] = json!(["other", CID]);
@@ -88,36 +143,87 @@ fn every_workos_issuer_variant_is_accepted_by_the_intended_provider() {
 #[test]
 fn tokens_that_must_fail_do_fail() {
     // Another client's user_management issuer matches nothing.
-    let other = sign(claims("https://api.workos.com/user_management/client_OTHER", None), "test-rsa-a", "rsa-a.pem");
-    assert!(matches!(convex(&other), Err(Rejection::NoProviderMatched(_))));
+    let other = sign(
+        claims("https://api.workos.com/user_management/client_OTHER", None),
+        "test-rsa-a",
+        "rsa-a.pem",
+    );
+    assert!(matches!(
+        convex(&other),
+        Err(Rejection::NoProviderMatched(_))
+    ));
 
     // Bare issuer without aud: provider 1 refuses on aud, the others on issuer.
-    let no_aud = sign(claims("https://api.workos.com", None), "test-rsa-a", "rsa-a.pem");
-    let Err(Rejection::NoProviderMatched(reasons)) = convex(&no_aud) else { panic!("must be rejected") };
-    assert!(matches!(&reasons[0], Mismatch::Audience { application_id, .. } if application_id == CID));
-    assert!(reasons[1..].iter().all(|m| matches!(m, Mismatch::Issuer { .. })));
+    let no_aud = sign(
+        claims("https://api.workos.com", None),
+        "test-rsa-a",
+        "rsa-a.pem",
+    );
+    let Err(Rejection::NoProviderMatched(reasons)) = convex(&no_aud) else {
+        panic!("must be rejected")
+    };
+    assert!(
+        matches!(&reasons[0], Mismatch::Audience { application_id, .. } if application_id == CID)
+    );
+    assert!(
+        reasons[1..]
+            .iter()
+            .all(|m| matches!(m, Mismatch::Issuer { .. }))
+    );
 
     // Wrong aud on the bare issuer.
-    let wrong_aud = sign(claims("https://api.workos.com", Some("client_OTHER")), "test-rsa-a", "rsa-a.pem");
-    assert!(matches!(convex(&wrong_aud), Err(Rejection::NoProviderMatched(_))));
+    let wrong_aud = sign(
+        claims("https://api.workos.com", Some("client_OTHER")),
+        "test-rsa-a",
+        "rsa-a.pem",
+    );
+    assert!(matches!(
+        convex(&wrong_aud),
+        Err(Rejection::NoProviderMatched(_))
+    ));
 
     // A foreign issuer, and case differences (Convex compares case-sensitively).
-    for iss in ["https://evil.example.com", "https://API.workos.com/user_management/client_01JEXAMPLE0000000000000000"] {
-        assert!(matches!(convex(&sign(claims(iss, Some(CID)), "test-rsa-a", "rsa-a.pem")), Err(Rejection::NoProviderMatched(_))), "{iss}");
+    for iss in [
+        "https://evil.example.com",
+        "https://API.workos.com/user_management/client_01JEXAMPLE0000000000000000",
+    ] {
+        assert!(
+            matches!(
+                convex(&sign(claims(iss, Some(CID)), "test-rsa-a", "rsa-a.pem")),
+                Err(Rejection::NoProviderMatched(_))
+            ),
+            "{iss}"
+        );
     }
 
     // Unknown kid.
-    let unknown = sign(claims("https://api.workos.com", Some(CID)), "rotated-away", "rsa-a.pem");
-    assert!(matches!(convex(&unknown), Err(Rejection::UnknownKid { kid, .. }) if kid == "rotated-away"));
+    let unknown = sign(
+        claims("https://api.workos.com", Some(CID)),
+        "rotated-away",
+        "rsa-a.pem",
+    );
+    assert!(
+        matches!(convex(&unknown), Err(Rejection::UnknownKid { kid, .. }) if kid == "rotated-away")
+    );
 
     // Signed by a key that is not the one its kid names.
-    let forged = sign(claims("https://api.workos.com", Some(CID)), "test-rsa-a", "rsa-b.pem");
-    assert!(matches!(convex(&forged), Err(Rejection::BadSignature { .. })));
+    let forged = sign(
+        claims("https://api.workos.com", Some(CID)),
+        "test-rsa-a",
+        "rsa-b.pem",
+    );
+    assert!(matches!(
+        convex(&forged),
+        Err(Rejection::BadSignature { .. })
+    ));
 
     // Expired beyond the 5 s skew, and within it.
     let mut c = claims("https://api.workos.com", Some(CID));
     c["exp"] = json!(NOW - 6);
-    assert!(matches!(convex(&sign(c.clone(), "test-rsa-a", "rsa-a.pem")), Err(Rejection::Expired { .. })));
+    assert!(matches!(
+        convex(&sign(c.clone(), "test-rsa-a", "rsa-a.pem")),
+        Err(Rejection::Expired { .. })
+    ));
     c["exp"] = json!(NOW - 4);
     assert_eq!(convex(&sign(c, "test-rsa-a", "rsa-a.pem")), Ok(0));
 }

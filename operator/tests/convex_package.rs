@@ -33,14 +33,21 @@ fn write_examples(dir: &Path) -> usize {
         client_id: Some("client_01JEXAMPLE0000000000000000".into()),
         context: workos_convex_auth::reconcile::BuildContext {
             default_image: "img".into(),
-            inline_keys: Some(workos_convex_auth::reconcile::InlineKeys { workos: r#"{"keys":[]}"#.into(), authkit: None }),
+            inline_keys: Some(workos_convex_auth::reconcile::InlineKeys {
+                workos: r#"{"keys":[]}"#.into(),
+                authkit: None,
+            }),
         },
     };
     let mut count = 0;
     for entry in std::fs::read_dir(examples).unwrap() {
         let path = entry.unwrap().path();
         for resource in parse_resources(&std::fs::read_to_string(&path).unwrap()).unwrap() {
-            let data = children_of(&resource, &options).unwrap().config_map.data.unwrap();
+            let data = children_of(&resource, &options)
+                .unwrap()
+                .config_map
+                .data
+                .unwrap();
             let case = dir.join(path.file_stem().unwrap());
             std::fs::create_dir_all(case.join("convex")).unwrap();
             std::fs::write(case.join("convex/auth.config.ts"), &data["auth.config.ts"]).unwrap();
@@ -57,8 +64,16 @@ fn check(dir: &Path) -> (bool, String) {
         .arg(dir)
         .output()
         .expect("node must be installed (Node 20): the generated TypeScript is checked with the real convex package");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_ne!(out.status.code(), Some(2), "check.mjs could not run (npm ci in tests/typescript?):\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "check.mjs could not run (npm ci in tests/typescript?):\n{text}"
+    );
     (out.status.success(), text)
 }
 
@@ -69,8 +84,14 @@ fn generated_configs_type_check_and_pass_the_cli_push_schema() {
     let (ok, text) = check(&dir.0);
     assert!(ok, "{text}");
     assert!(text.contains("ok   tsc --noEmit --strict"), "{text}");
-    let schema_checks = text.lines().filter(|l| l.starts_with("ok ") && l.contains("authInfo")).count();
-    assert!(schema_checks >= cases * 2, "every provider is checked against authInfo:\n{text}");
+    let schema_checks = text
+        .lines()
+        .filter(|l| l.starts_with("ok ") && l.contains("authInfo"))
+        .count();
+    assert!(
+        schema_checks >= cases * 2,
+        "every provider is checked against authInfo:\n{text}"
+    );
 }
 
 #[test]
@@ -84,9 +105,16 @@ fn a_config_broken_on_purpose_fails_both_checks() {
     assert_ne!(broken, ts);
     std::fs::write(case.join("convex/auth.config.ts"), broken).unwrap();
     let json = std::fs::read_to_string(case.join("auth.config.json")).unwrap();
-    std::fs::write(case.join("auth.config.json"), json.replacen("\"issuer\":", "\"issuerr\":", 1)).unwrap();
+    std::fs::write(
+        case.join("auth.config.json"),
+        json.replacen("\"issuer\":", "\"issuerr\":", 1),
+    )
+    .unwrap();
     let (ok, text) = check(&dir.0);
     assert!(!ok, "{text}");
-    assert!(text.contains("FAIL tsc --noEmit --strict") && text.contains("HS256"), "{text}");
+    assert!(
+        text.contains("FAIL tsc --noEmit --strict") && text.contains("HS256"),
+        "{text}"
+    );
     assert!(text.contains("FAIL basic provider 1 authInfo"), "{text}");
 }

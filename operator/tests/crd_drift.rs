@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-const REGENERATE: &str = "cargo run -q -p workos-convex-auth -- crd > crds/workos-convex.io_workosconvexauths.yaml";
+const REGENERATE: &str =
+    "cargo run -q -p workos-convex-auth -- crd > crds/workos-convex.io_workosconvexauths.yaml";
 
 #[test]
 fn committed_crd_equals_generated_crd() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/workos-convex.io_workosconvexauths.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crds/workos-convex.io_workosconvexauths.yaml");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == workos_convex_auth::api::crd_yaml(),
@@ -17,12 +19,18 @@ fn committed_crd_equals_generated_crd() {
 
 #[test]
 fn crd_documents_every_field() {
-    let crd = serde_json::to_value(<workos_convex_auth::api::WorkOSConvexAuth as kube::CustomResourceExt>::crd()).unwrap();
+    let crd = serde_json::to_value(
+        <workos_convex_auth::api::WorkOSConvexAuth as kube::CustomResourceExt>::crd(),
+    )
+    .unwrap();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let mut undocumented = Vec::new();
     walk(&schema["properties"]["spec"], "spec", &mut undocumented);
     walk(&schema["properties"]["status"], "status", &mut undocumented);
-    assert!(undocumented.is_empty(), "fields without a description (kubectl explain shows nothing): {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "fields without a description (kubectl explain shows nothing): {undocumented:?}"
+    );
 }
 
 fn walk(node: &serde_json::Value, path: &str, undocumented: &mut Vec<String>) {

@@ -19,7 +19,10 @@ fn options() -> RenderOptions {
         client_id: Some("client_01JEXAMPLE0000000000000000".into()),
         context: BuildContext {
             default_image: "ghcr.io/workos-convex-auth/workos-convex-auth:golden".into(),
-            inline_keys: Some(InlineKeys { workos: keys, authkit: None }),
+            inline_keys: Some(InlineKeys {
+                workos: keys,
+                authkit: None,
+            }),
         },
     }
 }
@@ -32,13 +35,18 @@ fn every_example_renders_to_its_golden_file() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     examples.sort();
-    assert!(examples.len() >= 5, "examples/ should hold the README's examples");
+    assert!(
+        examples.len() >= 5,
+        "examples/ should hold the README's examples"
+    );
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut stale = Vec::new();
     for example in examples {
         let rendered = render(&std::fs::read_to_string(&example).unwrap(), &options())
             .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
-        let golden = repo().join("tests/golden").join(example.file_name().unwrap());
+        let golden = repo()
+            .join("tests/golden")
+            .join(example.file_name().unwrap());
         if update {
             std::fs::write(&golden, &rendered).unwrap();
         } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(rendered.as_str()) {
@@ -53,6 +61,10 @@ fn every_example_renders_to_its_golden_file() {
 
 #[test]
 fn render_is_deterministic() {
-    let input = std::fs::read_to_string(repo().join("examples/custom-domain-ingress.yaml")).unwrap();
-    assert_eq!(render(&input, &options()).unwrap(), render(&input, &options()).unwrap());
+    let input =
+        std::fs::read_to_string(repo().join("examples/custom-domain-ingress.yaml")).unwrap();
+    assert_eq!(
+        render(&input, &options()).unwrap(),
+        render(&input, &options()).unwrap()
+    );
 }

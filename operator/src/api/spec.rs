@@ -30,10 +30,22 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
     status = "WorkOSConvexAuthStatus",
     derive = "PartialEq",
     doc = "Wires WorkOS AuthKit access tokens into Convex: a JWKS mirror and a generated convex/auth.config.ts in a ConfigMap.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "JWKS URL", type_ = "string", json_path = ".status.jwksUrl"),
-    printcolumn(name = "ConfigMap", type_ = "string", json_path = ".status.configMapName"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "ConfigMap",
+        type_ = "string",
+        json_path = ".status.configMapName"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("has(self.clientId) != has(self.clientIdFrom)")
@@ -59,13 +71,19 @@ pub struct WorkOSConvexAuthSpec {
     /// Host name of a WorkOS custom authentication domain (e.g. `auth.example.com`), without
     /// scheme or path. Adds the issuer pair WorkOS uses for tokens minted on that domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(max = 253)
+    )]
     pub auth_domain: Option<String>,
 
     /// AuthKit domain host name (e.g. `acme-staging.authkit.app`), without scheme or path.
     /// Adds a provider for AuthKit OAuth tokens (issuer `https://<domain>`, aud = client id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(max = 253)
+    )]
     pub authkit_domain: Option<String>,
 
     /// Signature algorithm of the tokens. WorkOS signs with RS256.
@@ -150,7 +168,11 @@ pub struct ExtraIssuer {
     pub issuer: String,
     /// Required `aud` of the tokens. Leave unset for tokens without `aud`; must be set for
     /// `https://api.workos.com` (Convex refuses that issuer without it as insecure).
-    #[serde(rename = "applicationID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "applicationID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(length(min = 1, max = 256))]
     pub application_id: Option<String>,
 }
@@ -177,7 +199,11 @@ pub struct JwksSpec {
 
 impl Default for JwksSpec {
     fn default() -> Self {
-        Self { mode: JwksMode::default(), upstream_base: default_upstream_base(), public_url: None }
+        Self {
+            mode: JwksMode::default(),
+            upstream_base: default_upstream_base(),
+            public_url: None,
+        }
     }
 }
 
@@ -260,7 +286,10 @@ pub struct IngressSpec {
     pub enabled: bool,
     /// Public host name of the mirror, e.g. `jwks.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(max = 253)
+    )]
     pub host: Option<String>,
     /// IngressClass name. Unset: the cluster's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +313,9 @@ pub struct IngressSpec {
 pub struct ConfigMapSpec {
     /// Name of the ConfigMap. Unset: `<resource name>-convex-auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        length(max = 253)
+    )]
     pub name: Option<String>,
 }

@@ -16,7 +16,11 @@ pub struct CustomJwtProvider {
     pub issuer: String,
     pub algorithm: String,
     pub jwks: String,
-    #[serde(rename = "applicationID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "applicationID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub application_id: Option<String>,
 }
 
@@ -51,7 +55,11 @@ impl AuthConfig {
 
     /// `auth.config.js`: the same object as a plain ES module.
     pub fn to_javascript(&self, source: &str) -> String {
-        format!("{}export default {};\n", header(source), self.to_json().trim_end())
+        format!(
+            "{}export default {};\n",
+            header(source),
+            self.to_json().trim_end()
+        )
     }
 }
 

@@ -32,9 +32,12 @@ impl Audience {
     pub fn from_claims(claims: &serde_json::Value) -> Self {
         match claims.get("aud") {
             Some(serde_json::Value::String(s)) => Audience::One(s.clone()),
-            Some(serde_json::Value::Array(items)) => {
-                Audience::Many(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            }
+            Some(serde_json::Value::Array(items)) => Audience::Many(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            ),
             _ => Audience::Absent,
         }
     }
@@ -54,7 +57,10 @@ pub enum Mismatch {
     /// The normalised issuers differ.
     Issuer { provider: String, token: String },
     /// The provider requires `aud` to contain its applicationID and the token's does not.
-    Audience { application_id: String, token: Audience },
+    Audience {
+        application_id: String,
+        token: Audience,
+    },
 }
 
 /// Applies the match rule of one provider to a token's `iss` and `aud`.
@@ -71,9 +77,10 @@ pub fn match_provider(
         });
     }
     match application_id {
-        Some(app) if !audience.contains(app) => {
-            Err(Mismatch::Audience { application_id: app.to_string(), token: audience.clone() })
-        }
+        Some(app) if !audience.contains(app) => Err(Mismatch::Audience {
+            application_id: app.to_string(),
+            token: audience.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -88,15 +95,30 @@ mod tests {
     #[test]
     fn normalisation_prefixes_https_and_strips_all_trailing_slashes() {
         assert_eq!(normalize_issuer("api.workos.com"), "https://api.workos.com");
-        assert_eq!(normalize_issuer("https://api.workos.com///"), "https://api.workos.com");
-        assert_eq!(normalize_issuer("http://localhost:3000/"), "http://localhost:3000");
+        assert_eq!(
+            normalize_issuer("https://api.workos.com///"),
+            "https://api.workos.com"
+        );
+        assert_eq!(
+            normalize_issuer("http://localhost:3000/"),
+            "http://localhost:3000"
+        );
     }
 
     #[test]
     fn issuer_comparison_is_case_sensitive() {
-        assert!(issuers_match("https://api.workos.com/", "https://api.workos.com"));
-        assert!(!issuers_match("https://api.workos.com/", "https://API.workos.com"));
-        assert!(!issuers_match("https://api.workos.com/user_management/client_A", "https://api.workos.com/user_management/client_a"));
+        assert!(issuers_match(
+            "https://api.workos.com/",
+            "https://api.workos.com"
+        ));
+        assert!(!issuers_match(
+            "https://api.workos.com/",
+            "https://API.workos.com"
+        ));
+        assert!(!issuers_match(
+            "https://api.workos.com/user_management/client_A",
+            "https://api.workos.com/user_management/client_a"
+        ));
     }
 
     #[test]
@@ -107,7 +129,15 @@ mod tests {
             match_provider(iss, Some("client_1"), iss, &Audience::Absent),
             Err(Mismatch::Audience { .. })
         ));
-        assert_eq!(match_provider(iss, Some("client_1"), iss, &Audience::One("client_1".into())), Ok(()));
+        assert_eq!(
+            match_provider(
+                iss,
+                Some("client_1"),
+                iss,
+                &Audience::One("client_1".into())
+            ),
+            Ok(())
+        );
         let many = Audience::Many(vec!["x".into(), "client_1".into()]);
         assert_eq!(match_provider(iss, Some("client_1"), iss, &many), Ok(()));
     }
@@ -115,8 +145,17 @@ mod tests {
     #[test]
     fn audience_reads_string_array_or_nothing() {
         let claims = serde_json::json!({"aud": ["a", 3, "b"]});
-        assert_eq!(Audience::from_claims(&claims), Audience::Many(vec!["a".into(), "b".into()]));
-        assert_eq!(Audience::from_claims(&serde_json::json!({"aud": 7})), Audience::Absent);
-        assert_eq!(Audience::from_claims(&serde_json::json!({})), Audience::Absent);
+        assert_eq!(
+            Audience::from_claims(&claims),
+            Audience::Many(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            Audience::from_claims(&serde_json::json!({"aud": 7})),
+            Audience::Absent
+        );
+        assert_eq!(
+            Audience::from_claims(&serde_json::json!({})),
+            Audience::Absent
+        );
     }
 }

@@ -70,7 +70,10 @@ pub fn decode(token: &str) -> Result<DecodedToken, MalformedToken> {
             _ => Err(MalformedToken::NotJson(name)),
         }
     };
-    Ok(DecodedToken { header: part(parts[0], "header")?, claims: part(parts[1], "payload")? })
+    Ok(DecodedToken {
+        header: part(parts[0], "header")?,
+        claims: part(parts[1], "payload")?,
+    })
 }
 
 /// Why Convex rejects a token.
@@ -81,16 +84,44 @@ pub enum Rejection {
     /// No provider matched; one reason per provider, in config order.
     NoProviderMatched(Vec<Mismatch>),
     /// The matched provider's JWKS could not be had (fetch failed, bad content type, …).
-    JwksUnavailable { provider: usize, reason: String },
-    MissingKid { provider: usize },
-    UnknownKid { provider: usize, kid: String, known: Vec<String> },
+    JwksUnavailable {
+        provider: usize,
+        reason: String,
+    },
+    MissingKid {
+        provider: usize,
+    },
+    UnknownKid {
+        provider: usize,
+        kid: String,
+        known: Vec<String>,
+    },
     /// The JWK's `alg`, the token's `alg` and the provider's `algorithm` disagree.
-    AlgorithmMismatch { provider: usize, token: String, key: Option<String>, configured: String },
-    BadSignature { provider: usize, reason: String },
-    MissingClaim { claim: &'static str },
-    Expired { exp: i64, now: i64 },
-    NotYetValid { nbf: i64, now: i64 },
-    IssuedInFuture { iat: i64, now: i64 },
+    AlgorithmMismatch {
+        provider: usize,
+        token: String,
+        key: Option<String>,
+        configured: String,
+    },
+    BadSignature {
+        provider: usize,
+        reason: String,
+    },
+    MissingClaim {
+        claim: &'static str,
+    },
+    Expired {
+        exp: i64,
+        now: i64,
+    },
+    NotYetValid {
+        nbf: i64,
+        now: i64,
+    },
+    IssuedInFuture {
+        iat: i64,
+        now: i64,
+    },
 }
 
 /// The provider that accepted the token (0-based index into `providers`).
@@ -126,22 +157,34 @@ pub fn verify(
     let jwk = set.find(kid).ok_or_else(|| Rejection::UnknownKid {
         provider,
         kid: kid.to_string(),
-        known: set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect(),
+        known: set
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect(),
     })?;
     let token_alg = token.alg().unwrap_or_default().to_string();
     let key_alg = jwk.common.key_algorithm.map(|a| a.to_string());
     let agrees = token_alg == p.algorithm && key_alg.as_deref().is_none_or(|a| a == token_alg);
     if !agrees {
-        return Err(Rejection::AlgorithmMismatch { provider, token: token_alg, key: key_alg, configured: p.algorithm.clone() });
+        return Err(Rejection::AlgorithmMismatch {
+            provider,
+            token: token_alg,
+            key: key_alg,
+            configured: p.algorithm.clone(),
+        });
     }
-    check_signature(raw_token, jwk, &p.algorithm).map_err(|reason| Rejection::BadSignature { provider, reason })?;
+    check_signature(raw_token, jwk, &p.algorithm)
+        .map_err(|reason| Rejection::BadSignature { provider, reason })?;
 
     for claim in ["sub", "exp"] {
         if token.claims.get(claim).is_none() {
             return Err(Rejection::MissingClaim { claim });
         }
     }
-    let exp = token.time("exp").ok_or(Rejection::MissingClaim { claim: "exp" })?;
+    let exp = token
+        .time("exp")
+        .ok_or(Rejection::MissingClaim { claim: "exp" })?;
     if now > exp + CLOCK_SKEW_SECS {
         return Err(Rejection::Expired { exp, now });
     }
@@ -154,8 +197,14 @@ pub fn verify(
     Ok(provider)
 }
 
-fn check_signature(raw_token: &str, jwk: &jsonwebtoken::jwk::Jwk, algorithm: &str) -> Result<(), String> {
-    let alg: jsonwebtoken::Algorithm = algorithm.parse().map_err(|_| format!("unsupported algorithm {algorithm}"))?;
+fn check_signature(
+    raw_token: &str,
+    jwk: &jsonwebtoken::jwk::Jwk,
+    algorithm: &str,
+) -> Result<(), String> {
+    let alg: jsonwebtoken::Algorithm = algorithm
+        .parse()
+        .map_err(|_| format!("unsupported algorithm {algorithm}"))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("the JWK is unusable: {e}"))?;
     let mut validation = Validation::new(alg);
     // Claims are checked above with Convex's own rules; only the signature is checked here.
@@ -163,7 +212,9 @@ fn check_signature(raw_token: &str, jwk: &jsonwebtoken::jwk::Jwk, algorithm: &st
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(raw_token.trim(), &key, &validation).map(|_| ()).map_err(|e| e.to_string())
+    jsonwebtoken::decode::<Value>(raw_token.trim(), &key, &validation)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -173,14 +224,27 @@ mod tests {
     #[test]
     fn decode_refuses_garbage_with_a_reason() {
         assert_eq!(decode("abc"), Err(MalformedToken::Parts(1)));
-        assert!(matches!(decode("a!.b.c"), Err(MalformedToken::Base64("header", _))));
-        assert_eq!(decode("bm90IGpzb24.e30.x"), Err(MalformedToken::NotJson("header")));
-        assert_eq!(decode(&"a".repeat(MAX_TOKEN_BYTES + 1)), Err(MalformedToken::TooLong(MAX_TOKEN_BYTES + 1)));
+        assert!(matches!(
+            decode("a!.b.c"),
+            Err(MalformedToken::Base64("header", _))
+        ));
+        assert_eq!(
+            decode("bm90IGpzb24.e30.x"),
+            Err(MalformedToken::NotJson("header"))
+        );
+        assert_eq!(
+            decode(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(MalformedToken::TooLong(MAX_TOKEN_BYTES + 1))
+        );
     }
 
     #[test]
     fn decode_reads_header_and_claims() {
-        let t = decode("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2EuY29tIn0.sig").unwrap();
-        assert_eq!((t.alg(), t.kid(), t.issuer()), (Some("RS256"), Some("k1"), Some("https://a.com")));
+        let t = decode("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2EuY29tIn0.sig")
+            .unwrap();
+        assert_eq!(
+            (t.alg(), t.kid(), t.issuer()),
+            (Some("RS256"), Some("k1"), Some("https://a.com"))
+        );
     }
 }

@@ -28,9 +28,18 @@ pub fn mirror_name(resource: &str) -> String {
 pub fn labels(resource: &str, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), resource.to_string()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), APP_NAME.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            resource.to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            APP_NAME.to_string(),
+        ),
     ])
 }
 
@@ -38,7 +47,13 @@ pub fn labels(resource: &str, component: &str) -> BTreeMap<String, String> {
 pub fn mirror_selector(resource: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), APP_NAME.to_string()),
-        ("app.kubernetes.io/instance".to_string(), resource.to_string()),
-        ("app.kubernetes.io/component".to_string(), COMPONENT_MIRROR.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            resource.to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            COMPONENT_MIRROR.to_string(),
+        ),
     ])
 }

@@ -37,51 +37,93 @@ impl Valid {
 
 /// Validates a resource. `resolved_client_id` is the value read from `spec.clientIdFrom`
 /// (the caller does the I/O); it is ignored when `spec.clientId` is set.
-pub fn validate(resource: &WorkOSConvexAuth, resolved_client_id: Option<&str>) -> Result<Valid, InvalidField> {
+pub fn validate(
+    resource: &WorkOSConvexAuth,
+    resolved_client_id: Option<&str>,
+) -> Result<Valid, InvalidField> {
     let spec = &resource.spec;
     let name = resource.name_any();
-    let namespace = resource.namespace().unwrap_or_else(|| "default".to_string());
+    let namespace = resource
+        .namespace()
+        .unwrap_or_else(|| "default".to_string());
 
     let (client_id, field) = match (&spec.client_id, &spec.client_id_from) {
         (Some(id), None) => (id.trim().to_string(), "spec.clientId"),
         (None, Some(_)) => {
             let id = resolved_client_id.ok_or_else(|| {
-                InvalidField::new("spec.clientIdFrom", "the referenced key has not been read", "make sure the Secret or ConfigMap and key exist")
+                InvalidField::new(
+                    "spec.clientIdFrom",
+                    "the referenced key has not been read",
+                    "make sure the Secret or ConfigMap and key exist",
+                )
             })?;
             (id.trim().to_string(), "spec.clientIdFrom")
         }
         (Some(_), Some(_)) => {
-            return Err(InvalidField::new("spec.clientId", "both spec.clientId and spec.clientIdFrom are set", "keep exactly one of them"));
+            return Err(InvalidField::new(
+                "spec.clientId",
+                "both spec.clientId and spec.clientIdFrom are set",
+                "keep exactly one of them",
+            ));
         }
         (None, None) => {
-            return Err(InvalidField::new("spec.clientId", "neither spec.clientId nor spec.clientIdFrom is set", "set spec.clientId: client_… (from the WorkOS dashboard)"));
+            return Err(InvalidField::new(
+                "spec.clientId",
+                "neither spec.clientId nor spec.clientIdFrom is set",
+                "set spec.clientId: client_… (from the WorkOS dashboard)",
+            ));
         }
     };
     check_client_id(field, &client_id)?;
 
     let duration = |field: &str, value: &str| {
-        parse_duration(value).map_err(|e| InvalidField::new(field, e.to_string(), "write it like 30s, 5m or 24h"))
+        parse_duration(value)
+            .map_err(|e| InvalidField::new(field, e.to_string(), "write it like 30s, 5m or 24h"))
     };
     let refresh_interval = duration("spec.proxy.refreshInterval", &spec.proxy.refresh_interval)?;
     let max_stale = duration("spec.proxy.maxStale", &spec.proxy.max_stale)?;
     if refresh_interval < Duration::from_secs(10) {
-        return Err(InvalidField::new("spec.proxy.refreshInterval", format!("{} is below 10s", spec.proxy.refresh_interval), "refresh at most every 10s: WorkOS rate-limits its API"));
+        return Err(InvalidField::new(
+            "spec.proxy.refreshInterval",
+            format!("{} is below 10s", spec.proxy.refresh_interval),
+            "refresh at most every 10s: WorkOS rate-limits its API",
+        ));
     }
     if max_stale < refresh_interval {
-        return Err(InvalidField::new("spec.proxy.maxStale", "maxStale is shorter than refreshInterval", "set maxStale to at least refreshInterval (default 24h)"));
+        return Err(InvalidField::new(
+            "spec.proxy.maxStale",
+            "maxStale is shorter than refreshInterval",
+            "set maxStale to at least refreshInterval (default 24h)",
+        ));
     }
     if spec.proxy.replicas < 0 {
-        return Err(InvalidField::new("spec.proxy.replicas", "replicas is negative", "use 0 or more"));
+        return Err(InvalidField::new(
+            "spec.proxy.replicas",
+            "replicas is negative",
+            "use 0 or more",
+        ));
     }
     if spec.ingress.enabled && spec.jwks.mode != JwksMode::Proxy {
-        return Err(InvalidField::new("spec.ingress.enabled", "only mode Proxy runs a mirror to expose", "disable the ingress or use spec.jwks.mode: Proxy"));
+        return Err(InvalidField::new(
+            "spec.ingress.enabled",
+            "only mode Proxy runs a mirror to expose",
+            "disable the ingress or use spec.jwks.mode: Proxy",
+        ));
     }
     if spec.ingress.enabled && spec.ingress.host.is_none() {
-        return Err(InvalidField::new("spec.ingress.host", "the ingress is enabled without a host", "set spec.ingress.host to the name Convex reaches the mirror at"));
+        return Err(InvalidField::new(
+            "spec.ingress.host",
+            "the ingress is enabled without a host",
+            "set spec.ingress.host to the name Convex reaches the mirror at",
+        ));
     }
     // Service names are DNS-1035 labels (63 characters); ours append "-jwks".
     if spec.jwks.mode == JwksMode::Proxy && names::mirror_name(&name).len() > 63 {
-        return Err(InvalidField::new("metadata.name", format!("{name:?} is too long for the mirror's Service name"), "use a name of at most 58 characters"));
+        return Err(InvalidField::new(
+            "metadata.name",
+            format!("{name:?} is too long for the mirror's Service name"),
+            "use a name of at most 58 characters",
+        ));
     }
     Ok(Valid {
         config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
@@ -120,9 +162,21 @@ mod tests {
     #[test]
     fn client_id_from_uses_the_resolved_value_and_checks_it() {
         let mut r = resource("jwks: {mode: Direct}");
-        r.spec.client_id_from = Some(ClientIdSource { secret_key_ref: Some(KeyRef { name: "s".into(), key: "k".into() }), config_map_key_ref: None });
-        assert_eq!(validate(&r, Some("client_01X\n")).unwrap().client_id, "client_01X");
-        assert_eq!(validate(&r, Some("nope")).unwrap_err().field, "spec.clientIdFrom");
+        r.spec.client_id_from = Some(ClientIdSource {
+            secret_key_ref: Some(KeyRef {
+                name: "s".into(),
+                key: "k".into(),
+            }),
+            config_map_key_ref: None,
+        });
+        assert_eq!(
+            validate(&r, Some("client_01X\n")).unwrap().client_id,
+            "client_01X"
+        );
+        assert_eq!(
+            validate(&r, Some("nope")).unwrap_err().field,
+            "spec.clientIdFrom"
+        );
         assert_eq!(validate(&r, None).unwrap_err().field, "spec.clientIdFrom");
     }
 
@@ -131,12 +185,30 @@ mod tests {
         let cases = [
             ("{}", "spec.clientId"),
             ("clientId: bad", "spec.clientId"),
-            ("{clientId: client_1, proxy: {refreshInterval: 5x}}", "spec.proxy.refreshInterval"),
-            ("{clientId: client_1, proxy: {refreshInterval: 1s}}", "spec.proxy.refreshInterval"),
-            ("{clientId: client_1, proxy: {maxStale: 1m}}", "spec.proxy.maxStale"),
-            ("{clientId: client_1, proxy: {replicas: -1}}", "spec.proxy.replicas"),
-            ("{clientId: client_1, ingress: {enabled: true}}", "spec.ingress.host"),
-            ("{clientId: client_1, jwks: {mode: Inline}, ingress: {enabled: true, host: a.b.c}}", "spec.ingress.enabled"),
+            (
+                "{clientId: client_1, proxy: {refreshInterval: 5x}}",
+                "spec.proxy.refreshInterval",
+            ),
+            (
+                "{clientId: client_1, proxy: {refreshInterval: 1s}}",
+                "spec.proxy.refreshInterval",
+            ),
+            (
+                "{clientId: client_1, proxy: {maxStale: 1m}}",
+                "spec.proxy.maxStale",
+            ),
+            (
+                "{clientId: client_1, proxy: {replicas: -1}}",
+                "spec.proxy.replicas",
+            ),
+            (
+                "{clientId: client_1, ingress: {enabled: true}}",
+                "spec.ingress.host",
+            ),
+            (
+                "{clientId: client_1, jwks: {mode: Inline}, ingress: {enabled: true, host: a.b.c}}",
+                "spec.ingress.enabled",
+            ),
         ];
         for (yaml, field) in cases {
             let err = validate(&resource(yaml), None).unwrap_err();

@@ -20,7 +20,10 @@ use kube::{Client, Config};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root exists")
 }
 
 /// A running control plane. Dropping it tears it down.
@@ -55,7 +58,10 @@ impl ControlPlane {
         for line in BufReader::new(stdout).lines() {
             let line = line?;
             if let Some(list) = line.strip_prefix("PIDS=") {
-                pids = list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+                pids = list
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
             }
             if let Some(path) = line.strip_prefix("KUBECONFIG=") {
                 kubeconfig = Some(PathBuf::from(path));
@@ -66,7 +72,13 @@ impl ControlPlane {
             let status = child.wait()?;
             bail!("control plane did not start ({status}); see the logs above");
         };
-        Ok(Self { supervisor: Mutex::new(Some((child, stdin))), kubeconfig, bin_dir, pids, startup: began.elapsed() })
+        Ok(Self {
+            supervisor: Mutex::new(Some((child, stdin))),
+            kubeconfig,
+            bin_dir,
+            pids,
+            startup: began.elapsed(),
+        })
     }
 
     /// One control plane per test binary, with the CRDs from `crds/` installed and established.
@@ -86,7 +98,8 @@ impl ControlPlane {
     /// A client with admin rights. Make one per test: a client belongs to its tokio runtime.
     pub async fn client(&self) -> anyhow::Result<Client> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)
     }
 
@@ -114,11 +127,21 @@ impl ControlPlane {
         let crds = repo_root().join("crds");
         let crds = crds.to_str().context("crds path is UTF-8")?;
         self.kubectl_ok(&["apply", "--server-side", "-f", crds])?;
-        self.kubectl_ok(&["wait", "--for", "condition=established", "--timeout=60s", "-f", crds])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout=60s",
+            "-f",
+            crds,
+        ])?;
         // Established is not yet published: `kubectl explain` and strict client-side validation
         // read the OpenAPI document, which the apiserver rebuilds a moment later.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.kubectl_ok(&["explain", "workosconvexauth.spec"]).is_err() {
+        while self
+            .kubectl_ok(&["explain", "workosconvexauth.spec"])
+            .is_err()
+        {
             if Instant::now() > deadline {
                 bail!("the CRD's OpenAPI schema was not published within 60 s");
             }
@@ -132,12 +155,25 @@ impl ControlPlane {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let slug: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .take(40)
             .collect();
-        let name = format!("{}-{}", slug.trim_matches('-'), NEXT.fetch_add(1, Ordering::Relaxed));
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+        let name = format!(
+            "{}-{}",
+            slug.trim_matches('-'),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
         Ok(name)
     }
 
@@ -162,19 +198,32 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let install = repo_root().join("tests/control-plane/install.sh");
-    let out = Command::new("bash").arg(&install).stderr(Stdio::inherit()).output()?;
+    let out = Command::new("bash")
+        .arg(&install)
+        .stderr(Stdio::inherit())
+        .output()?;
     if !out.status.success() {
         bail!("{} failed", install.display());
     }
     let stdout = String::from_utf8(out.stdout)?;
-    Ok(PathBuf::from(stdout.lines().last().context("install.sh printed the bin dir")?.trim()))
+    Ok(PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .context("install.sh printed the bin dir")?
+            .trim(),
+    ))
 }
 
 /// Runs a command, returning stdout or an error with its stderr.
 pub fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     Ok(String::from_utf8(out.stdout)?)
 }

@@ -15,7 +15,10 @@ async fn claim_namespace(test: &str) -> String {
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, test).await.unwrap();
     let mut seen = NAMESPACES.lock().unwrap();
-    assert!(seen.get_or_insert_with(HashSet::new).insert(ns.clone()), "namespace {ns} was handed out twice");
+    assert!(
+        seen.get_or_insert_with(HashSet::new).insert(ns.clone()),
+        "namespace {ns} was handed out twice"
+    );
     ns
 }
 
@@ -33,12 +36,16 @@ async fn second_test_gets_another_namespace() {
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
 }
 
 #[test]
 fn nothing_remains_after_a_test_binary_crashes() {
-    let out = Command::new(env!("CARGO_BIN_EXE_start-and-crash")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_start-and-crash"))
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the helper panics on purpose");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let pids: Vec<u32> = stdout
@@ -48,13 +55,21 @@ fn nothing_remains_after_a_test_binary_crashes() {
         .split_whitespace()
         .map(|p| p.parse().unwrap())
         .collect();
-    let dir = stdout.lines().find_map(|l| l.strip_prefix("DIR=")).expect("helper printed its dir").to_string();
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DIR="))
+        .expect("helper printed its dir")
+        .to_string();
     assert_eq!(pids.len(), 2, "etcd and kube-apiserver");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (pids.iter().any(|p| alive(*p)) || Path::new(&dir).exists()) && Instant::now() < deadline {
+    while (pids.iter().any(|p| alive(*p)) || Path::new(&dir).exists()) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(pids.iter().all(|p| !alive(*p)), "etcd or kube-apiserver still running: {pids:?}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "etcd or kube-apiserver still running: {pids:?}"
+    );
     assert!(!Path::new(&dir).exists(), "temp dir {dir} left behind");
 }
 
@@ -65,6 +80,9 @@ fn dropping_a_control_plane_stops_it() {
     let dir = cp.kubeconfig().parent().unwrap().to_path_buf();
     eprintln!("control plane ready in {:?} (warm start)", cp.startup);
     drop(cp);
-    assert!(pids.iter().all(|p| !alive(*p)), "processes survive drop: {pids:?}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "processes survive drop: {pids:?}"
+    );
     assert!(!dir.exists());
 }

@@ -33,8 +33,16 @@ pub struct InvalidField {
 }
 
 impl InvalidField {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { field: field.into(), problem: problem.into(), fix: fix.into() }
+    pub fn new(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -52,9 +60,18 @@ pub fn generate(input: &GeneratorInput<'_>) -> Result<AuthConfig, InvalidField> 
     if let Some(domain) = input.authkit_domain {
         check_hostname("spec.authkitDomain", domain)?;
         let jwks = input.authkit_jwks_url.ok_or_else(|| {
-            InvalidField::new("spec.authkitDomain", "no JWKS URL was resolved for the AuthKit domain", "report this as a bug")
+            InvalidField::new(
+                "spec.authkitDomain",
+                "no JWKS URL was resolved for the AuthKit domain",
+                "report this as a bug",
+            )
         })?;
-        providers.push(CustomJwtProvider::new(format!("https://{domain}"), alg, jwks, Some(cid)));
+        providers.push(CustomJwtProvider::new(
+            format!("https://{domain}"),
+            alg,
+            jwks,
+            Some(cid),
+        ));
     }
     for (i, extra) in input.extra_issuers.iter().enumerate() {
         let field = format!("spec.extraIssuers[{i}]");
@@ -75,7 +92,12 @@ pub fn generate(input: &GeneratorInput<'_>) -> Result<AuthConfig, InvalidField> 
 fn workos_pair(host: &str, client_id: &str, alg: &str, jwks: &str) -> Vec<CustomJwtProvider> {
     vec![
         CustomJwtProvider::new(format!("https://{host}/"), alg, jwks, Some(client_id)),
-        CustomJwtProvider::new(format!("https://{host}/user_management/{client_id}"), alg, jwks, None),
+        CustomJwtProvider::new(
+            format!("https://{host}/user_management/{client_id}"),
+            alg,
+            jwks,
+            None,
+        ),
     ]
 }
 
@@ -106,14 +128,19 @@ pub fn check_hostname(field: &str, host: &str) -> Result<(), InvalidField> {
         ));
     }
     if host.contains('/') {
-        return Err(InvalidField::new(field, format!("{host:?} has a path"), "give the host name only, e.g. auth.example.com"));
+        return Err(InvalidField::new(
+            field,
+            format!("{host:?} has a path"),
+            "give the host name only, e.g. auth.example.com",
+        ));
     }
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
     if host.len() > 253 || !host.split('.').all(label_ok) {
         return Err(InvalidField::new(
@@ -134,34 +161,51 @@ pub fn check_hostname(field: &str, host: &str) -> Result<(), InvalidField> {
 
 fn check_extra_issuer(field: &str, extra: &ExtraIssuer) -> Result<(), InvalidField> {
     let issuer = &extra.issuer;
-    let rest = issuer.strip_prefix("https://").or_else(|| issuer.strip_prefix("http://")).ok_or_else(|| {
-        InvalidField::new(
-            format!("{field}.issuer"),
-            format!("{issuer:?} has no http:// or https:// scheme"),
-            "write the issuer exactly as the token's iss claim, e.g. https://auth.example.com",
-        )
-    })?;
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| {
+            InvalidField::new(
+                format!("{field}.issuer"),
+                format!("{issuer:?} has no http:// or https:// scheme"),
+                "write the issuer exactly as the token's iss claim, e.g. https://auth.example.com",
+            )
+        })?;
     let host_port = rest.split('/').next().unwrap_or_default();
     let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
     check_hostname(&format!("{field}.issuer"), host)?;
-    if extra.application_id.is_none() && host == WORKOS_API_HOST && rest.trim_end_matches('/') == WORKOS_API_HOST {
+    if extra.application_id.is_none()
+        && host == WORKOS_API_HOST
+        && rest.trim_end_matches('/') == WORKOS_API_HOST
+    {
         return Err(InvalidField::new(
             format!("{field}.applicationID"),
-            format!("issuer {issuer} without applicationID matches every WorkOS customer's tokens, and Convex rejects it as insecure"),
+            format!(
+                "issuer {issuer} without applicationID matches every WorkOS customer's tokens, and Convex rejects it as insecure"
+            ),
             "set applicationID to your client id (and add aud to the tokens with a WorkOS JWT template)",
         ));
     }
     Ok(())
 }
 
-fn check_no_duplicates(providers: &[CustomJwtProvider], input: &GeneratorInput<'_>) -> Result<(), InvalidField> {
+fn check_no_duplicates(
+    providers: &[CustomJwtProvider],
+    input: &GeneratorInput<'_>,
+) -> Result<(), InvalidField> {
     for (i, p) in providers.iter().enumerate() {
         let key = (normalize_issuer(&p.issuer), &p.application_id);
-        if let Some(j) = providers[..i].iter().position(|q| (normalize_issuer(&q.issuer), &q.application_id) == key) {
+        if let Some(j) = providers[..i]
+            .iter()
+            .position(|q| (normalize_issuer(&q.issuer), &q.application_id) == key)
+        {
             let first = field_of_provider(j, input);
             return Err(InvalidField::new(
                 field_of_provider(i, input),
-                format!("issuer {} with the same applicationID is already provided by {first}", p.issuer),
+                format!(
+                    "issuer {} with the same applicationID is already provided by {first}",
+                    p.issuer
+                ),
                 "remove the duplicate: Convex would never reach it",
             ));
         }

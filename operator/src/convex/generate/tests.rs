@@ -16,7 +16,10 @@ fn input() -> GeneratorInput<'static> {
 }
 
 fn issuers(cfg: &AuthConfig) -> Vec<(&str, Option<&str>)> {
-    cfg.providers.iter().map(|p| (p.issuer.as_str(), p.application_id.as_deref())).collect()
+    cfg.providers
+        .iter()
+        .map(|p| (p.issuer.as_str(), p.application_id.as_deref()))
+        .collect()
 }
 
 #[test]
@@ -26,48 +29,107 @@ fn base_pair_is_what_convex_documents_for_authkit() {
         issuers(&cfg),
         vec![
             ("https://api.workos.com/", Some(CID)),
-            ("https://api.workos.com/user_management/client_01HZTEST", None),
+            (
+                "https://api.workos.com/user_management/client_01HZTEST",
+                None
+            ),
         ]
     );
     for p in &cfg.providers {
-        assert_eq!((p.kind.as_str(), p.algorithm.as_str(), p.jwks.as_str()), ("customJwt", "RS256", J));
+        assert_eq!(
+            (p.kind.as_str(), p.algorithm.as_str(), p.jwks.as_str()),
+            ("customJwt", "RS256", J)
+        );
     }
 }
 
 #[test]
 fn auth_domain_adds_the_same_pair_on_the_custom_host() {
-    let cfg = generate(&GeneratorInput { auth_domain: Some("auth.acme.com"), ..input() }).unwrap();
+    let cfg = generate(&GeneratorInput {
+        auth_domain: Some("auth.acme.com"),
+        ..input()
+    })
+    .unwrap();
     assert_eq!(
         issuers(&cfg)[2..],
-        [("https://auth.acme.com/", Some(CID)), ("https://auth.acme.com/user_management/client_01HZTEST", None)]
+        [
+            ("https://auth.acme.com/", Some(CID)),
+            (
+                "https://auth.acme.com/user_management/client_01HZTEST",
+                None
+            )
+        ]
     );
-    assert!(cfg.providers.iter().all(|p| p.jwks == J), "a custom domain serves the same key set");
+    assert!(
+        cfg.providers.iter().all(|p| p.jwks == J),
+        "a custom domain serves the same key set"
+    );
 }
 
 #[test]
 fn authkit_domain_adds_its_own_issuer_and_jwks() {
     let aj = "https://acme.authkit.app/oauth2/jwks";
-    let cfg = generate(&GeneratorInput { authkit_domain: Some("acme.authkit.app"), authkit_jwks_url: Some(aj), ..input() })
-        .unwrap();
+    let cfg = generate(&GeneratorInput {
+        authkit_domain: Some("acme.authkit.app"),
+        authkit_jwks_url: Some(aj),
+        ..input()
+    })
+    .unwrap();
     let last = cfg.providers.last().unwrap();
-    assert_eq!((last.issuer.as_str(), last.application_id.as_deref(), last.jwks.as_str()), ("https://acme.authkit.app", Some(CID), aj));
+    assert_eq!(
+        (
+            last.issuer.as_str(),
+            last.application_id.as_deref(),
+            last.jwks.as_str()
+        ),
+        ("https://acme.authkit.app", Some(CID), aj)
+    );
 }
 
 #[test]
 fn extra_issuers_follow_with_the_same_algorithm_and_jwks() {
     let extras = [
-        ExtraIssuer { issuer: "https://login.acme.com".into(), application_id: None },
-        ExtraIssuer { issuer: "https://api.workos.com".into(), application_id: Some("client_OTHER".into()) },
+        ExtraIssuer {
+            issuer: "https://login.acme.com".into(),
+            application_id: None,
+        },
+        ExtraIssuer {
+            issuer: "https://api.workos.com".into(),
+            application_id: Some("client_OTHER".into()),
+        },
     ];
-    let cfg = generate(&GeneratorInput { extra_issuers: &extras, algorithm: Algorithm::ES256, ..input() }).unwrap();
-    assert_eq!(issuers(&cfg)[2..], [("https://login.acme.com", None), ("https://api.workos.com", Some("client_OTHER"))]);
-    assert!(cfg.providers.iter().all(|p| p.algorithm == "ES256" && p.jwks == J));
+    let cfg = generate(&GeneratorInput {
+        extra_issuers: &extras,
+        algorithm: Algorithm::ES256,
+        ..input()
+    })
+    .unwrap();
+    assert_eq!(
+        issuers(&cfg)[2..],
+        [
+            ("https://login.acme.com", None),
+            ("https://api.workos.com", Some("client_OTHER"))
+        ]
+    );
+    assert!(
+        cfg.providers
+            .iter()
+            .all(|p| p.algorithm == "ES256" && p.jwks == J)
+    );
 }
 
 #[test]
 fn output_is_deterministic_and_byte_identical() {
-    let a = generate(&GeneratorInput { auth_domain: Some("auth.acme.com"), ..input() }).unwrap();
-    let b = generate(&GeneratorInput { auth_domain: Some("auth.acme.com"), ..input() }).unwrap();
+    let a = generate(&GeneratorInput {
+        auth_domain: Some("auth.acme.com"),
+        ..input()
+    })
+    .unwrap();
+    let b = generate(&GeneratorInput {
+        auth_domain: Some("auth.acme.com"),
+        ..input()
+    })
+    .unwrap();
     assert_eq!(a.to_typescript("x"), b.to_typescript("x"));
     assert_eq!(a.to_json(), b.to_json());
 }
@@ -79,9 +141,14 @@ fn renderings_share_one_object() {
     let ts = cfg.to_typescript("WorkOSConvexAuth ns/name");
     let js = cfg.to_javascript("WorkOSConvexAuth ns/name");
     assert!(ts.contains("import type { AuthConfig } from \"convex/server\";"));
-    assert!(ts.contains(&format!("export default {} satisfies AuthConfig;", json.trim_end())));
+    assert!(ts.contains(&format!(
+        "export default {} satisfies AuthConfig;",
+        json.trim_end()
+    )));
     assert!(js.contains(&format!("export default {};", json.trim_end())));
-    assert!(ts.starts_with("// Generated by workos-convex-auth from WorkOSConvexAuth ns/name. Do not edit"));
+    assert!(ts.starts_with(
+        "// Generated by workos-convex-auth from WorkOSConvexAuth ns/name. Do not edit"
+    ));
     let parsed: AuthConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed, cfg);
     assert!(json.contains("\"applicationID\": \"client_01HZTEST\""));
@@ -89,8 +156,19 @@ fn renderings_share_one_object() {
 
 #[test]
 fn refuses_a_bad_client_id() {
-    for bad in ["", "client_", "client-01", "CLIENT_01", "client_01 ", "client_01/x"] {
-        let err = generate(&GeneratorInput { client_id: bad, ..input() }).unwrap_err();
+    for bad in [
+        "",
+        "client_",
+        "client-01",
+        "CLIENT_01",
+        "client_01 ",
+        "client_01/x",
+    ] {
+        let err = generate(&GeneratorInput {
+            client_id: bad,
+            ..input()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "spec.clientId", "{bad:?}");
         assert!(err.fix.contains("WorkOS dashboard"));
     }
@@ -107,49 +185,122 @@ fn refuses_hostnames_with_scheme_path_or_bad_characters() {
         ("intranet", "no top-level domain"),
     ];
     for (host, why) in cases {
-        let err = generate(&GeneratorInput { auth_domain: Some(host), ..input() }).unwrap_err();
+        let err = generate(&GeneratorInput {
+            auth_domain: Some(host),
+            ..input()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "spec.authDomain");
         assert!(err.problem.contains(why), "{host}: {err}");
-        let err = generate(&GeneratorInput { authkit_domain: Some(host), authkit_jwks_url: Some(J), ..input() }).unwrap_err();
+        let err = generate(&GeneratorInput {
+            authkit_domain: Some(host),
+            authkit_jwks_url: Some(J),
+            ..input()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "spec.authkitDomain");
     }
-    assert!(generate(&GeneratorInput { auth_domain: Some("localhost"), ..input() }).is_ok());
+    assert!(
+        generate(&GeneratorInput {
+            auth_domain: Some("localhost"),
+            ..input()
+        })
+        .is_ok()
+    );
 }
 
 #[test]
 fn refuses_bare_workos_issuer_without_application_id() {
-    for issuer in ["https://api.workos.com", "https://api.workos.com/", "https://api.workos.com//"] {
-        let extras = [ExtraIssuer { issuer: issuer.into(), application_id: None }];
-        let err = generate(&GeneratorInput { extra_issuers: &extras, ..input() }).unwrap_err();
+    for issuer in [
+        "https://api.workos.com",
+        "https://api.workos.com/",
+        "https://api.workos.com//",
+    ] {
+        let extras = [ExtraIssuer {
+            issuer: issuer.into(),
+            application_id: None,
+        }];
+        let err = generate(&GeneratorInput {
+            extra_issuers: &extras,
+            ..input()
+        })
+        .unwrap_err();
         assert_eq!(err.field, "spec.extraIssuers[0].applicationID");
         assert!(err.problem.contains("insecure"));
     }
     // A path under api.workos.com is client-specific, so it is safe without aud.
-    let extras = [ExtraIssuer { issuer: "https://api.workos.com/user_management/client_X".into(), application_id: None }];
-    assert!(generate(&GeneratorInput { extra_issuers: &extras, ..input() }).is_ok());
+    let extras = [ExtraIssuer {
+        issuer: "https://api.workos.com/user_management/client_X".into(),
+        application_id: None,
+    }];
+    assert!(
+        generate(&GeneratorInput {
+            extra_issuers: &extras,
+            ..input()
+        })
+        .is_ok()
+    );
 }
 
 #[test]
 fn refuses_extra_issuers_without_scheme_or_on_a_bad_host() {
-    let extras = [ExtraIssuer { issuer: "auth.acme.com".into(), application_id: None }];
-    let err = generate(&GeneratorInput { extra_issuers: &extras, ..input() }).unwrap_err();
+    let extras = [ExtraIssuer {
+        issuer: "auth.acme.com".into(),
+        application_id: None,
+    }];
+    let err = generate(&GeneratorInput {
+        extra_issuers: &extras,
+        ..input()
+    })
+    .unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[0].issuer");
-    let extras = [ExtraIssuer { issuer: "https://intranet/".into(), application_id: None }];
-    assert!(generate(&GeneratorInput { extra_issuers: &extras, ..input() }).unwrap_err().problem.contains("top-level"));
+    let extras = [ExtraIssuer {
+        issuer: "https://intranet/".into(),
+        application_id: None,
+    }];
+    assert!(
+        generate(&GeneratorInput {
+            extra_issuers: &extras,
+            ..input()
+        })
+        .unwrap_err()
+        .problem
+        .contains("top-level")
+    );
 }
 
 #[test]
 fn refuses_duplicate_issuers_naming_both_places() {
-    let extras = [ExtraIssuer { issuer: "https://api.workos.com/user_management/client_01HZTEST/".into(), application_id: None }];
-    let err = generate(&GeneratorInput { extra_issuers: &extras, ..input() }).unwrap_err();
+    let extras = [ExtraIssuer {
+        issuer: "https://api.workos.com/user_management/client_01HZTEST/".into(),
+        application_id: None,
+    }];
+    let err = generate(&GeneratorInput {
+        extra_issuers: &extras,
+        ..input()
+    })
+    .unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[0].issuer");
-    assert!(err.problem.contains("already provided by spec.clientId"), "{err}");
+    assert!(
+        err.problem.contains("already provided by spec.clientId"),
+        "{err}"
+    );
 
     let extras = [
-        ExtraIssuer { issuer: "https://a.example.com".into(), application_id: None },
-        ExtraIssuer { issuer: "https://a.example.com/".into(), application_id: None },
+        ExtraIssuer {
+            issuer: "https://a.example.com".into(),
+            application_id: None,
+        },
+        ExtraIssuer {
+            issuer: "https://a.example.com/".into(),
+            application_id: None,
+        },
     ];
-    let err = generate(&GeneratorInput { extra_issuers: &extras, ..input() }).unwrap_err();
+    let err = generate(&GeneratorInput {
+        extra_issuers: &extras,
+        ..input()
+    })
+    .unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[1].issuer");
     assert!(err.problem.contains("spec.extraIssuers[0].issuer"));
 }

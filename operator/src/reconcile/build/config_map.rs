@@ -21,7 +21,11 @@ pub fn config_map(valid: &Valid, config: &AuthConfig, jwks_url: &str) -> ConfigM
         ("WORKOS_JWKS_URL".to_string(), jwks_url.to_string()),
     ]);
     ConfigMap {
-        metadata: child_meta(valid, valid.config_map_name.clone(), names::COMPONENT_CONFIG),
+        metadata: child_meta(
+            valid,
+            valid.config_map_name.clone(),
+            names::COMPONENT_CONFIG,
+        ),
         data: Some(data),
         ..ConfigMap::default()
     }

@@ -18,7 +18,10 @@ pub fn child_meta(valid: &Valid, name: String, component: &str) -> ObjectMeta {
     }
 }
 
-pub fn with_annotations(mut meta: ObjectMeta, annotations: &BTreeMap<String, String>) -> ObjectMeta {
+pub fn with_annotations(
+    mut meta: ObjectMeta,
+    annotations: &BTreeMap<String, String>,
+) -> ObjectMeta {
     if !annotations.is_empty() {
         meta.annotations = Some(annotations.clone());
     }

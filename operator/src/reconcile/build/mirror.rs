@@ -22,17 +22,22 @@ fn typed<T: DeserializeOwned>(value: serde_json::Value) -> T {
 
 pub fn deployment(valid: &Valid, default_image: &str) -> Deployment {
     let proxy = &valid.spec.proxy;
-    let mut args = vec!["proxy".to_string(), "--listen".to_string(), format!("0.0.0.0:{}", names::MIRROR_PORT)];
+    let mut args = vec![
+        "proxy".to_string(),
+        "--listen".to_string(),
+        format!("0.0.0.0:{}", names::MIRROR_PORT),
+    ];
     for (path, upstream) in mirror_routes(valid) {
         args.extend(["--mirror".to_string(), format!("{path}={upstream}")]);
     }
-    args.extend(["--refresh".to_string(), format_duration(valid.refresh_interval)]);
+    args.extend([
+        "--refresh".to_string(),
+        format_duration(valid.refresh_interval),
+    ]);
     args.extend(["--max-stale".to_string(), format_duration(valid.max_stale)]);
     let resources = proxy.resources.clone().unwrap_or_else(default_resources);
     let selector = names::mirror_selector(&valid.name);
-    let probe = |path: &str, period: i32| {
-        json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3})
-    };
+    let probe = |path: &str, period: i32| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3});
     let mut deployment: Deployment = typed(json!({
         "spec": {
             "replicas": proxy.replicas,
@@ -69,7 +74,11 @@ pub fn deployment(valid: &Valid, default_image: &str) -> Deployment {
             }
         }
     }));
-    deployment.metadata = child_meta(valid, names::mirror_name(&valid.name), names::COMPONENT_MIRROR);
+    deployment.metadata = child_meta(
+        valid,
+        names::mirror_name(&valid.name),
+        names::COMPONENT_MIRROR,
+    );
     deployment
 }
 
@@ -86,7 +95,11 @@ pub fn service(valid: &Valid) -> Service {
             "ports": [{"name": "http", "port": names::SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]
         }
     }));
-    service.metadata = child_meta(valid, names::mirror_name(&valid.name), names::COMPONENT_MIRROR);
+    service.metadata = child_meta(
+        valid,
+        names::mirror_name(&valid.name),
+        names::COMPONENT_MIRROR,
+    );
     service
 }
 
@@ -94,6 +107,10 @@ pub fn pod_disruption_budget(valid: &Valid) -> PodDisruptionBudget {
     let mut pdb: PodDisruptionBudget = typed(json!({
         "spec": {"minAvailable": 1, "selector": {"matchLabels": names::mirror_selector(&valid.name)}}
     }));
-    pdb.metadata = child_meta(valid, names::mirror_name(&valid.name), names::COMPONENT_MIRROR);
+    pdb.metadata = child_meta(
+        valid,
+        names::mirror_name(&valid.name),
+        names::COMPONENT_MIRROR,
+    );
     pdb
 }

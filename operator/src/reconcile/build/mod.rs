@@ -52,7 +52,11 @@ pub struct Children {
 impl Children {
     /// Issuers in provider order, for status.
     pub fn issuers(&self) -> Vec<String> {
-        self.config.providers.iter().map(|p| p.issuer.clone()).collect()
+        self.config
+            .providers
+            .iter()
+            .map(|p| p.issuer.clone())
+            .collect()
     }
 }
 
@@ -81,7 +85,8 @@ pub fn build(valid: &Valid, ctx: &BuildContext) -> Result<Children, InvalidField
         config_map: config_map::config_map(valid, &config, &urls.workos),
         deployment: proxy.then(|| mirror::deployment(valid, &ctx.default_image)),
         service: proxy.then(|| mirror::service(valid)),
-        pod_disruption_budget: (proxy && spec.proxy.replicas > 1).then(|| mirror::pod_disruption_budget(valid)),
+        pod_disruption_budget: (proxy && spec.proxy.replicas > 1)
+            .then(|| mirror::pod_disruption_budget(valid)),
         ingress: ingress_enabled.then(|| ingress::ingress(valid)),
         config,
         jwks_url: urls.workos,
@@ -110,52 +115,96 @@ fn mirror_prefix(valid: &Valid) -> String {
 pub fn mirror_routes(valid: &Valid) -> Vec<(String, String)> {
     let prefix = mirror_prefix(valid);
     let path = workos_jwks_path(&valid.client_id);
-    let upstream = format!("{}{path}", valid.spec.jwks.upstream_base.trim_end_matches('/'));
+    let upstream = format!(
+        "{}{path}",
+        valid.spec.jwks.upstream_base.trim_end_matches('/')
+    );
     let mut routes = vec![(format!("{prefix}{path}"), upstream)];
     if let Some(domain) = &valid.spec.authkit_domain {
-        routes.push((format!("{prefix}{AUTHKIT_JWKS_PATH}"), format!("https://{domain}{AUTHKIT_JWKS_PATH}")));
+        routes.push((
+            format!("{prefix}{AUTHKIT_JWKS_PATH}"),
+            format!("https://{domain}{AUTHKIT_JWKS_PATH}"),
+        ));
     }
     routes
 }
 
 fn jwks_urls(valid: &Valid, ctx: &BuildContext) -> Result<JwksUrls, InvalidField> {
     let spec = &valid.spec;
-    let authkit_direct = spec.authkit_domain.as_ref().map(|d| format!("https://{d}{AUTHKIT_JWKS_PATH}"));
+    let authkit_direct = spec
+        .authkit_domain
+        .as_ref()
+        .map(|d| format!("https://{d}{AUTHKIT_JWKS_PATH}"));
     match spec.jwks.mode {
         JwksMode::Direct => Ok(JwksUrls {
-            workos: format!("{}{}", spec.jwks.upstream_base.trim_end_matches('/'), workos_jwks_path(&valid.client_id)),
+            workos: format!(
+                "{}{}",
+                spec.jwks.upstream_base.trim_end_matches('/'),
+                workos_jwks_path(&valid.client_id)
+            ),
             authkit: authkit_direct,
             cluster_internal: false,
         }),
         JwksMode::Proxy => {
             let (base, cluster_internal) = match (&spec.jwks.public_url, &spec.ingress) {
                 (Some(url), _) => (url.trim_end_matches('/').to_string(), false),
-                (None, ingress) if ingress.enabled => (format!("https://{}", ingress.host.as_deref().unwrap_or_default()), false),
-                (None, _) => (format!("http://{}.{}.svc.cluster.local", names::mirror_name(&valid.name), valid.namespace), true),
+                (None, ingress) if ingress.enabled => (
+                    format!("https://{}", ingress.host.as_deref().unwrap_or_default()),
+                    false,
+                ),
+                (None, _) => (
+                    format!(
+                        "http://{}.{}.svc.cluster.local",
+                        names::mirror_name(&valid.name),
+                        valid.namespace
+                    ),
+                    true,
+                ),
             };
-            let mut routes = mirror_routes(valid).into_iter().map(|(path, _)| format!("{base}{path}"));
+            let mut routes = mirror_routes(valid)
+                .into_iter()
+                .map(|(path, _)| format!("{base}{path}"));
             let workos = routes.next().unwrap_or_default();
-            Ok(JwksUrls { workos, authkit: routes.next(), cluster_internal })
+            Ok(JwksUrls {
+                workos,
+                authkit: routes.next(),
+                cluster_internal,
+            })
         }
         JwksMode::Inline => {
             let keys = ctx.inline_keys.as_ref().ok_or_else(|| {
-                InvalidField::new("spec.jwks.mode", "mode Inline needs the signing keys, which have not been fetched", "pass the keys (render --jwks FILE) or let the operator fetch them")
+                InvalidField::new(
+                    "spec.jwks.mode",
+                    "mode Inline needs the signing keys, which have not been fetched",
+                    "pass the keys (render --jwks FILE) or let the operator fetch them",
+                )
             })?;
             let authkit = match (&spec.authkit_domain, &keys.authkit) {
                 (None, _) => None,
                 (Some(_), Some(doc)) => Some(data_url(doc)),
                 (Some(_), None) => {
-                    return Err(InvalidField::new("spec.authkitDomain", "mode Inline needs the AuthKit domain's keys too", "pass them (render --authkit-jwks FILE) or use mode Proxy"));
+                    return Err(InvalidField::new(
+                        "spec.authkitDomain",
+                        "mode Inline needs the AuthKit domain's keys too",
+                        "pass them (render --authkit-jwks FILE) or use mode Proxy",
+                    ));
                 }
             };
-            Ok(JwksUrls { workos: data_url(&keys.workos), authkit, cluster_internal: false })
+            Ok(JwksUrls {
+                workos: data_url(&keys.workos),
+                authkit,
+                cluster_internal: false,
+            })
         }
     }
 }
 
 /// `data:application/json;base64,…`: Convex skips the HTTP fetch for it.
 pub fn data_url(document: &str) -> String {
-    format!("data:application/json;base64,{}", base64::engine::general_purpose::STANDARD.encode(document))
+    format!(
+        "data:application/json;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(document)
+    )
 }
 
 #[cfg(test)]

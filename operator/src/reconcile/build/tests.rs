@@ -11,48 +11,103 @@ fn valid(spec_yaml: &str) -> Valid {
 }
 
 fn ctx() -> BuildContext {
-    BuildContext { default_image: "ghcr.io/example/workos-convex-auth:test".into(), inline_keys: None }
+    BuildContext {
+        default_image: "ghcr.io/example/workos-convex-auth:test".into(),
+        inline_keys: None,
+    }
 }
 
 #[test]
 fn proxy_mode_defaults_to_the_in_cluster_service_url() {
     let c = build(&valid("clientId: client_01A"), &ctx()).unwrap();
-    assert_eq!(c.jwks_url, "http://acme-jwks.apps.svc.cluster.local/sso/jwks/client_01A");
+    assert_eq!(
+        c.jwks_url,
+        "http://acme-jwks.apps.svc.cluster.local/sso/jwks/client_01A"
+    );
     assert!(c.cluster_internal_url);
     assert!(c.deployment.is_some() && c.service.is_some());
-    assert!(c.pod_disruption_budget.is_some(), "2 replicas by default get a PDB");
+    assert!(
+        c.pod_disruption_budget.is_some(),
+        "2 replicas by default get a PDB"
+    );
     assert!(c.ingress.is_none());
-    assert_eq!(c.issuers(), ["https://api.workos.com/", "https://api.workos.com/user_management/client_01A"]);
+    assert_eq!(
+        c.issuers(),
+        [
+            "https://api.workos.com/",
+            "https://api.workos.com/user_management/client_01A"
+        ]
+    );
 }
 
 #[test]
 fn proxy_mode_prefers_public_url_then_ingress_host() {
-    let c = build(&valid("{clientId: client_01A, jwks: {publicUrl: 'https://keys.acme.com/'}}"), &ctx()).unwrap();
+    let c = build(
+        &valid("{clientId: client_01A, jwks: {publicUrl: 'https://keys.acme.com/'}}"),
+        &ctx(),
+    )
+    .unwrap();
     assert_eq!(c.jwks_url, "https://keys.acme.com/sso/jwks/client_01A");
     assert!(!c.cluster_internal_url);
-    let c = build(&valid("{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, path: /workos}}"), &ctx()).unwrap();
-    assert_eq!(c.jwks_url, "https://jwks.acme.com/workos/sso/jwks/client_01A");
+    let c = build(
+        &valid(
+            "{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, path: /workos}}",
+        ),
+        &ctx(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.jwks_url,
+        "https://jwks.acme.com/workos/sso/jwks/client_01A"
+    );
     assert!(c.ingress.is_some());
 }
 
 #[test]
 fn direct_mode_points_at_workos_and_runs_no_mirror() {
-    let c = build(&valid("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Direct}}"), &ctx()).unwrap();
+    let c = build(
+        &valid("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Direct}}"),
+        &ctx(),
+    )
+    .unwrap();
     assert_eq!(c.jwks_url, "https://api.workos.com/sso/jwks/client_01A");
-    assert_eq!(c.config.providers.last().unwrap().jwks, "https://acme.authkit.app/oauth2/jwks");
-    assert!(c.deployment.is_none() && c.service.is_none() && c.ingress.is_none() && c.pod_disruption_budget.is_none());
+    assert_eq!(
+        c.config.providers.last().unwrap().jwks,
+        "https://acme.authkit.app/oauth2/jwks"
+    );
+    assert!(
+        c.deployment.is_none()
+            && c.service.is_none()
+            && c.ingress.is_none()
+            && c.pod_disruption_budget.is_none()
+    );
 }
 
 #[test]
 fn inline_mode_embeds_the_keys_as_a_data_url() {
     let doc = r#"{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}"#;
-    let ctx = BuildContext { inline_keys: Some(InlineKeys { workos: doc.into(), authkit: None }), ..ctx() };
+    let ctx = BuildContext {
+        inline_keys: Some(InlineKeys {
+            workos: doc.into(),
+            authkit: None,
+        }),
+        ..ctx()
+    };
     let c = build(&valid("{clientId: client_01A, jwks: {mode: Inline}}"), &ctx).unwrap();
-    let encoded = c.jwks_url.strip_prefix("data:application/json;base64,").unwrap();
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let encoded = c
+        .jwks_url
+        .strip_prefix("data:application/json;base64,")
+        .unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
     assert_eq!(String::from_utf8(decoded).unwrap(), doc);
     assert!(c.deployment.is_none());
-    let err = build(&valid("{clientId: client_01A, jwks: {mode: Inline}}"), &super::tests::ctx()).unwrap_err();
+    let err = build(
+        &valid("{clientId: client_01A, jwks: {mode: Inline}}"),
+        &super::tests::ctx(),
+    )
+    .unwrap_err();
     assert_eq!(err.field, "spec.jwks.mode");
 }
 
@@ -64,25 +119,53 @@ fn deployment_is_hardened_and_runs_the_mirror_with_the_spec_settings() {
     let pod = &d["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(pod["automountServiceAccountToken"], false);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     let sc = &container["securityContext"];
-    assert_eq!((sc["runAsNonRoot"].clone(), sc["readOnlyRootFilesystem"].clone(), sc["allowPrivilegeEscalation"].clone()), (true.into(), true.into(), false.into()));
+    assert_eq!(
+        (
+            sc["runAsNonRoot"].clone(),
+            sc["readOnlyRootFilesystem"].clone(),
+            sc["allowPrivilegeEscalation"].clone()
+        ),
+        (true.into(), true.into(), false.into())
+    );
     assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
-    assert_eq!(container["image"], "ghcr.io/example/workos-convex-auth:test");
-    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(
+        container["image"],
+        "ghcr.io/example/workos-convex-auth:test"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(
         args,
         [
-            "proxy", "--listen", "0.0.0.0:8080",
-            "--mirror", "/sso/jwks/client_01A=https://api.workos.com/sso/jwks/client_01A",
-            "--mirror", "/oauth2/jwks=https://acme.authkit.app/oauth2/jwks",
-            "--refresh", "1m30s", "--max-stale", "24h",
+            "proxy",
+            "--listen",
+            "0.0.0.0:8080",
+            "--mirror",
+            "/sso/jwks/client_01A=https://api.workos.com/sso/jwks/client_01A",
+            "--mirror",
+            "/oauth2/jwks=https://acme.authkit.app/oauth2/jwks",
+            "--refresh",
+            "1m30s",
+            "--max-stale",
+            "24h",
         ]
     );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(d["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/instance"], "acme");
+    assert_eq!(
+        d["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "acme"
+    );
 }
 
 #[test]
@@ -97,12 +180,19 @@ fn ingress_carries_class_tls_and_annotations() {
     assert_eq!(i["spec"]["tls"][0]["secretName"], "jwks-tls");
     assert_eq!(i["spec"]["tls"][0]["hosts"][0], "jwks.acme.com");
     assert_eq!(i["metadata"]["annotations"]["a"], "b");
-    assert_eq!(i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "acme-jwks");
+    assert_eq!(
+        i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "acme-jwks"
+    );
 }
 
 #[test]
 fn config_map_holds_all_renderings() {
-    let c = build(&valid("{clientId: client_01A, configMap: {name: convex-auth}}"), &ctx()).unwrap();
+    let c = build(
+        &valid("{clientId: client_01A, configMap: {name: convex-auth}}"),
+        &ctx(),
+    )
+    .unwrap();
     let data = c.config_map.data.as_ref().unwrap();
     assert_eq!(c.config_map.metadata.name.as_deref(), Some("convex-auth"));
     assert_eq!(data["auth.config.json"], c.config.to_json());

@@ -4,7 +4,13 @@ fn main() {
     let cp = wca_test_harness::ControlPlane::start().expect("control plane starts");
     let pids: Vec<String> = cp.pids.iter().map(u32::to_string).collect();
     println!("PIDS={}", pids.join(" "));
-    println!("DIR={}", cp.kubeconfig().parent().expect("kubeconfig has a dir").display());
+    println!(
+        "DIR={}",
+        cp.kubeconfig()
+            .parent()
+            .expect("kubeconfig has a dir")
+            .display()
+    );
     // Leak it so no Drop runs: only the closing of stdin at process exit may clean up.
     std::mem::forget(cp);
     panic!("simulated test crash");
