@@ -14,6 +14,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller: reconcile WorkOSConvexAuth resources.
+    Run(crate::controller::RunArgs),
     /// Run the JWKS mirror: serve WorkOS's signing keys from memory.
     Proxy(crate::proxy::ProxyArgs),
     /// Print the WorkOSConvexAuth CustomResourceDefinition as YAML.

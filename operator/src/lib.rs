@@ -3,7 +3,9 @@
 //! `api` is the custom resource; `convex` holds Convex's own rules and the config generator;
 //! `reconcile` turns a resource into the objects to apply; `jwks` and `proxy` are the mirror.
 pub mod api;
+pub mod check_token;
 pub mod cli;
+pub mod controller;
 pub mod convex;
 pub mod duration;
 pub mod jwks;

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use workos_convex_auth::cli::{Cli, Command, RenderArgs};
+use workos_convex_auth::controller::{self, LogFormat};
 use workos_convex_auth::reconcile::InlineKeys;
 use workos_convex_auth::render::{RenderOptions, render};
 use workos_convex_auth::{api, jwks, proxy};
@@ -17,20 +18,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::Render(args) => print!("{}", render_command(&args)?),
         Command::Proxy(args) => {
-            init_logging();
+            init_logging(LogFormat::Json);
             proxy::run(args).await?;
+        }
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            controller::run(args).await?;
         }
     }
     Ok(())
 }
 
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 fn render_command(args: &RenderArgs) -> anyhow::Result<String> {

@@ -1,7 +1,9 @@
 //! The reconcile pipeline: `validate → build` are pure (no client, unit-tested);
 //! `apply` and `status` are the thin I/O steps the controller runs around them.
+pub mod apply;
 pub mod build;
 pub mod names;
+pub mod status;
 pub mod validate;
 
 pub use build::{BuildContext, Children, InlineKeys, build};

@@ -1,0 +1,78 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+use super::inline::InlineKeyCache;
+use super::metrics::Metrics;
+use crate::jwks::Fetcher;
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub fetcher: Fetcher,
+    pub default_image: String,
+    pub secret_resync: Duration,
+    pub metrics: Arc<Metrics>,
+    pub inline_keys: InlineKeyCache,
+    /// Consecutive failures per `namespace/name`, for per-object exponential backoff
+    /// (kube-runtime has none of its own).
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        fetcher: Fetcher,
+        default_image: String,
+        secret_resync: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            fetcher,
+            default_image,
+            secret_resync,
+            metrics,
+            inline_keys: InlineKeyCache::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s … capped at 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let n = self.failures.lock().map_or(0, |mut f| {
+            let n = f.entry(key.to_string()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        });
+        backoff_for(n)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(key);
+        }
+    }
+}
+
+pub fn backoff_for(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let secs: Vec<u64> = (1..=11).map(|n| super::backoff_for(n).as_secs()).collect();
+        assert_eq!(
+            secs,
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256].map(|s: u64| s.min(300))
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! `workos-convex-auth run`: the kube-runtime controller and its admin server.
+
+mod admin;
+mod args;
+mod context;
+mod inline;
+mod metrics;
+mod reconciler;
+mod references;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Client, Config, ResourceExt};
+
+pub use args::{LogFormat, RunArgs};
+pub use context::backoff_for;
+
+use crate::api::WorkOSConvexAuth;
+use crate::jwks::{FetchError, FetchLimits, Fetcher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Config(String),
+    #[error(
+        "the WorkOSConvexAuth CRD is not installed in this cluster; install it with\n  kubectl apply --server-side -f crds/workos-convex.io_workosconvexauths.yaml\n(or `workos-convex-auth crd | kubectl apply --server-side -f -`, or the Helm chart)"
+    )]
+    CrdMissing,
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Fetcher(#[from] FetchError),
+    #[error("admin server on {addr}: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// An Api for `K` in the watched namespace, or in all namespaces.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, ControllerError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc =
+                Kubeconfig::read_from(path).map_err(|e| ControllerError::Config(e.to_string()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| ControllerError::Config(e.to_string()))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| ControllerError::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
+}
+
+/// Fails with install instructions when the CRD is missing, instead of retrying a watch forever.
+pub async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), ControllerError> {
+    match scoped::<WorkOSConvexAuth>(client, namespace)
+        .list(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(ControllerError::CrdMissing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), ControllerError> {
+    let client = client(args.kubeconfig.as_deref()).await?;
+    run_with_client(client, args).await
+}
+
+/// Runs the controller with a ready client (tests pass their own).
+pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), ControllerError> {
+    let ns = args.namespace.as_deref();
+    check_crd(&client, ns).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let reporter = Reporter {
+        controller: "workos-convex-auth".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(context::Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        Fetcher::new(FetchLimits::default())?,
+        args.proxy_image.clone(),
+        args.secret_resync,
+        metrics.clone(),
+    ));
+
+    let watch = watcher::Config::default().any_semantic();
+    let owned = watch.clone().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        crate::reconcile::names::APP_NAME
+    ));
+    let controller = Controller::new(
+        scoped::<DeserializeGuard<WorkOSConvexAuth>>(&client, ns),
+        watch.clone(),
+    )
+    .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
+    .owns(scoped::<Deployment>(&client, ns), owned.clone())
+    .owns(scoped::<Service>(&client, ns), owned.clone())
+    .owns(scoped::<PodDisruptionBudget>(&client, ns), owned.clone())
+    .owns(scoped::<Ingress>(&client, ns), owned);
+    let store = controller.store();
+    // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
+    let referencing = store.clone();
+    let controller = controller.watches(scoped::<ConfigMap>(&client, ns), watch, move |cm| {
+        let (cm_ns, cm_name) = (cm.namespace(), cm.name_any());
+        referencing
+            .state()
+            .into_iter()
+            .filter(|guard| {
+                guard.0.as_ref().is_ok_and(|r| {
+                    r.namespace() == cm_ns
+                        && r.spec
+                            .client_id_from
+                            .as_ref()
+                            .and_then(|s| s.config_map_key_ref.as_ref())
+                            .is_some_and(|k| k.name == cm_name)
+                })
+            })
+            .map(|guard| ObjectRef::from_obj(&*guard))
+            .collect::<Vec<_>>()
+    });
+
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready_flag.store(true, Ordering::Relaxed);
+            tracing::info!("caches synced; ready");
+        }
+    });
+    let admin_state = admin::AdminState { ready, metrics };
+    let addr = args.admin_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControllerError::Admin { addr, source })?;
+    let admin = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        axum::serve(listener, admin::router(admin_state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    tracing::info!(namespace = ns.unwrap_or("(all)"), admin = %addr, "controller starting");
+
+    controller
+        .shutdown_on_signal()
+        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile queue");
+            }
+        })
+        .await;
+    admin.abort();
+    tracing::info!("controller stopped");
+    Ok(())
+}

@@ -1,0 +1,649 @@
+//! The controller against a real kube-apiserver (tests/harness): children, updates, mode
+//! switches, drift repair, conflicts, references, steady state, Inline mode and start-up.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use support::fake_workos::FakeWorkos;
+use support::mirror::jwks_of;
+use tokio::task::JoinHandle;
+use wca_test_harness::{ControlPlane, eventually};
+use workos_convex_auth::api::WorkOSConvexAuth;
+use workos_convex_auth::controller::{LogFormat, RunArgs, run_with_client};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Scenario {
+    client: Client,
+    ns: String,
+    controller: Option<JoinHandle<()>>,
+}
+
+impl Scenario {
+    async fn new(test: &str) -> Self {
+        let cp = ControlPlane::shared();
+        let client = cp.client().await.unwrap();
+        let ns = cp.namespace(&client, test).await.unwrap();
+        let mut s = Scenario {
+            client,
+            ns,
+            controller: None,
+        };
+        s.start_controller();
+        s
+    }
+
+    fn start_controller(&mut self) {
+        let args = RunArgs {
+            kubeconfig: None,
+            namespace: Some(self.ns.clone()),
+            proxy_image: "example.com/workos-convex-auth:test".into(),
+            admin_addr: "127.0.0.1:0".parse().unwrap(),
+            secret_resync: Duration::from_secs(60),
+            log_format: LogFormat::Text,
+        };
+        let client = self.client.clone();
+        self.controller = Some(tokio::spawn(async move {
+            run_with_client(client, args)
+                .await
+                .expect("controller runs");
+        }));
+    }
+
+    fn stop_controller(&mut self) {
+        if let Some(handle) = self.controller.take() {
+            handle.abort();
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create(&self, name: &str, spec: serde_json::Value) -> WorkOSConvexAuth {
+        let r: WorkOSConvexAuth = serde_json::from_value(json!({
+            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        self.api::<WorkOSConvexAuth>()
+            .create(&PostParams::default(), &r)
+            .await
+            .unwrap()
+    }
+
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
+        let patch = json!({"spec": spec});
+        self.api::<WorkOSConvexAuth>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn config_json(&self, cm: &str) -> Option<String> {
+        let cm = self.api::<ConfigMap>().get_opt(cm).await.ok()??;
+        cm.data?.get("auth.config.json").cloned()
+    }
+
+    /// Waits for a condition of the resource's status to have `status` and returns its message.
+    async fn condition(&self, name: &str, type_: &str, status: &str) -> String {
+        let api = self.api::<WorkOSConvexAuth>();
+        eventually(
+            WAIT,
+            &format!("{name} condition {type_}={status}"),
+            || async {
+                let r = api.get(name).await.ok()?;
+                let c = r
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_ && c.status == status)?;
+                Some(c.message)
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn events(&self, reason: &str) -> Vec<String> {
+        let events: Api<Event> = self.api();
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note)
+            .collect()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.stop_controller();
+    }
+}
+
+fn owned_by(meta: &impl Resource, owner: &WorkOSConvexAuth) -> bool {
+    meta.owner_references().iter().any(|o| {
+        o.uid == owner.uid().unwrap() && o.controller == Some(true) && o.kind == "WorkOSConvexAuth"
+    })
+}
+
+#[tokio::test]
+async fn create_makes_every_child_with_owner_references_and_status() {
+    let s = Scenario::new("create").await;
+    let r = s.create("acme", json!({"clientId": "client_01A"})).await;
+    let cm = eventually(WAIT, "ConfigMap", || async {
+        s.api::<ConfigMap>()
+            .get_opt("acme-convex-auth")
+            .await
+            .ok()?
+    })
+    .await
+    .unwrap();
+    assert!(owned_by(&cm, &r));
+    assert_eq!(
+        cm.labels()["app.kubernetes.io/managed-by"],
+        "workos-convex-auth"
+    );
+    let data = cm.data.unwrap();
+    assert!(data["auth.config.ts"].contains("satisfies AuthConfig"));
+    assert!(data["auth.config.json"].contains(&format!(
+        "http://acme-jwks.{}.svc.cluster.local/sso/jwks/client_01A",
+        s.ns
+    )));
+    let deployment = eventually(WAIT, "Deployment", || async {
+        s.api::<Deployment>().get_opt("acme-jwks").await.ok()?
+    })
+    .await
+    .unwrap();
+    assert!(owned_by(&deployment, &r));
+    let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        args.contains(
+            &"/sso/jwks/client_01A=https://api.workos.com/sso/jwks/client_01A".to_string()
+        ),
+        "{args:?}"
+    );
+    assert!(owned_by(
+        &s.api::<Service>().get("acme-jwks").await.unwrap(),
+        &r
+    ));
+    assert!(owned_by(
+        &s.api::<PodDisruptionBudget>()
+            .get("acme-jwks")
+            .await
+            .unwrap(),
+        &r
+    ));
+
+    // No kubelet runs here, so the mirror never becomes available: status says so, honestly.
+    let message = s.condition("acme", "ProxyAvailable", "False").await;
+    assert!(message.contains("0/2 mirror pods available"), "{message}");
+    let warning = s.condition("acme", "PublicJwksUrl", "False").await;
+    assert!(
+        warning.contains("only a Convex backend inside this cluster"),
+        "{warning}"
+    );
+    s.condition("acme", "ConfigReady", "True").await;
+    let status = s
+        .api::<WorkOSConvexAuth>()
+        .get("acme")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.config_map_name.as_deref(), Some("acme-convex-auth"));
+    assert_eq!(
+        status.issuers,
+        [
+            "https://api.workos.com/",
+            "https://api.workos.com/user_management/client_01A"
+        ]
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(
+        !s.events("ConfigCreated").await.is_empty(),
+        "a Normal event on create"
+    );
+}
+
+#[tokio::test]
+async fn spec_updates_and_mode_switches_update_and_remove_children() {
+    let s = Scenario::new("switch").await;
+    s.create(
+        "acme",
+        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
+    )
+    .await;
+    eventually(WAIT, "Ingress", || async {
+        s.api::<Ingress>().get_opt("acme-jwks").await.ok()?
+    })
+    .await
+    .unwrap();
+
+    s.patch_spec("acme", json!({"authDomain": "auth.acme.com"}))
+        .await;
+    eventually(WAIT, "custom-domain issuer in the ConfigMap", || async {
+        s.config_json("acme-convex-auth")
+            .await
+            .filter(|j| j.contains("https://auth.acme.com/user_management/client_01A"))
+    })
+    .await
+    .unwrap();
+    assert!(!s.events("ConfigUpdated").await.is_empty());
+
+    s.patch_spec("acme", json!({"ingress": {"enabled": false}}))
+        .await;
+    eventually(WAIT, "Ingress removed", || async {
+        s.api::<Ingress>()
+            .get_opt("acme-jwks")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.api::<Deployment>()
+            .get_opt("acme-jwks")
+            .await
+            .unwrap()
+            .is_some(),
+        "the mirror stays"
+    );
+
+    s.patch_spec("acme", json!({"jwks": {"mode": "Direct"}}))
+        .await;
+    eventually(WAIT, "mirror removed", || async {
+        let gone = s
+            .api::<Deployment>()
+            .get_opt("acme-jwks")
+            .await
+            .ok()?
+            .is_none()
+            && s.api::<Service>()
+                .get_opt("acme-jwks")
+                .await
+                .ok()?
+                .is_none()
+            && s.api::<PodDisruptionBudget>()
+                .get_opt("acme-jwks")
+                .await
+                .ok()?
+                .is_none();
+        gone.then_some(())
+    })
+    .await
+    .unwrap();
+    let json = s.config_json("acme-convex-auth").await.unwrap();
+    assert!(
+        json.contains("\"jwks\": \"https://api.workos.com/sso/jwks/client_01A\""),
+        "{json}"
+    );
+    s.condition("acme", "Ready", "True").await;
+
+    s.patch_spec("acme", json!({"configMap": {"name": "renamed"}}))
+        .await;
+    eventually(WAIT, "old ConfigMap removed", || async {
+        s.api::<ConfigMap>()
+            .get_opt("acme-convex-auth")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(s.config_json("renamed").await.is_some());
+}
+
+#[tokio::test]
+async fn children_deleted_or_edited_by_hand_are_restored() {
+    let s = Scenario::new("drift").await;
+    s.create("acme", json!({"clientId": "client_01A"})).await;
+    let original = eventually(WAIT, "ConfigMap", || s.config_json("acme-convex-auth"))
+        .await
+        .unwrap();
+
+    let edit = json!({"data": {"auth.config.json": "{}"}});
+    s.api::<ConfigMap>()
+        .patch(
+            "acme-convex-auth",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&json!({"apiVersion": "v1", "kind": "ConfigMap", "data": edit["data"]})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "edited ConfigMap restored", || async {
+        s.config_json("acme-convex-auth")
+            .await
+            .filter(|j| *j == original)
+    })
+    .await
+    .unwrap();
+
+    s.api::<Service>()
+        .delete("acme-jwks", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, "deleted Service restored", || async {
+        s.api::<Service>().get_opt("acme-jwks").await.ok()?
+    })
+    .await
+    .unwrap();
+    s.api::<ConfigMap>()
+        .delete("acme-convex-auth", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, "deleted ConfigMap restored", || {
+        s.config_json("acme-convex-auth")
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_existing_object_it_does_not_control_is_left_untouched_and_reported() {
+    let s = Scenario::new("conflict").await;
+    let theirs: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "acme-convex-auth"}, "data": {"mine": "yes"}}),
+    )
+    .unwrap();
+    let before = s
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    s.create(
+        "acme",
+        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
+    )
+    .await;
+    let message = s.condition("acme", "ConfigReady", "False").await;
+    assert!(
+        message.contains(&format!(
+            "ConfigMap {}/acme-convex-auth exists and is not controlled",
+            s.ns
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.configMap.name"),
+        "the message says how to fix it: {message}"
+    );
+    let after = s.api::<ConfigMap>().get("acme-convex-auth").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "never modified"
+    );
+    assert_eq!(after.data.unwrap()["mine"], "yes");
+    assert!(!s.events("Conflict").await.is_empty());
+    // Renaming resolves it.
+    s.patch_spec("acme", json!({"configMap": {"name": "acme-auth"}}))
+        .await;
+    s.condition("acme", "Ready", "True").await;
+    assert!(
+        s.api::<ConfigMap>()
+            .get_opt("acme-convex-auth")
+            .await
+            .unwrap()
+            .is_some(),
+        "still there"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_then_recovered_from() {
+    let s = Scenario::new("secret").await;
+    s.create("acme", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "client-id"}}, "jwks": {"mode": "Direct"}})).await;
+    let message = s.condition("acme", "ConfigReady", "False").await;
+    assert!(
+        message.contains(&format!(
+            "Secret {}/workos (spec.clientIdFrom.secretKeyRef.name) does not exist",
+            s.ns
+        )),
+        "{message}"
+    );
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "workos"}, "stringData": {"client-id": "client_01FROMSECRET"}}),
+    )
+    .unwrap();
+    s.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    s.condition("acme", "Ready", "True").await;
+    assert!(
+        s.config_json("acme-convex-auth")
+            .await
+            .unwrap()
+            .contains("client_01FROMSECRET")
+    );
+}
+
+#[tokio::test]
+async fn a_referenced_config_map_change_re_renders() {
+    let s = Scenario::new("configmap ref").await;
+    let source: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "workos"}, "data": {"id": "client_01ONE"}}),
+    )
+    .unwrap();
+    s.api::<ConfigMap>()
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    s.create("acme", json!({"clientIdFrom": {"configMapKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
+    eventually(WAIT, "first id", || async {
+        s.config_json("acme-convex-auth")
+            .await
+            .filter(|j| j.contains("client_01ONE"))
+    })
+    .await
+    .unwrap();
+    s.api::<ConfigMap>()
+        .patch(
+            "workos",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"id": "client_01TWO"}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "new id", || async {
+        s.config_json("acme-convex-auth")
+            .await
+            .filter(|j| j.contains("client_01TWO"))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_settled_resource_causes_no_writes_across_resyncs() {
+    let mut s = Scenario::new("steady").await;
+    s.create(
+        "acme",
+        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
+    )
+    .await;
+    s.condition("acme", "ConfigReady", "True").await;
+    s.condition("acme", "ProxyAvailable", "False").await;
+    async fn versions(s: &Scenario) -> Vec<String> {
+        vec![
+            s.api::<WorkOSConvexAuth>()
+                .get("acme")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+            s.api::<ConfigMap>()
+                .get("acme-convex-auth")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+            s.api::<Deployment>()
+                .get("acme-jwks")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+            s.api::<Service>()
+                .get("acme-jwks")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+            s.api::<PodDisruptionBudget>()
+                .get("acme-jwks")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+            s.api::<Ingress>()
+                .get("acme-jwks")
+                .await
+                .unwrap()
+                .resource_version()
+                .unwrap(),
+        ]
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = versions(&s).await;
+    let events_before = s
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    // A restarted controller reconciles everything again: a forced resync, twice.
+    for _ in 0..2 {
+        s.stop_controller();
+        s.start_controller();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(
+        versions(&s).await,
+        settled,
+        "resource or children were written although nothing changed"
+    );
+    assert_eq!(
+        s.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        events_before,
+        "no new events"
+    );
+}
+
+#[tokio::test]
+async fn inline_mode_embeds_upstream_keys_and_reports_rotation() {
+    let upstream = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
+    let s = Scenario::new("inline").await;
+    s.create("acme", json!({"clientId": "client_01A", "jwks": {"mode": "Inline", "upstreamBase": upstream.base_url()}, "proxy": {"refreshInterval": "10s"}})).await;
+    let json = eventually(WAIT, "inline config", || s.config_json("acme-convex-auth"))
+        .await
+        .unwrap();
+    let url = json
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("\"jwks\": \"data:application/json;base64,")
+        })
+        .unwrap()
+        .trim_end_matches([',', '"']);
+    use base64::Engine;
+    let keys = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(url)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(keys.contains("\"kid\":\"test-rsa-a\""), "{keys}");
+    assert!(!keys.contains("\"d\""), "no private members");
+    assert!(upstream.hits("/sso/jwks/client_01A") >= 1);
+    s.condition("acme", "Ready", "True").await;
+    let status = s
+        .api::<WorkOSConvexAuth>()
+        .get("acme")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.key_ids, ["test-rsa-a"]);
+
+    upstream.set_document(jwks_of(&["rsa-b.jwk.json"]));
+    eventually(
+        Duration::from_secs(40),
+        "rotated key in the ConfigMap",
+        || async {
+            let json = s.config_json("acme-convex-auth").await?;
+            let b64 = json
+                .lines()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("\"jwks\": \"data:application/json;base64,")
+                })?
+                .trim_end_matches([',', '"'])
+                .to_string();
+            let keys =
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?)
+                    .ok()?;
+            keys.contains("test-rsa-b").then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let rotated = eventually(WAIT, "KeysRotated event", || async {
+        s.events("KeysRotated").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    assert!(
+        rotated.contains("npx convex deploy") && rotated.contains("test-rsa-a → test-rsa-b"),
+        "{rotated}"
+    );
+}
+
+#[tokio::test]
+async fn starting_before_the_crd_exists_is_a_clear_error() {
+    let bare = ControlPlane::start().unwrap(); // no CRDs installed
+    let client = bare.client().await.unwrap();
+    let args = RunArgs {
+        kubeconfig: None,
+        namespace: None,
+        proxy_image: "x".into(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        secret_resync: Duration::from_secs(60),
+        log_format: LogFormat::Text,
+    };
+    let err = run_with_client(client, args).await.unwrap_err().to_string();
+    assert!(
+        err.contains("CRD is not installed")
+            && err.contains("kubectl apply --server-side -f crds/"),
+        "{err}"
+    );
+}
