@@ -42,6 +42,9 @@ fn write_examples(dir: &Path) -> usize {
     let mut count = 0;
     for entry in std::fs::read_dir(examples).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
         for resource in parse_resources(&std::fs::read_to_string(&path).unwrap()).unwrap() {
             let data = children_of(&resource, &options)
                 .unwrap()

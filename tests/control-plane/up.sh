@@ -97,7 +97,11 @@ echo "PIDS=${pids[*]}"
 echo "KUBECONFIG=$dir/kubeconfig"
 
 if [ "$mode" = "--until-stdin-closes" ]; then
-  cat >/dev/null || true
+  # In the background so a TERM or INT runs the cleanup trap at once (bash defers traps
+  # until a foreground command ends).
+  cat >/dev/null &
+  pids+=($!)
+  wait "$!" || true
 else
   echo "export KUBECONFIG=$dir/kubeconfig   # in another shell; Ctrl-C here tears the control plane down" >&2
   while :; do

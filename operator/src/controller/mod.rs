@@ -151,10 +151,16 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
 
     let ready_flag = ready.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready_flag.store(true, Ordering::Relaxed);
-            tracing::info!("caches synced; ready");
+        // A fresh wait each second: the first one is not always woken when the store fills.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return, // the controller stopped before its first list
+                Err(_) => continue,
+            }
         }
+        ready_flag.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; ready");
     });
     let admin_state = admin::AdminState { ready, metrics };
     let addr = args.admin_addr;
