@@ -99,7 +99,7 @@ echo "KUBECONFIG=$dir/kubeconfig"
 if [ "$mode" = "--until-stdin-closes" ]; then
   # In the background so a TERM or INT runs the cleanup trap at once (bash defers traps
   # until a foreground command ends).
-  cat >/dev/null &
+  cat <&0 >/dev/null &  # explicit: a background job would otherwise read /dev/null
   pids+=($!)
   wait "$!" || true
 else
