@@ -82,7 +82,8 @@ http {
   tcp_nodelay on;
   keepalive_requests 10000000;
   keepalive_timeout 75s;
-  open_file_cache max=16 valid=60s;
+  open_file_cache max=16;
+  open_file_cache_valid 60s;
   client_body_temp_path $WORK/tmp-body; proxy_temp_path $WORK/tmp-proxy;
   fastcgi_temp_path $WORK/tmp-fcgi; uwsgi_temp_path $WORK/tmp-uwsgi; scgi_temp_path $WORK/tmp-scgi;
   server {

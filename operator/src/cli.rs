@@ -20,6 +20,8 @@ pub enum Command {
     Proxy(crate::proxy::ProxyArgs),
     /// Print the WorkOSConvexAuth CustomResourceDefinition as YAML.
     Crd,
+    /// Explain whether Convex accepts a token, and what to change when it does not.
+    CheckToken(crate::check_token::CheckTokenArgs),
     /// Print, offline, the objects the operator would apply for each resource in a file.
     Render(RenderArgs),
 }

@@ -12,10 +12,11 @@ use workos_convex_auth::render::{RenderOptions, render};
 use workos_convex_auth::{api, jwks, proxy};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()),
+        Command::CheckToken(args) => return Ok(workos_convex_auth::check_token::run(args).await),
         Command::Render(args) => print!("{}", render_command(&args)?),
         Command::Proxy(args) => {
             init_logging(LogFormat::Json);
@@ -26,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
             controller::run(args).await?;
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {

@@ -153,7 +153,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     tokio::spawn(async move {
         // A fresh wait each second: the first one is not always woken when the store fills.
         loop {
-            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
+                .await
+            {
                 Ok(Ok(())) => break,
                 Ok(Err(_)) => return, // the controller stopped before its first list
                 Err(_) => continue,

@@ -1,0 +1,144 @@
+//! Rendering a [`Report`] as text for people or JSON for scripts.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::args::OutputFormat;
+use super::report::{Report, TimeClaim, Verdict};
+use super::walk::StepResult;
+
+/// Renders the report in the chosen format, ending with a newline.
+pub fn render(report: &Report, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Text => text(report),
+        OutputFormat::Json => json(report),
+    }
+}
+
+/// The report as pretty JSON.
+pub fn json(report: &Report) -> String {
+    // A Report holds only strings, numbers and JSON values, which always serialise.
+    let mut out = serde_json::to_string_pretty(report).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// An input error as JSON, so scripts using `--output json` always get an object.
+pub fn json_error(message: &str) -> String {
+    let mut out = serde_json::to_string_pretty(&serde_json::json!({
+        "verdict": "error",
+        "error": message,
+    }))
+    .unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// The report as aligned text, ending with the verdict and the fix.
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    let t = &r.token;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".into());
+    let time = |c: &Option<TimeClaim>| {
+        c.as_ref().map_or("(absent)".into(), |c| {
+            format!("{}  {} ({})", c.unix, c.utc, c.relative)
+        })
+    };
+    let aud = match &t.aud {
+        Value::Null => "(absent)".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out, "Token (decoded, not yet trusted)");
+    for (name, value) in [
+        ("alg", opt(&t.alg)),
+        ("kid", opt(&t.kid)),
+        ("iss", opt(&t.iss)),
+        ("aud", aud),
+        ("sub", opt(&t.sub)),
+        ("iat", time(&t.iat)),
+        ("nbf", time(&t.nbf)),
+        ("exp", time(&t.exp)),
+    ] {
+        let _ = writeln!(out, "  {name}  {value}");
+    }
+
+    let _ = writeln!(
+        out,
+        "\nProviders, in the order Convex tries them: {}",
+        r.source
+    );
+    if r.providers.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for p in &r.providers {
+        let app = p
+            .application_id
+            .as_ref()
+            .map_or(String::new(), |a| format!("  applicationID {a}"));
+        let _ = writeln!(out, "  {}. {} {}{app}", p.number, p.kind, p.issuer);
+        let label = match p.result {
+            StepResult::Match => "MATCH",
+            StepResult::Mismatch => "no match",
+            StepResult::NotTried => "-",
+        };
+        let _ = writeln!(out, "     {label}: {}", p.reason);
+    }
+
+    if let Some(j) = &r.jwks {
+        let _ = writeln!(out, "\nJWKS of provider {}: {}", j.provider, j.source);
+        let mut served = Vec::new();
+        if let Some(status) = j.status {
+            served.push(format!("HTTP {status}"));
+        }
+        if let Some(ct) = &j.content_type {
+            served.push(format!("Content-Type {ct}"));
+        }
+        if !served.is_empty() {
+            let _ = writeln!(out, "  {}", served.join(", "));
+        }
+        match &j.error {
+            Some(e) => {
+                let _ = writeln!(out, "  error: {e}");
+            }
+            None => {
+                let _ = writeln!(out, "  kids: {}", j.kids.join(", "));
+            }
+        }
+    }
+
+    if !r.checks.is_empty() {
+        let _ = writeln!(out, "\nChecks");
+        for c in &r.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let _ = writeln!(out, "  {mark} {:<9} {}", c.name, c.detail);
+        }
+    }
+
+    out.push('\n');
+    match r.verdict {
+        Verdict::Accepted => {
+            let _ = writeln!(
+                out,
+                "ACCEPTED by provider {}",
+                r.provider.unwrap_or_default()
+            );
+            if let Some(id) = &r.token_identifier {
+                let _ = writeln!(out, "tokenIdentifier: {id}");
+            }
+        }
+        Verdict::Rejected | Verdict::Unchecked => {
+            let word = if r.verdict == Verdict::Rejected {
+                "REJECTED"
+            } else {
+                "UNCHECKED"
+            };
+            let _ = writeln!(out, "{word}: {}", opt(&r.reason));
+            if let Some(fix) = &r.fix {
+                let _ = writeln!(out, "Fix: {fix}");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! The `check-token` subcommand through the real binary: exit codes 0/1/2, stdin, text and
+//! JSON output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
+
+const CID: &str = "client_01JEXAMPLE0000000000000000";
+const NOW: &str = "1800000000";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn token(iss: &str) -> String {
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-rsa-a".into());
+    let claims = json!({"iss": iss, "sub": "user_01", "iat": 1_799_999_990, "exp": 1_800_000_290});
+    let key = EncodingKey::from_rsa_pem(&fixture("rsa-a.pem")).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn config() -> PathBuf {
+    let jwks = format!(
+        "data:application/json;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(fixture("jwks-rsa.json"))
+    );
+    let path = std::env::temp_dir().join(format!("check-token-cli-{}.json", std::process::id()));
+    let config = json!({"providers": [
+        {"type": "customJwt", "issuer": "https://api.workos.com/", "algorithm": "RS256", "jwks": jwks, "applicationID": CID},
+        {"type": "customJwt", "issuer": format!("https://api.workos.com/user_management/{CID}"), "algorithm": "RS256", "jwks": jwks},
+    ]});
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Runs the binary with `stdin` piped in.
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+        .arg("check-token")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The binary may exit before reading (usage errors); a broken pipe is fine then.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn exit_codes_and_outputs() {
+    let config = config();
+    let config = config.to_str().unwrap();
+    let base = ["--config", config, "--now", NOW];
+
+    let ok = run(
+        &base,
+        &token(&format!("https://api.workos.com/user_management/{CID}")),
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ACCEPTED by provider 2\n"), "{stdout}");
+
+    let rejected = run(&base, &token("https://acme.authkit.app"));
+    let stdout = String::from_utf8_lossy(&rejected.stdout);
+    assert_eq!(rejected.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "Fix: token iss is https://acme.authkit.app; add spec.authkitDomain: acme.authkit.app"
+        ),
+        "{stdout}"
+    );
+
+    let json_args = [&base[..], &["--output", "json"]].concat();
+    let rejected = run(&json_args, &token("https://acme.authkit.app"));
+    let v: Value = serde_json::from_slice(&rejected.stdout).unwrap();
+    assert_eq!(
+        (rejected.status.code(), v["verdict"].as_str()),
+        (Some(1), Some("rejected"))
+    );
+
+    let garbage = run(&base, "not-a-token");
+    assert_eq!(garbage.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&garbage.stderr),
+        "error: the token is not a JWT: a JWT has three dot-separated parts; this has 1\n"
+    );
+    let garbage = run(&json_args, "not-a-token");
+    let v: Value = serde_json::from_slice(&garbage.stdout).unwrap();
+    assert_eq!(
+        (garbage.status.code(), v["verdict"].as_str()),
+        (Some(2), Some("error"))
+    );
+
+    // No provider source at all is a usage error.
+    let usage = run(&["--now", NOW], "x.y.z");
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--config"));
+}

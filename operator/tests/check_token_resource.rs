@@ -1,0 +1,142 @@
+//! `check-token --resource NAMESPACE/NAME` against the local control plane: the resource and
+//! its ConfigMap are written with the API (no controller runs here), then read back by the tool.
+
+use std::path::Path;
+
+use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use wca_test_harness::ControlPlane;
+use workos_convex_auth::api::WorkOSConvexAuth;
+use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Verdict, check_token};
+
+const CID: &str = "client_01JEXAMPLE0000000000000000";
+const NOW: i64 = 1_800_000_000;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn token(iss: &str) -> String {
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-rsa-a".into());
+    let claims = json!({"iss": iss, "sub": "user_01", "iat": NOW - 10, "exp": NOW + 290});
+    let key = EncodingKey::from_rsa_pem(&fixture("rsa-a.pem")).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn args(resource: &str, kubeconfig: &Path) -> CheckTokenArgs {
+    CheckTokenArgs {
+        token: "-".into(),
+        config: None,
+        file: None,
+        resource: Some(resource.into()),
+        client_id: None,
+        jwks: None,
+        output: OutputFormat::Text,
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        now: Some(NOW),
+    }
+}
+
+#[tokio::test]
+async fn reads_the_config_map_the_status_names() {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, "check-token resource").await.unwrap();
+
+    let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+    let wca: WorkOSConvexAuth = serde_json::from_value(json!({
+        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+        "metadata": {"name": "acme"}, "spec": {"clientId": CID}
+    }))
+    .unwrap();
+    wcas.create(&PostParams::default(), &wca).await.unwrap();
+
+    let issuer = format!("https://api.workos.com/user_management/{CID}");
+    let jwks = format!(
+        "data:application/json;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(fixture("jwks-rsa.json"))
+    );
+    let config = json!({"providers": [
+        {"type": "customJwt", "issuer": "https://api.workos.com/", "algorithm": "RS256", "jwks": jwks, "applicationID": CID},
+        {"type": "customJwt", "issuer": issuer, "algorithm": "RS256", "jwks": jwks},
+    ]});
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "elsewhere"},
+        "data": {"auth.config.json": config.to_string()}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+
+    // Before the status names it, the default `<name>-convex-auth` is looked up and missing.
+    let err = check_token(
+        &token(&issuer),
+        &args(&format!("{ns}/acme"), cp.kubeconfig()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!("cannot read ConfigMap {ns}/acme-convex-auth")),
+        "{err}"
+    );
+
+    wcas.patch_status(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"configMapName": "elsewhere"}})),
+    )
+    .await
+    .unwrap();
+    let r = check_token(
+        &token(&issuer),
+        &args(&format!("{ns}/acme"), cp.kubeconfig()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Accepted);
+    assert_eq!(r.provider, Some(2));
+    assert_eq!(
+        r.source,
+        format!("ConfigMap {ns}/elsewhere (auth.config.json)")
+    );
+
+    let r = check_token(
+        &token("https://acme.authkit.app"),
+        &args(&format!("{ns}/acme"), cp.kubeconfig()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Rejected);
+    assert!(r.fix.unwrap().starts_with(
+        "token iss is https://acme.authkit.app; add spec.authkitDomain: acme.authkit.app"
+    ));
+
+    let err = check_token(
+        &token(&issuer),
+        &args(&format!("{ns}/nope"), cp.kubeconfig()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!("cannot read WorkOSConvexAuth {ns}/nope")),
+        "{err}"
+    );
+    let err = check_token(&token(&issuer), &args("no-slash", cp.kubeconfig()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "--resource \"no-slash\" is not NAMESPACE/NAME");
+}
