@@ -48,7 +48,8 @@ impl ProxyArgs {
 /// One mirrored document: served at `path`, fetched from `url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorSpec {
-    /// `/sso/jwks/<clientId>` or `/oauth2/jwks`, as WorkOS serves them.
+    /// `/sso/jwks/<clientId>` or `/oauth2/jwks`, as WorkOS serves them, optionally below a
+    /// path prefix (the Ingress path).
     pub path: String,
     /// The upstream URL (http or https, without credentials).
     pub url: String,
@@ -61,7 +62,7 @@ pub enum ConfigError {
     #[error("mirror {0:?} is not PATH=URL")]
     NotPathEqualsUrl(String),
     /// A path that is not one of WorkOS's JWKS paths.
-    #[error("mirror path {0:?} is not /sso/jwks/<clientId> or /oauth2/jwks")]
+    #[error("mirror path {0:?} is not [/prefix]/sso/jwks/<clientId> or [/prefix]/oauth2/jwks")]
     Path(String),
     /// A URL that does not parse, is not http(s), or carries credentials.
     #[error("mirror URL {url:?}: {reason}")]
@@ -115,16 +116,29 @@ impl FromStr for MirrorSpec {
     }
 }
 
+/// WorkOS's own JWKS paths, optionally below a path prefix (`spec.ingress.path`), e.g.
+/// `/workos/sso/jwks/client_01…`. Prefix segments are plain names: no `.`/`..`, no empty ones.
 fn is_workos_jwks_path(path: &str) -> bool {
-    if path == "/oauth2/jwks" {
-        return true;
-    }
-    path.strip_prefix("/sso/jwks/").is_some_and(|id| {
-        !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    })
+    let (prefix, id) = if let Some(prefix) = path.strip_suffix("/oauth2/jwks") {
+        (prefix, None)
+    } else if let Some((prefix, id)) = path.rsplit_once("/sso/jwks/") {
+        (prefix, Some(id))
+    } else {
+        return false;
+    };
+    let id_ok = id.is_none_or(|id| {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    let prefix_ok = prefix.is_empty()
+        || prefix.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            })
+        });
+    id_ok && prefix_ok
 }
 
 /// A checked mirror configuration.
@@ -227,6 +241,14 @@ mod tests {
     }
 
     #[test]
+    fn accepts_workos_paths_below_a_prefix() {
+        for path in ["/workos/sso/jwks/client_1", "/a/b-c/oauth2/jwks", "/v1.2/sso/jwks/x"] {
+            let spec = format!("{path}=https://api.workos.com/sso/jwks/a");
+            assert_eq!(spec.parse::<MirrorSpec>().map(|m| m.path), Ok(path.to_string()));
+        }
+    }
+
+    #[test]
     fn refuses_paths_that_are_not_workos_jwks() {
         for path in [
             "/",
@@ -236,6 +258,10 @@ mod tests {
             "/healthz",
             "/oauth2/jwks/",
             "sso/jwks/a",
+            "//sso/jwks/a",
+            "/../sso/jwks/a",
+            "/x/./oauth2/jwks",
+            "/x y/sso/jwks/a",
         ] {
             let spec = format!("{path}=https://api.workos.com/sso/jwks/a");
             assert_eq!(
