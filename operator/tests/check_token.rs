@@ -2,6 +2,8 @@
 //! written to disk, key sets served by a local HTTP server or embedded as `data:` URLs. Every
 //! case asserts the verdict and the suggested fix, not only the exit code.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,6 +14,7 @@ use axum::http::{Response, StatusCode, header};
 use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
+use support::keys::key_fixture;
 use workos_convex_auth::check_token::{
     CheckTokenArgs, CheckTokenError, OutputFormat, Report, StepResult, Verdict, check_token, render,
 };
@@ -20,19 +23,10 @@ const CID: &str = "client_01JEXAMPLE0000000000000000";
 const OTHER: &str = "client_01JOTHER00000000000000000";
 const NOW: i64 = 1_800_000_000;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
-
 /// The RSA test set plus the EC key, so algorithm cases find their kid.
 fn jwks_json() -> String {
-    let mut set: Value = serde_json::from_slice(&fixture("jwks-rsa.json")).unwrap();
-    let ec: Value = serde_json::from_slice(&fixture("ec-a.jwk.json")).unwrap();
+    let mut set: Value = serde_json::from_slice(&key_fixture("jwks-rsa.json")).unwrap();
+    let ec: Value = serde_json::from_slice(&key_fixture("ec-a.jwk.json")).unwrap();
     set["keys"].as_array_mut().unwrap().push(ec);
     set.to_string()
 }
@@ -115,9 +109,9 @@ fn sign_with(claims: &Value, alg: jsonwebtoken::Algorithm, kid: Option<&str>, ke
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_string);
     let key = match alg {
-        jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(&fixture(key)).unwrap(),
+        jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(&key_fixture(key)).unwrap(),
         jsonwebtoken::Algorithm::HS256 => EncodingKey::from_secret(b"shared secret"),
-        _ => EncodingKey::from_rsa_pem(&fixture(key)).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&key_fixture(key)).unwrap(),
     };
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
@@ -801,7 +795,7 @@ async fn renders_a_resource_file_offline() {
     assert!(err.contains("uses jwks.mode Inline"), "{err}");
     a.jwks = Some(scratch(
         "jwks.json",
-        &String::from_utf8(fixture("jwks-rsa.json")).unwrap(),
+        &String::from_utf8(key_fixture("jwks-rsa.json")).unwrap(),
     ));
     assert_accepted(&report(&token, &a).await, 2);
 }

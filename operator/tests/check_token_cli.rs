@@ -1,38 +1,28 @@
 //! The `check-token` subcommand through the real binary: exit codes 0/1/2, stdin, text and
 //! JSON output.
 
+mod support;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
+use support::keys::{key_fixture, sign_rs256};
 
 const CID: &str = "client_01JEXAMPLE0000000000000000";
 const NOW: &str = "1800000000";
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn token(iss: &str) -> String {
-    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("test-rsa-a".into());
     let claims = json!({"iss": iss, "sub": "user_01", "iat": 1_799_999_990, "exp": 1_800_000_290});
-    let key = EncodingKey::from_rsa_pem(&fixture("rsa-a.pem")).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    sign_rs256(&claims, "test-rsa-a", "rsa-a.pem")
 }
 
 fn config() -> PathBuf {
     let jwks = format!(
         "data:application/json;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(fixture("jwks-rsa.json"))
+        base64::engine::general_purpose::STANDARD.encode(key_fixture("jwks-rsa.json"))
     );
     let path = std::env::temp_dir().join(format!("check-token-cli-{}.json", std::process::id()));
     let config = json!({"providers": [

@@ -1,13 +1,15 @@
 //! `check-token --resource NAMESPACE/NAME` against the local control plane: the resource and
 //! its ConfigMap are written with the API (no controller runs here), then read back by the tool.
 
+mod support;
+
 use std::path::Path;
 
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::keys::{key_fixture, sign_rs256};
 use wca_test_harness::ControlPlane;
 use workos_convex_auth::api::WorkOSConvexAuth;
 use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Verdict, check_token};
@@ -15,21 +17,9 @@ use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Verdict, che
 const CID: &str = "client_01JEXAMPLE0000000000000000";
 const NOW: i64 = 1_800_000_000;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn token(iss: &str) -> String {
-    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("test-rsa-a".into());
     let claims = json!({"iss": iss, "sub": "user_01", "iat": NOW - 10, "exp": NOW + 290});
-    let key = EncodingKey::from_rsa_pem(&fixture("rsa-a.pem")).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    sign_rs256(&claims, "test-rsa-a", "rsa-a.pem")
 }
 
 fn args(resource: &str, kubeconfig: &Path) -> CheckTokenArgs {
@@ -63,7 +53,7 @@ async fn reads_the_config_map_the_status_names() {
     let issuer = format!("https://api.workos.com/user_management/{CID}");
     let jwks = format!(
         "data:application/json;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(fixture("jwks-rsa.json"))
+        base64::engine::general_purpose::STANDARD.encode(key_fixture("jwks-rsa.json"))
     );
     let config = json!({"providers": [
         {"type": "customJwt", "issuer": "https://api.workos.com/", "algorithm": "RS256", "jwks": jwks, "applicationID": CID},

@@ -1,11 +1,11 @@
 //! Conformance: RS256 tokens for every WorkOS issuer variant, signed with test keys, are
 //! accepted by the generated config under Convex's rules; tokens that must fail, fail.
 
-use std::path::Path;
+mod support;
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
+use support::keys::{key_fixture, sign_rs256};
 use workos_convex_auth::api::Algorithm;
 use workos_convex_auth::convex::config::AuthConfig;
 use workos_convex_auth::convex::generate::{GeneratorInput, generate};
@@ -16,15 +16,6 @@ const CID: &str = "client_01JEXAMPLE0000000000000000";
 const JWKS: &str = "https://api.workos.com/sso/jwks/client_01JEXAMPLE0000000000000000";
 const AUTHKIT_JWKS: &str = "https://acme.authkit.app/oauth2/jwks";
 const NOW: i64 = 1_800_000_000;
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
 
 fn config() -> AuthConfig {
     generate(&GeneratorInput {
@@ -40,14 +31,7 @@ fn config() -> AuthConfig {
 }
 
 fn sign(claims: Value, kid: &str, key: &str) -> String {
-    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_rsa_pem(&fixture(key)).unwrap(),
-    )
-    .unwrap()
+    sign_rs256(&claims, kid, key)
 }
 
 fn claims(iss: &str, aud: Option<&str>) -> Value {
@@ -60,7 +44,7 @@ fn claims(iss: &str, aud: Option<&str>) -> Value {
 
 /// Runs Convex's checks; the key set is the test set, served at either JWKS URL of the config.
 fn convex(token: &str) -> Result<usize, Rejection> {
-    let keys: JwkSet = serde_json::from_slice(&fixture("jwks-rsa.json")).unwrap();
+    let keys: JwkSet = serde_json::from_slice(&key_fixture("jwks-rsa.json")).unwrap();
     let decoded = decode(token).unwrap();
     verify(
         &config(),

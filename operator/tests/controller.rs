@@ -92,6 +92,21 @@ impl Scenario {
             .unwrap();
     }
 
+    async fn version<K>(&self, name: &str) -> String
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        self.api::<K>()
+            .get(name)
+            .await
+            .unwrap()
+            .resource_version()
+            .unwrap()
+    }
+
     async fn config_json(&self, cm: &str) -> Option<String> {
         let cm = self.api::<ConfigMap>().get_opt(cm).await.ok()??;
         cm.data?.get("auth.config.json").cloned()
@@ -182,17 +197,22 @@ async fn create_makes_every_child_with_owner_references_and_status() {
         ),
         "{args:?}"
     );
-    assert!(owned_by(
-        &s.api::<Service>().get("acme-jwks").await.unwrap(),
-        &r
-    ));
-    assert!(owned_by(
-        &s.api::<PodDisruptionBudget>()
-            .get("acme-jwks")
+    // Children are applied one after another: wait for each rather than assume the order.
+    let service = eventually(WAIT, "Service", || async {
+        s.api::<Service>().get_opt("acme-jwks").await.ok()?
+    })
+    .await
+    .unwrap();
+    assert!(owned_by(&service, &r));
+    let pdb = eventually(WAIT, "PodDisruptionBudget", || async {
+        s.api::<PodDisruptionBudget>()
+            .get_opt("acme-jwks")
             .await
-            .unwrap(),
-        &r
-    ));
+            .ok()?
+    })
+    .await
+    .unwrap();
+    assert!(owned_by(&pdb, &r));
 
     // No kubelet runs here, so the mirror never becomes available: status says so, honestly.
     let message = s.condition("acme", "ProxyAvailable", "False").await;
@@ -489,42 +509,12 @@ async fn a_settled_resource_causes_no_writes_across_resyncs() {
     s.condition("acme", "ProxyAvailable", "False").await;
     async fn versions(s: &Scenario) -> Vec<String> {
         vec![
-            s.api::<WorkOSConvexAuth>()
-                .get("acme")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
-            s.api::<ConfigMap>()
-                .get("acme-convex-auth")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
-            s.api::<Deployment>()
-                .get("acme-jwks")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
-            s.api::<Service>()
-                .get("acme-jwks")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
-            s.api::<PodDisruptionBudget>()
-                .get("acme-jwks")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
-            s.api::<Ingress>()
-                .get("acme-jwks")
-                .await
-                .unwrap()
-                .resource_version()
-                .unwrap(),
+            s.version::<WorkOSConvexAuth>("acme").await,
+            s.version::<ConfigMap>("acme-convex-auth").await,
+            s.version::<Deployment>("acme-jwks").await,
+            s.version::<Service>("acme-jwks").await,
+            s.version::<PodDisruptionBudget>("acme-jwks").await,
+            s.version::<Ingress>("acme-jwks").await,
         ]
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -17,6 +17,20 @@ fn committed_crd_equals_generated_crd() {
     );
 }
 
+/// The Helm chart renders its CRD from a byte copy of the generated file (templates/crd.yaml
+/// reads files/crd.yaml): one source of truth, so a chart can never ship a stale schema.
+#[test]
+fn chart_crd_equals_generated_crd() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/workos-convex-auth/files/crd.yaml");
+    let copy = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        copy == workos_convex_auth::api::crd_yaml(),
+        "{} is stale or missing; regenerate it with:\n  {REGENERATE}\n  cp crds/workos-convex.io_workosconvexauths.yaml charts/workos-convex-auth/files/crd.yaml",
+        path.display()
+    );
+}
+
 #[test]
 fn crd_documents_every_field() {
     let crd = serde_json::to_value(

@@ -19,14 +19,32 @@ spec:
 "#;
     let resource = parse_resources(yaml).unwrap().remove(0);
     let children = children_of(&resource, &RenderOptions::default()).unwrap();
-    let pod = children.deployment.unwrap().spec.unwrap().template.spec.unwrap();
+    let pod = children
+        .deployment
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
     let args = pod.containers[0].args.clone().unwrap();
-    let cli = Cli::try_parse_from(std::iter::once("workos-convex-auth".to_string()).chain(args)).unwrap();
-    let Command::Proxy(proxy) = cli.command else { panic!("the mirror container runs the proxy subcommand") };
-    let config = proxy.into_config().expect("the mirror accepts the controller's configuration");
+    let cli =
+        Cli::try_parse_from(std::iter::once("workos-convex-auth".to_string()).chain(args)).unwrap();
+    let Command::Proxy(proxy) = cli.command else {
+        panic!("the mirror container runs the proxy subcommand")
+    };
+    let config = proxy
+        .into_config()
+        .expect("the mirror accepts the controller's configuration");
     let paths: Vec<&str> = config.mirrors.iter().map(|m| m.path.as_str()).collect();
-    assert_eq!(paths, ["/workos/sso/jwks/client_01A", "/workos/oauth2/jwks"]);
+    assert_eq!(
+        paths,
+        ["/workos/sso/jwks/client_01A", "/workos/oauth2/jwks"]
+    );
     assert_eq!(config.refresh, std::time::Duration::from_secs(90));
     // The JWKS URL in the config is the mirror's path under the public host.
-    assert_eq!(children.jwks_url, "https://jwks.acme.com/workos/sso/jwks/client_01A");
+    assert_eq!(
+        children.jwks_url,
+        "https://jwks.acme.com/workos/sso/jwks/client_01A"
+    );
 }

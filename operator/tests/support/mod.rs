@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod fake_workos;
+pub mod keys;
 pub mod mirror;
