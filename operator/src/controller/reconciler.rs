@@ -20,9 +20,8 @@ use crate::api::{JwksMode, WorkOSConvexAuth};
 use crate::reconcile::apply::{Applied, apply, remove, remove_others};
 use crate::reconcile::build::mirror_routes;
 use crate::reconcile::names::{self, mirror_name};
-use crate::reconcile::status::{
-    self, CONFIG_READY, Observed, PROXY_AVAILABLE, PUBLIC_JWKS_URL, Verdict, desired_status,
-};
+use crate::reconcile::status::{self, CONFIG_READY, Observed, Verdict, desired_status};
+use crate::reconcile::verdicts::{Applied as ChildOutcome, verdicts};
 use crate::reconcile::{BuildContext, Children, build, validate};
 
 /// How often a settled resource is looked at again anyway (no writes unless something drifted).
@@ -281,43 +280,18 @@ async fn apply_children(
     )
     .await?;
 
-    let config_conflict = conflicts.iter().find(|c| c.starts_with("ConfigMap "));
-    let mut verdicts = vec![match config_conflict {
-        Some(object) => Verdict::new(
-            CONFIG_READY,
-            false,
-            "Conflict",
-            format!(
-                "{object} exists and is not controlled by this WorkOSConvexAuth; it was left untouched: delete it, or set spec.configMap.name to another name"
-            ),
-        ),
-        None => Verdict::new(
-            CONFIG_READY,
-            true,
-            "Generated",
-            format!(
-                "ConfigMap {ns}/{config_map_name} holds auth.config.ts, .js and .json ({} providers)",
-                children.config.providers.len()
-            ),
-        ),
-    }];
-    if children.deployment.is_some() {
-        let mirror_conflicts: Vec<&String> = conflicts
-            .iter()
-            .filter(|c| !c.starts_with("ConfigMap "))
-            .collect();
-        verdicts.push(if !mirror_conflicts.is_empty() {
-            let list: Vec<&str> = mirror_conflicts.iter().map(|s| s.as_str()).collect();
-            Verdict::new(PROXY_AVAILABLE, false, "Conflict", format!("{} exist and are not controlled by this WorkOSConvexAuth; they were left untouched: delete or rename them", list.join(", ")))
-        } else {
-            availability(deployment.as_ref(), resource.spec.proxy.replicas)
-        });
-        verdicts.push(if children.cluster_internal_url {
-            Verdict::new(PUBLIC_JWKS_URL, false, "ClusterInternalUrl", format!("Convex fetches the keys from {}, which only a Convex backend inside this cluster can reach; for Convex Cloud set spec.jwks.publicUrl or enable spec.ingress", children.jwks_url))
-        } else {
-            Verdict::new(PUBLIC_JWKS_URL, true, "PublicUrl", format!("Convex fetches the keys from {}", children.jwks_url))
-        });
-    }
+    let available_replicas = deployment
+        .as_ref()
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let verdicts = verdicts(
+        children,
+        &ChildOutcome {
+            conflicts: conflicts.clone(),
+            available_replicas,
+        },
+    );
     if !conflicts.is_empty() && !already_reported(resource, "Conflict") {
         publish(
             ctx,
@@ -367,35 +341,6 @@ where
             remove(api, uid, name).await?;
             Ok(None)
         }
-    }
-}
-
-fn availability(deployment: Option<&Deployment>, wanted: i32) -> Verdict {
-    let available = deployment
-        .and_then(|d| d.status.as_ref())
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0);
-    if wanted == 0 {
-        Verdict::new(
-            PROXY_AVAILABLE,
-            false,
-            "ScaledToZero",
-            "spec.proxy.replicas is 0: nothing serves the keys",
-        )
-    } else if available > 0 {
-        Verdict::new(
-            PROXY_AVAILABLE,
-            true,
-            "Available",
-            format!("{available}/{wanted} mirror pods available"),
-        )
-    } else {
-        Verdict::new(
-            PROXY_AVAILABLE,
-            false,
-            "Unavailable",
-            format!("0/{wanted} mirror pods available: see kubectl describe deployment"),
-        )
     }
 }
 

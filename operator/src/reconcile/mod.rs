@@ -5,6 +5,7 @@ pub mod build;
 pub mod names;
 pub mod status;
 pub mod validate;
+pub mod verdicts;
 
 pub use build::{BuildContext, Children, InlineKeys, build};
 pub use validate::{Valid, validate};
