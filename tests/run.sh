@@ -25,6 +25,9 @@ for dir in tests/typescript operator/tests/js; do
   (cd "$dir" && npm ci --no-audit --no-fund --silent)
 done
 
+step "python packages (offline Kubernetes schema validation of the chart)"
+python3 -m pip install --quiet kubernetes-validate==1.37.0
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
@@ -31,14 +31,43 @@ fn resource(name: &str, mode: &str) -> WorkOSConvexAuth {
 
 /// A kubeconfig for a cluster-admin ServiceAccount: the audit policy logs ServiceAccounts only.
 fn operator_kubeconfig(cp: &ControlPlane) -> anyhow::Result<std::path::PathBuf> {
-    cp.kubectl_ok(&["create", "serviceaccount", "bench-operator", "-n", "default"])?;
-    cp.kubectl_ok(&["create", "clusterrolebinding", "bench-operator", "--clusterrole=cluster-admin", "--serviceaccount=default:bench-operator"])?;
-    let token = cp.kubectl_ok(&["create", "token", "bench-operator", "-n", "default", "--duration=2h"])?;
+    cp.kubectl_ok(&[
+        "create",
+        "serviceaccount",
+        "bench-operator",
+        "-n",
+        "default",
+    ])?;
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "bench-operator",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=default:bench-operator",
+    ])?;
+    let token = cp.kubectl_ok(&[
+        "create",
+        "token",
+        "bench-operator",
+        "-n",
+        "default",
+        "--duration=2h",
+    ])?;
     let admin = std::fs::read_to_string(cp.kubeconfig())?;
-    let start = admin.find("    token: ").context("admin kubeconfig has a token")?;
+    let start = admin
+        .find("    token: ")
+        .context("admin kubeconfig has a token")?;
     let end = start + admin[start..].find('\n').context("token line ends")?;
     let path = cp.kubeconfig().with_file_name("operator.kubeconfig");
-    std::fs::write(&path, format!("{}    token: {}{}", &admin[..start], token.trim(), &admin[end..]))?;
+    std::fs::write(
+        &path,
+        format!(
+            "{}    token: {}{}",
+            &admin[..start],
+            token.trim(),
+            &admin[end..]
+        ),
+    )?;
     Ok(path)
 }
 
@@ -56,13 +85,22 @@ fn operator_requests(cp: &ControlPlane) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("\"username\":\"system:serviceaccount:default:bench-operator\"") && l.contains("\"stage\":\"ResponseComplete\""))
+        .filter(|l| {
+            l.contains("\"username\":\"system:serviceaccount:default:bench-operator\"")
+                && l.contains("\"stage\":\"ResponseComplete\"")
+        })
         .count()
 }
 
 async fn reconciles(admin: &str) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("http://{admin}/metrics")).await?.text().await?;
-    text.lines().find_map(|l| l.strip_prefix("wca_reconciles_total ")).and_then(|v| v.parse().ok()).context("wca_reconciles_total")
+    let text = reqwest::get(format!("http://{admin}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("wca_reconciles_total "))
+        .and_then(|v| v.parse().ok())
+        .context("wca_reconciles_total")
 }
 
 async fn ready_count(client: &Client) -> anyhow::Result<usize> {
@@ -72,13 +110,20 @@ async fn ready_count(client: &Client) -> anyhow::Result<usize> {
         .await?
         .items
         .iter()
-        .filter(|r| r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+        .filter(|r| {
+            r.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
         .count())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bin = std::env::var("WCA_OPERATOR_BIN").context("set WCA_OPERATOR_BIN to the operator binary")?;
+    let bin =
+        std::env::var("WCA_OPERATOR_BIN").context("set WCA_OPERATOR_BIN to the operator binary")?;
     let cp = ControlPlane::start()?;
     cp.install_crds()?;
     let client = cp.client().await?;
@@ -93,7 +138,11 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let pid = operator.id();
     eventually(Duration::from_secs(30), "operator ready", || async {
-        reqwest::get(format!("http://{admin}/readyz")).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        reqwest::get(format!("http://{admin}/readyz"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
     })
     .await?;
 
@@ -105,7 +154,8 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..LATENCY_SAMPLES {
         let name = format!("lat-{i}");
         let started = Instant::now();
-        api.create(&PostParams::default(), &resource(&name, "Proxy")).await?;
+        api.create(&PostParams::default(), &resource(&name, "Proxy"))
+            .await?;
         let cm = format!("{name}-convex-auth");
         loop {
             if cms.get_opt(&cm).await?.is_some() {
@@ -133,7 +183,11 @@ async fn main() -> anyhow::Result<()> {
     for ns in &namespaces {
         let api: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), ns);
         for i in 0..PER_NAMESPACE {
-            api.create(&PostParams::default(), &resource(&format!("scale-{i}"), "Direct")).await?;
+            api.create(
+                &PostParams::default(),
+                &resource(&format!("scale-{i}"), "Direct"),
+            )
+            .await?;
         }
     }
     let created = started.elapsed();
@@ -157,9 +211,20 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| measure | result | target |");
     println!("|---|---|---|");
-    println!("| `kubectl apply` → ConfigMap exists, median of {LATENCY_SAMPLES} (p90) | **{:.0} ms** ({:.0} ms) | ≤ 300 ms |", median.as_secs_f64() * 1e3, p90.as_secs_f64() * 1e3);
-    println!("| {total} resources in {NAMESPACES} namespaces, first create → all Ready | **{:.1} s** (creating them took {:.1} s) | ≤ 60 s |", all_ready.as_secs_f64(), created.as_secs_f64());
+    println!(
+        "| `kubectl apply` → ConfigMap exists, median of {LATENCY_SAMPLES} (p90) | **{:.0} ms** ({:.0} ms) | ≤ 300 ms |",
+        median.as_secs_f64() * 1e3,
+        p90.as_secs_f64() * 1e3
+    );
+    println!(
+        "| {total} resources in {NAMESPACES} namespaces, first create → all Ready | **{:.1} s** (creating them took {:.1} s) | ≤ 60 s |",
+        all_ready.as_secs_f64(),
+        created.as_secs_f64()
+    );
     println!("| operator peak RSS (VmHWM) over the whole run | **{rss:.1} MiB** | ≤ 100 MiB |");
-    println!("| API requests per reconcile (audit log ÷ wca_reconciles_total) | **{:.1}** ({requests} requests, {reconciled} reconciles) | — |", requests as f64 / reconciled.max(1.0));
+    println!(
+        "| API requests per reconcile (audit log ÷ wca_reconciles_total) | **{:.1}** ({requests} requests, {reconciled} reconciles) | — |",
+        requests as f64 / reconciled.max(1.0)
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //!   - no request it made was denied (zero 403s in the apiserver's audit log),
 //!   - every rule the chart grants was used at least once (a grant nobody uses fails the test),
 //!   - a deny list holds (`kubectl auth can-i --as=<the ServiceAccount>`).
+//!
 //! Once cluster-wide (`watchNamespaces: []`) and once for one namespace (`[apps]`).
 
 use std::collections::BTreeSet;
@@ -239,6 +240,20 @@ impl Installed {
         assert!(missing.is_empty(), "used but not granted: {missing:?}");
     }
 
+    /// Runs the scenarios; when one fails, the denied requests are the likely cause: show them.
+    async fn scenarios(&self, ns: &str) {
+        let admin = self.admin.clone();
+        let ns = ns.to_string();
+        let outcome = tokio::spawn(async move { run_scenarios(&admin, &ns).await }).await;
+        if let Err(e) = outcome {
+            let (_, denied) = self.used();
+            panic!(
+                "a scenario failed ({e}); requests of the operator denied so far:\n{}",
+                denied.join("\n")
+            );
+        }
+    }
+
     /// Requests the ServiceAccount must not be able to make anywhere.
     fn assert_deny_list(&self) {
         for args in [
@@ -407,7 +422,7 @@ async fn cluster_wide_rbac_is_exactly_what_the_operator_uses() {
         "control: can-i answers yes for a granted rule"
     );
     let operator = chart.start_operator(None);
-    run_scenarios(&chart.admin, "apps").await;
+    chart.scenarios("apps").await;
     operator.abort();
     chart.assert_least_privilege();
     chart.assert_deny_list();
@@ -418,7 +433,7 @@ async fn one_namespace_rbac_reaches_only_that_namespace() {
     let chart = install(&["watchNamespaces={apps}"]).await;
     chart.wait_for_rbac("apps").await;
     let operator = chart.start_operator(Some("apps"));
-    run_scenarios(&chart.admin, "apps").await;
+    chart.scenarios("apps").await;
     operator.abort();
     chart.assert_least_privilege();
     chart.assert_deny_list();

@@ -127,7 +127,10 @@ fn is_workos_jwks_path(path: &str) -> bool {
         return false;
     };
     let id_ok = id.is_none_or(|id| {
-        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     });
     let prefix_ok = prefix.is_empty()
         || prefix.strip_prefix('/').is_some_and(|rest| {
@@ -135,7 +138,9 @@ fn is_workos_jwks_path(path: &str) -> bool {
                 !seg.is_empty()
                     && seg != "."
                     && seg != ".."
-                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             })
         });
     id_ok && prefix_ok
@@ -242,9 +247,16 @@ mod tests {
 
     #[test]
     fn accepts_workos_paths_below_a_prefix() {
-        for path in ["/workos/sso/jwks/client_1", "/a/b-c/oauth2/jwks", "/v1.2/sso/jwks/x"] {
+        for path in [
+            "/workos/sso/jwks/client_1",
+            "/a/b-c/oauth2/jwks",
+            "/v1.2/sso/jwks/x",
+        ] {
             let spec = format!("{path}=https://api.workos.com/sso/jwks/a");
-            assert_eq!(spec.parse::<MirrorSpec>().map(|m| m.path), Ok(path.to_string()));
+            assert_eq!(
+                spec.parse::<MirrorSpec>().map(|m| m.path),
+                Ok(path.to_string())
+            );
         }
     }
 
