@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo (README's first command): a local control plane, the CRD, the operator, and three
-# example resources; prints what the operator generated and the resources' status. Offline.
+# The demo (README's first command): a local control plane, the Helm chart (CRD + RBAC), the
+# operator running as the chart's ServiceAccount, and three example resources; prints what the operator generated and the resources' status. Offline.
 #   bash examples/demo.sh          run and tear everything down
 #   bash examples/demo.sh --keep   leave the control plane and operator running (Ctrl-C ends)
 set -euo pipefail
@@ -22,18 +22,24 @@ bash tests/control-plane/up.sh --until-stdin-closes <"$fifo" >"$out" &
 exec 3>"$fifo"
 rm -f "$fifo"
 operator_pid=""
-trap '[ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null; exec 3>&-; wait; rm -f "$out"' EXIT
+operator_kubeconfig=""
+trap '[ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null; exec 3>&-; wait; rm -f "$out" "$operator_kubeconfig"' EXIT
 until grep -q '^KUBECONFIG=' "$out"; do sleep 0.2; done
 export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$out")
 kubectl version 2>/dev/null | sed 's/^/    /'
 
-say "kubectl apply --server-side -f crds/"
-kubectl apply --server-side -f crds/
-kubectl wait --for condition=established -f crds/ >/dev/null
+say "helm install wca charts/workos-convex-auth -n wca-system --create-namespace   (the CRD comes with the chart)"
+helm install wca charts/workos-convex-auth -n wca-system --create-namespace --wait=hookOnly
+kubectl wait --for condition=established crd/workosconvexauths.workos-convex.io >/dev/null
 
-say "starting the operator: workos-convex-auth run"
+# No kubelet runs here, so the chart's operator Deployment cannot start a pod. Run the same
+# binary locally instead, with the chart's ServiceAccount token: the chart's RBAC, for real.
+say "starting the operator as the chart's ServiceAccount: workos-convex-auth run"
+operator_kubeconfig=$(mktemp)
+token=$(kubectl create token wca-workos-convex-auth -n wca-system)
+sed "s|^    token: .*|    token: $token|" "$KUBECONFIG" >"$operator_kubeconfig"
 admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn ./target/debug/workos-convex-auth run --kubeconfig "$KUBECONFIG" \
+RUST_LOG=warn ./target/debug/workos-convex-auth run --kubeconfig "$operator_kubeconfig" \
   --admin-addr "127.0.0.1:$admin_port" --log-format text &
 operator_pid=$!
 until curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null; do sleep 0.2; done
