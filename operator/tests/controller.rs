@@ -107,6 +107,22 @@ impl Scenario {
             .unwrap()
     }
 
+    /// Waits until the object `name` no longer exists.
+    async fn gone<K>(&self, name: &str, what: &str)
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let api = self.api::<K>();
+        eventually(WAIT, what, || async {
+            api.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
     async fn config_json(&self, cm: &str) -> Option<String> {
         let cm = self.api::<ConfigMap>().get_opt(cm).await.ok()??;
         cm.data?.get("auth.config.json").cloned()
@@ -272,16 +288,7 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
 
     s.patch_spec("acme", json!({"ingress": {"enabled": false}}))
         .await;
-    eventually(WAIT, "Ingress removed", || async {
-        s.api::<Ingress>()
-            .get_opt("acme-jwks")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    s.gone::<Ingress>("acme-jwks", "Ingress removed").await;
     assert!(
         s.api::<Deployment>()
             .get_opt("acme-jwks")
@@ -323,16 +330,8 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
 
     s.patch_spec("acme", json!({"configMap": {"name": "renamed"}}))
         .await;
-    eventually(WAIT, "old ConfigMap removed", || async {
-        s.api::<ConfigMap>()
-            .get_opt("acme-convex-auth")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    s.gone::<ConfigMap>("acme-convex-auth", "old ConfigMap removed")
+        .await;
     assert!(s.config_json("renamed").await.is_some());
 }
 

@@ -9,7 +9,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::jwks::{ContentTypeError, check_content_type};
+use crate::jwks::{ContentTypeError, check_content_type, error_chain};
 
 /// Largest JWKS body read; WorkOS key sets are a few KiB.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -136,19 +136,6 @@ async fn fetch(url: &str) -> Result<Keys, JwksProblem> {
         status: Some(status),
         content_type,
     })
-}
-
-/// reqwest's top-level message is terse ("error sending request"); the causes say what failed.
-fn error_chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(inner) = cause {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    message
 }
 
 /// Decodes what follows `data:`: `[mediatype][;base64],payload`, base64 or percent-encoded.

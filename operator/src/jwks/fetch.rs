@@ -131,16 +131,8 @@ impl FetchError {
         if e.is_redirect() {
             return Self::Redirects;
         }
-        // reqwest's own message is terse ("error sending request"); the causes say what failed.
         let connect = e.is_connect();
-        let e = e.without_url();
-        let mut message = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(inner) = cause {
-            message.push_str(": ");
-            message.push_str(&inner.to_string());
-            cause = inner.source();
-        }
+        let message = error_chain(e);
         if connect {
             Self::Connect(message)
         } else {
@@ -248,4 +240,18 @@ fn validators_of(headers: &HeaderMap) -> Validators {
         etag: text(ETAG),
         last_modified: text(LAST_MODIFIED),
     }
+}
+
+/// reqwest's top-level message is terse ("error sending request"); the causes say what failed.
+/// The URL is left out: the caller already names it.
+pub(crate) fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
 }

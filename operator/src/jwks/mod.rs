@@ -9,5 +9,6 @@ mod sanitize;
 
 pub use cache_control::max_age;
 pub use content_type::{ContentTypeError, check_content_type};
+pub(crate) use fetch::error_chain;
 pub use fetch::{FetchError, FetchLimits, FetchOutcome, Fetcher, FreshDocument, Validators};
 pub use sanitize::{JwksError, PublicJwks, sanitize};
