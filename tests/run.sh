@@ -10,11 +10,15 @@ step() { echo; echo "==> $*"; }
 
 step "system packages"
 missing=()
-for tool in openssl curl python3 node npm go; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in openssl curl python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  apt-get update -qq && apt-get install -y -qq openssl curl python3 nodejs npm golang >/dev/null
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" python3-pip >/dev/null
 fi
+# Toolchains are prerequisites (README): Debian's Go is too old for kube-apiserver v1.35.
+for tool in cargo go node npm; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: install Rust, Go >= 1.25 and Node 20 first" >&2; exit 1; }
+done
 
 step "control plane (tests/control-plane/install.sh)"
 WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh | tail -n 1)
