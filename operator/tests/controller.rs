@@ -107,6 +107,20 @@ impl Scenario {
             .unwrap()
     }
 
+    /// Waits until the object `name` exists and returns it.
+    async fn appears<K>(&self, name: &str, what: &str) -> K
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let api = self.api::<K>();
+        eventually(WAIT, what, || async { api.get_opt(name).await.ok()? })
+            .await
+            .unwrap()
+    }
+
     /// Waits until the object `name` no longer exists.
     async fn gone<K>(&self, name: &str, what: &str)
     where
@@ -178,14 +192,9 @@ fn owned_by(meta: &impl Resource, owner: &WorkOSConvexAuth) -> bool {
 async fn create_makes_every_child_with_owner_references_and_status() {
     let s = Scenario::new("create").await;
     let r = s.create("acme", json!({"clientId": "client_01A"})).await;
-    let cm = eventually(WAIT, "ConfigMap", || async {
-        s.api::<ConfigMap>()
-            .get_opt("acme-convex-auth")
-            .await
-            .ok()?
-    })
-    .await
-    .unwrap();
+    let cm = s
+        .appears::<ConfigMap>("acme-convex-auth", "ConfigMap")
+        .await;
     assert!(owned_by(&cm, &r));
     assert_eq!(
         cm.labels()["app.kubernetes.io/managed-by"],
@@ -197,11 +206,7 @@ async fn create_makes_every_child_with_owner_references_and_status() {
         "http://acme-jwks.{}.svc.cluster.local/sso/jwks/client_01A",
         s.ns
     )));
-    let deployment = eventually(WAIT, "Deployment", || async {
-        s.api::<Deployment>().get_opt("acme-jwks").await.ok()?
-    })
-    .await
-    .unwrap();
+    let deployment = s.appears::<Deployment>("acme-jwks", "Deployment").await;
     assert!(owned_by(&deployment, &r));
     let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
         .args
@@ -214,20 +219,11 @@ async fn create_makes_every_child_with_owner_references_and_status() {
         "{args:?}"
     );
     // Children are applied one after another: wait for each rather than assume the order.
-    let service = eventually(WAIT, "Service", || async {
-        s.api::<Service>().get_opt("acme-jwks").await.ok()?
-    })
-    .await
-    .unwrap();
+    let service = s.appears::<Service>("acme-jwks", "Service").await;
     assert!(owned_by(&service, &r));
-    let pdb = eventually(WAIT, "PodDisruptionBudget", || async {
-        s.api::<PodDisruptionBudget>()
-            .get_opt("acme-jwks")
-            .await
-            .ok()?
-    })
-    .await
-    .unwrap();
+    let pdb = s
+        .appears::<PodDisruptionBudget>("acme-jwks", "PodDisruptionBudget")
+        .await;
     assert!(owned_by(&pdb, &r));
 
     // No kubelet runs here, so the mirror never becomes available: status says so, honestly.
@@ -269,11 +265,7 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
         json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
     )
     .await;
-    eventually(WAIT, "Ingress", || async {
-        s.api::<Ingress>().get_opt("acme-jwks").await.ok()?
-    })
-    .await
-    .unwrap();
+    s.appears::<Ingress>("acme-jwks", "Ingress").await;
 
     s.patch_spec("acme", json!({"authDomain": "auth.acme.com"}))
         .await;
@@ -364,11 +356,8 @@ async fn children_deleted_or_edited_by_hand_are_restored() {
         .delete("acme-jwks", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(WAIT, "deleted Service restored", || async {
-        s.api::<Service>().get_opt("acme-jwks").await.ok()?
-    })
-    .await
-    .unwrap();
+    s.appears::<Service>("acme-jwks", "deleted Service restored")
+        .await;
     s.api::<ConfigMap>()
         .delete("acme-convex-auth", &DeleteParams::default())
         .await

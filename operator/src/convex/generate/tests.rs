@@ -15,6 +15,13 @@ fn input() -> GeneratorInput<'static> {
     }
 }
 
+fn with_extras(extras: &[ExtraIssuer]) -> Result<AuthConfig, InvalidField> {
+    generate(&GeneratorInput {
+        extra_issuers: extras,
+        ..input()
+    })
+}
+
 fn issuers(cfg: &AuthConfig) -> Vec<(&str, Option<&str>)> {
     cfg.providers
         .iter()
@@ -220,11 +227,7 @@ fn refuses_bare_workos_issuer_without_application_id() {
             issuer: issuer.into(),
             application_id: None,
         }];
-        let err = generate(&GeneratorInput {
-            extra_issuers: &extras,
-            ..input()
-        })
-        .unwrap_err();
+        let err = with_extras(&extras).unwrap_err();
         assert_eq!(err.field, "spec.extraIssuers[0].applicationID");
         assert!(err.problem.contains("insecure"));
     }
@@ -233,13 +236,7 @@ fn refuses_bare_workos_issuer_without_application_id() {
         issuer: "https://api.workos.com/user_management/client_X".into(),
         application_id: None,
     }];
-    assert!(
-        generate(&GeneratorInput {
-            extra_issuers: &extras,
-            ..input()
-        })
-        .is_ok()
-    );
+    assert!(with_extras(&extras).is_ok());
 }
 
 #[test]
@@ -248,24 +245,17 @@ fn refuses_extra_issuers_without_scheme_or_on_a_bad_host() {
         issuer: "auth.acme.com".into(),
         application_id: None,
     }];
-    let err = generate(&GeneratorInput {
-        extra_issuers: &extras,
-        ..input()
-    })
-    .unwrap_err();
+    let err = with_extras(&extras).unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[0].issuer");
     let extras = [ExtraIssuer {
         issuer: "https://intranet/".into(),
         application_id: None,
     }];
     assert!(
-        generate(&GeneratorInput {
-            extra_issuers: &extras,
-            ..input()
-        })
-        .unwrap_err()
-        .problem
-        .contains("top-level")
+        with_extras(&extras)
+            .unwrap_err()
+            .problem
+            .contains("top-level")
     );
 }
 
@@ -275,11 +265,7 @@ fn refuses_duplicate_issuers_naming_both_places() {
         issuer: "https://api.workos.com/user_management/client_01HZTEST/".into(),
         application_id: None,
     }];
-    let err = generate(&GeneratorInput {
-        extra_issuers: &extras,
-        ..input()
-    })
-    .unwrap_err();
+    let err = with_extras(&extras).unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[0].issuer");
     assert!(
         err.problem.contains("already provided by spec.clientId"),
@@ -296,11 +282,7 @@ fn refuses_duplicate_issuers_naming_both_places() {
             application_id: None,
         },
     ];
-    let err = generate(&GeneratorInput {
-        extra_issuers: &extras,
-        ..input()
-    })
-    .unwrap_err();
+    let err = with_extras(&extras).unwrap_err();
     assert_eq!(err.field, "spec.extraIssuers[1].issuer");
     assert!(err.problem.contains("spec.extraIssuers[0].issuer"));
 }
