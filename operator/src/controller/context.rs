@@ -44,7 +44,7 @@ impl Context {
         }
     }
 
-    /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s … capped at 5 minutes.
+    /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s … capped at 256 s.
     pub fn backoff(&self, key: &str) -> Duration {
         let n = self.failures.lock().map_or(0, |mut f| {
             let n = f.entry(key.to_string()).or_default();
@@ -62,17 +62,14 @@ impl Context {
 }
 
 pub fn backoff_for(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300))
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn backoff_doubles_up_to_five_minutes() {
+    fn backoff_doubles_up_to_256_seconds() {
         let secs: Vec<u64> = (1..=11).map(|n| super::backoff_for(n).as_secs()).collect();
-        assert_eq!(
-            secs,
-            [1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256].map(|s: u64| s.min(300))
-        );
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256]);
     }
 }
