@@ -1,25 +1,26 @@
 # syntax=docker/dockerfile:1
 # The operator image: one static binary (`workos-convex-auth run|proxy|crd|render|check-token`)
-# on distroless/static, running as the distroless `nonroot` user (65532). No shell, no libc.
+# and nothing else, running as the non-root user 65532. No shell, no libc, no writable path.
 #   docker build -t ghcr.io/workos-convex-auth/workos-convex-auth:0.1.0 .
+#
+# Without Docker, image/oci.py builds the same image from this file's final stage (the tests and
+# the demo do, for the local node), after image/build-binary.sh, which the build stage runs too.
 
-FROM rust:1.89-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl \
- && apt-get update && apt-get install -y --no-install-recommends musl-tools \
- && rm -rf /var/lib/apt/lists/*
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY operator ./operator
 COPY tests/harness ./tests/harness
-# rustls (no OpenSSL) and ring build with musl-gcc; the result links nothing dynamically.
+COPY image ./image
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --locked --release -p workos-convex-auth --target x86_64-unknown-linux-musl \
- && cp target/x86_64-unknown-linux-musl/release/workos-convex-auth /workos-convex-auth
+    bash image/build-binary.sh /out
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /workos-convex-auth /workos-convex-auth
+FROM scratch
+COPY --from=build /out/workos-convex-auth /workos-convex-auth
 USER 65532:65532
 EXPOSE 8080 8081
+LABEL org.opencontainers.image.source="https://github.com/workos-convex-auth/workos-convex-auth" \
+      org.opencontainers.image.licenses="Apache-2.0"
 ENTRYPOINT ["/workos-convex-auth"]
 CMD ["run"]

@@ -1,61 +1,90 @@
 #!/usr/bin/env bash
-# The demo (README's first command): a local control plane, the Helm chart (CRD + RBAC), the
-# operator running as the chart's ServiceAccount, and three example resources; prints what the operator generated and the resources' status. Offline.
-#   bash examples/demo.sh          run and tear everything down
-#   bash examples/demo.sh --keep   leave the control plane and operator running (Ctrl-C ends)
+# The demo (README's first command): a real single-node Kubernetes cluster on this machine, the
+# operator installed from its Helm chart and running as a pod, a fake WorkOS in the cluster, and
+# three example resources. Ends with the JWKS fetched through the ingress controller as Convex
+# would fetch it, and the generated convex/auth.config.ts. Offline; needs root.
+#   bash examples/demo.sh          run, print, tear everything down
+#   bash examples/demo.sh --keep   leave the cluster running (Ctrl-C ends it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=${1:-}
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+began=$SECONDS
+say() { printf '\n\033[1m==> %s\033[0m   [%ss]\n' "$*" "$((SECONDS - began))"; }
+CLIENT=client_01JEXAMPLE0000000000000000
+FAKE_UPSTREAM=http://fake-workos.workos-fake.svc.cluster.local
 
-say "building workos-convex-auth and the control plane (cached after the first run)"
-cargo build --quiet -p workos-convex-auth
-bin=$(bash tests/control-plane/install.sh | tail -n 1)
+say "building the cluster's binaries and the images (cached after the first run)"
+bin=$(bash tests/control-plane/install.sh --node | tail -n 1)
 export WCA_CONTROL_PLANE_BIN=$bin PATH="$bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${WCA_CACHE:-$HOME/.cache/workos-convex-auth}/target}
+mapfile -t images < <(bash image/build.sh)
+[ ${#images[@]} -eq 2 ] || { echo "image/build.sh failed" >&2; exit 1; }
 
-say "starting etcd + kube-apiserver (tests/control-plane/up.sh)"
+say "starting a single-node cluster: etcd, kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, containerd, CoreDNS, Traefik (tests/node/up.sh)"
 # up.sh runs until its stdin closes; this script holds the only write end (fd 3), so the
-# control plane goes away with it, however it ends.
+# cluster goes away with it, however it ends.
 fifo=$(mktemp -u) && mkfifo "$fifo"
 out=$(mktemp)
-bash tests/control-plane/up.sh --until-stdin-closes <"$fifo" >"$out" &
+work=$(mktemp -d)
+bash tests/node/up.sh --until-stdin-closes --image "${images[0]}" --image "${images[1]}" <"$fifo" >"$out" &
 exec 3>"$fifo"
 rm -f "$fifo"
-operator_pid=""
-operator_kubeconfig=""
-trap '[ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null; exec 3>&-; wait; rm -f "$out" "$operator_kubeconfig"' EXIT
-until grep -q '^KUBECONFIG=' "$out"; do sleep 0.2; done
-export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$out")
-kubectl version 2>/dev/null | sed 's/^/    /'
-
-say "helm install wca charts/workos-convex-auth -n wca-system --create-namespace   (the CRD comes with the chart)"
-helm install wca charts/workos-convex-auth -n wca-system --create-namespace --wait=hookOnly
-kubectl wait --for condition=established crd/workosconvexauths.workos-convex.io >/dev/null
-
-# No kubelet runs here, so the chart's operator Deployment cannot start a pod. Run the same
-# binary locally instead, with the chart's ServiceAccount token: the chart's RBAC, for real.
-say "starting the operator as the chart's ServiceAccount: workos-convex-auth run"
-operator_kubeconfig=$(mktemp)
-token=$(kubectl create token wca-workos-convex-auth -n wca-system)
-sed "s|^    token: .*|    token: $token|" "$KUBECONFIG" >"$operator_kubeconfig"
-admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn ./target/debug/workos-convex-auth run --kubeconfig "$operator_kubeconfig" \
-  --admin-addr "127.0.0.1:$admin_port" --log-format text &
-operator_pid=$!
-until curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null; do sleep 0.2; done
-echo "    ready: http://127.0.0.1:$admin_port/readyz"
-
-say "kubectl apply -f examples/basic.yaml -f examples/custom-domain-ingress.yaml -f examples/direct-authkit.yaml"
-kubectl apply -f examples/basic.yaml -f examples/custom-domain-ingress.yaml -f examples/direct-authkit.yaml
-for cm in acme-convex-auth convex-auth acme-staging-convex-auth; do
-  until kubectl get configmap "$cm" >/dev/null 2>&1; do sleep 0.1; done
+trap 'exec 3>&-; wait; rm -rf "$out" "$work"' EXIT
+until grep -q '^KUBECONFIG=' "$out"; do
+  kill -0 $! 2>/dev/null || { echo "the node did not start" >&2; exit 1; }
+  sleep 0.2
 done
-kubectl wait --for=jsonpath='{.status.observedGeneration}'=1 wca --all >/dev/null
+export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$out")
+ingress_ip=$(sed -n 's/^INGRESS_IP=//p' "$out")
+kubectl get nodes -o wide
+kubectl get pods -A
 
-say "kubectl get wca,configmap,deployment,service,pdb,ingress"
+say "helm install wca charts/workos-convex-auth -n wca-system --create-namespace  (the image built here; never pulled)"
+installing=$SECONDS
+helm install wca charts/workos-convex-auth -n wca-system --create-namespace \
+  --set image.repository=wca.local/workos-convex-auth --set image.tag=dev --set image.pullPolicy=Never \
+  --wait --timeout 180s
+echo "    operator pod Ready $((SECONDS - installing)) s after helm install"
+kubectl -n wca-system get pods -o wide
+
+say "a fake WorkOS in the cluster: the tests' fake as a pod (tests/node/fake-workos.yaml)"
+kubectl create namespace workos-fake >/dev/null
+kubectl -n workos-fake create configmap fake-workos-keys --from-file=jwks.json=tests/fixtures/keys/jwks-rsa.json >/dev/null
+kubectl -n workos-fake apply -f tests/node/fake-workos.yaml
+kubectl -n workos-fake rollout status deployment/fake-workos --timeout=120s >/dev/null
+
+say "a TLS certificate for jwks.acme.com (a throwaway CA), for the Ingress of acme-prod"
+(
+  cd "$work"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=demo CA" -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=jwks.acme.com" -keyout tls.key -out tls.csr 2>/dev/null
+  printf 'subjectAltName=DNS:jwks.acme.com\n' >san.ext
+  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out tls.crt 2>/dev/null
+)
+kubectl create secret tls jwks-acme-com-tls --cert "$work/tls.crt" --key "$work/tls.key"
+
+say "kubectl apply the examples, their upstream pointed at the fake WorkOS and the Ingress at the cluster's class"
+# (`kubectl patch --local` prints each example with those fields changed, nothing else.)
+upstream="{\"spec\":{\"jwks\":{\"upstreamBase\":\"$FAKE_UPSTREAM\"}}}"
+kubectl patch --local -f examples/basic.yaml --type merge -p "$upstream" -o yaml | kubectl apply -f -
+kubectl patch --local -f examples/custom-domain-ingress.yaml --type merge -p "$upstream" -o yaml |
+  kubectl patch --local -f - --type merge -p '{"spec":{"ingress":{"className":"traefik"}}}' -o yaml | kubectl apply -f -
+kubectl apply -f examples/direct-authkit.yaml
+applied=$SECONDS
+kubectl wait --for=condition=Ready wca --all --timeout=180s >/dev/null
+echo "    all Ready $((SECONDS - applied)) s after kubectl apply"
+
+say "kubectl get wca; the children"
 kubectl get wca
 echo
-kubectl get configmap,deployment,service,pdb,ingress -l app.kubernetes.io/managed-by=workos-convex-auth
+kubectl get deployment,pod,service,pdb,ingress,configmap -l app.kubernetes.io/managed-by=workos-convex-auth
+
+say "the JWKS through the ingress controller, at the URL the config gives Convex"
+url=$(kubectl get wca acme-prod -o jsonpath='{.status.jwksUrl}')
+echo "    curl --resolve jwks.acme.com:443:$ingress_ip --cacert demo-ca.crt $url"
+curl -sS --resolve "jwks.acme.com:443:$ingress_ip" --cacert "$work/ca.crt" -D "$work/headers" -o "$work/body" "$url"
+grep -iE '^(HTTP|content-type|cache-control|etag)' "$work/headers" | sed 's/^/    /'
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    keys:", ", ".join(k["kid"]+" ("+k["kty"]+" "+k["alg"]+")" for k in d["keys"]))' "$work/body"
 
 say "the generated convex/auth.config.ts of acme-prod (kubectl get configmap convex-auth -o jsonpath='{.data.auth\.config\.ts}')"
 kubectl get configmap convex-auth -o jsonpath='{.data.auth\.config\.ts}'
@@ -65,11 +94,10 @@ kubectl get wca acme-prod -o jsonpath='{.status}' | python3 -m json.tool
 
 cat <<TXT
 
-No kubelet runs on this local control plane, so the mirror's pods never start: ProxyAvailable is
-honestly False here, and Ready with it; acme-staging (mode Direct) needs no mirror and is Ready.
 To use the config: write .data["auth.config.ts"] to convex/auth.config.ts and run npx convex deploy.
+The demo took $((SECONDS - began)) s.
 TXT
 if [ "$keep" = "--keep" ]; then
   echo; echo "export KUBECONFIG=$KUBECONFIG   # still running; Ctrl-C here tears it down"
-  wait "$operator_pid"
+  wait
 fi

@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
 # The test command (README): sets up everything a fresh machine lacks, then runs every test.
-#   - the local control plane (kube-apiserver, etcd, kubectl, helm), cached outside the repo
-#   - the npm packages the tests use (convex + typescript + zod; jose)
-#   - formatting, clippy, and the whole Rust test suite (unit, golden, conformance,
-#     convex package checks, JWKS mirror, and the tests against the real apiserver)
+#   - the local cluster's binaries (kube-apiserver, etcd, kubectl, helm; and for the real node
+#     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
+#     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
+#   - the npm packages the tests use (convex + typescript + zod; jose), the Python validator
+#   - formatting, clippy
+#   - the images of the real node (the operator's, from the Dockerfile; the fake WorkOS)
+#   - the whole Rust test suite: unit, golden, conformance, convex package checks, JWKS mirror,
+#     the tests against the real apiserver, and the end-to-end tests on the real node
+# Needs root (the real node sets up a bridge, mounts and cgroups).
+#
+# Cargo builds into ${WCA_CACHE:-~/.cache/workos-convex-auth}/target unless CARGO_TARGET_DIR
+# says otherwise, so a fresh clone reuses compiled dependencies; cargo still rebuilds whatever
+# the clone changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { echo; echo "==> $*"; }
+began=$SECONDS
+last=$SECONDS
+step() { echo "    ($((SECONDS - last)) s)"; last=$SECONDS; echo; echo "==> $*"; }
 
 step "system packages"
 missing=()
-for tool in openssl curl python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in openssl curl python3 pip3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" python3-pip >/dev/null
+  apt-get update -qq && apt-get install -y -qq openssl curl python3 python3-pip >/dev/null
 fi
 # Toolchains are prerequisites (README): Debian's Go is too old for kube-apiserver v1.35.
 for tool in cargo go node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool: install Rust, Go >= 1.25 and Node 20 first" >&2; exit 1; }
 done
+[ "$(id -u)" = 0 ] || { echo "run as root: the real node needs it" >&2; exit 1; }
 
-step "control plane (tests/control-plane/install.sh)"
-WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh | tail -n 1)
+step "local cluster (tests/control-plane/install.sh --node)"
+WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh --node | tail -n 1)
 export WCA_CONTROL_PLANE_BIN
 
 step "npm packages"
@@ -32,13 +44,24 @@ done
 step "python packages (offline Kubernetes schema validation of the chart)"
 python3 -m pip install --quiet kubernetes-validate==1.37.0
 
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${WCA_CACHE:-$HOME/.cache/workos-convex-auth}/target}
+mkdir -p "$CARGO_TARGET_DIR"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "images for the real node (image/build.sh: release binaries, OCI archives)"
+WCA_IMAGES_DIR="$CARGO_TARGET_DIR/images"
+bash image/build.sh "$WCA_IMAGES_DIR" >/dev/null
+export WCA_IMAGES_DIR
+
 step "cargo test"
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+log="$CARGO_TARGET_DIR/test-output.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+echo "    ($((SECONDS - last)) s)"
+echo "whole run: $((SECONDS - began)) s"
 # One closing line for the whole run, in the form CI reads.
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"

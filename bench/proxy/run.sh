@@ -38,7 +38,8 @@ NGINX="$(PATH="$PATH:/usr/sbin" command -v nginx)"
 
 echo "building (release)" >&2
 cd "$ROOT"
-cargo build --release -q -p workos-convex-auth --example fake_workos --example jwks_mirror
+cargo build --release -q -p workos-convex-auth --example jwks_mirror
+cargo build --release -q -p wca-test-harness --bin fake-workos
 MIRROR_CMD=("$ROOT/target/release/examples/jwks_mirror")
 if cargo build --release -q -p workos-convex-auth --bin workos-convex-auth 2>/dev/null \
   && "$ROOT/target/release/workos-convex-auth" proxy --help >/dev/null 2>&1; then
@@ -52,8 +53,8 @@ wait_http() { # url
 }
 
 # Upstream first; it reports the time from its first JWKS answer to the mirror's /readyz = 200.
-"$ROOT/target/release/examples/fake_workos" "127.0.0.1:$UPSTREAM_PORT" \
-  "$ROOT/tests/fixtures/keys/jwks-rsa.json" "http://127.0.0.1:$MIRROR_PORT/readyz" >"$WORK/fake.out" 2>&1 &
+"$ROOT/target/release/fake-workos" --listen "127.0.0.1:$UPSTREAM_PORT" \
+  --jwks "$ROOT/tests/fixtures/keys/jwks-rsa.json" --report-ready "http://127.0.0.1:$MIRROR_PORT/readyz" >"$WORK/fake.out" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UPSTREAM_PORT$CLIENT_PATH"
 

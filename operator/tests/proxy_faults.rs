@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::header::ETAG;
 use serde_json::json;
-use support::fake_workos::{FakeWorkos, Fault};
 use support::mirror::{Mirror, eventually, fixture, jwks_of, metric_value};
+use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 
 const CLIENT: &str = "/sso/jwks/client_01TESTCLIENT";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -103,8 +103,8 @@ fault_cases! {
     key_without_kid: Fault::Body(r#"{"keys":[{"kty":"RSA","alg":"RS256","n":"AQAB","e":"AQAB"}]}"#.into()) => "invalid",
     hs256_oct_key: Fault::Body(r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"}]}"#.into()) => "invalid",
     private_rsa_members: Fault::Body(private_rsa_document()) => "invalid",
-    wrong_content_type: Fault::ContentType("text/html") => "content_type",
-    wrong_charset: Fault::ContentType("application/json; charset=iso-8859-1") => "content_type",
+    wrong_content_type: Fault::ContentType("text/html".into()) => "content_type",
+    wrong_charset: Fault::ContentType("application/json; charset=iso-8859-1".into()) => "content_type",
     redirect_loop: Fault::RedirectLoop => "redirects",
 }
 

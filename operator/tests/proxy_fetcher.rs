@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::fake_workos::{FakeWorkos, Fault};
 use support::mirror::{fixture, jwks_of};
+use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 use workos_convex_auth::jwks::{
     FetchError, FetchLimits, FetchOutcome, Fetcher, JwksError, Validators,
 };

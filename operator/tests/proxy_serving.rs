@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use serde_json::Value;
-use support::fake_workos::FakeWorkos;
 use support::mirror::{Mirror, client, fixture};
+use wca_test_harness::fake_workos::FakeWorkos;
 
 const CLIENT: &str = "/sso/jwks/client_01TESTCLIENT";
 const HOUR: Duration = Duration::from_secs(3600);

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use support::fake_workos::FakeWorkos;
 use support::mirror::{Mirror, fixture, jwks_of};
+use wca_test_harness::fake_workos::FakeWorkos;
 
 const CLIENT_ID: &str = "client_01TESTCLIENT";
 const CLIENT: &str = "/sso/jwks/client_01TESTCLIENT";

@@ -76,6 +76,11 @@ a rule the operator never exercised, and on any request it made that was denied.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The mirror's pods, listed only while a mirror is not fully available, so that status can say
+# why (image not pulled, crash loop, no keys from the upstream).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Events: the recorder creates an event, then patches it when it repeats.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -20,12 +20,17 @@ use crate::api::{JwksMode, WorkOSConvexAuth};
 use crate::reconcile::apply::{Applied, apply, remove, remove_others};
 use crate::reconcile::build::mirror_routes;
 use crate::reconcile::names::{self, mirror_name};
-use crate::reconcile::status::{self, CONFIG_READY, Observed, Verdict, desired_status};
-use crate::reconcile::verdicts::{Applied as ChildOutcome, verdicts};
+use crate::reconcile::status::{
+    self, CONFIG_READY, Observed, PROXY_AVAILABLE, Verdict, desired_status,
+};
+use crate::reconcile::verdicts::{Applied as ChildOutcome, pod_state, verdicts};
 use crate::reconcile::{BuildContext, Children, build, validate};
 
 /// How often a settled resource is looked at again anyway (no writes unless something drifted).
 const RESYNC: Duration = Duration::from_secs(3600);
+/// How often a resource whose mirror has no available pod is looked at again: pod states
+/// (image pulls, crash loops) change without an event on the Deployment, and status says why.
+const UNAVAILABLE_RESYNC: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -206,6 +211,7 @@ async fn reconcile_resource(
         )
         .await;
     }
+    let observed_verdicts = observed.verdicts.clone();
     finish(resource, ctx, observed).await?;
 
     let uses_secret = resource
@@ -213,8 +219,10 @@ async fn reconcile_resource(
         .client_id_from
         .as_ref()
         .is_some_and(|s| s.secret_key_ref.is_some());
+    let mirror_unavailable = resource_mirror_unavailable(&observed_verdicts);
     Ok(match valid.mode() {
         JwksMode::Inline => Action::requeue(valid.refresh_interval),
+        _ if mirror_unavailable => Action::requeue(UNAVAILABLE_RESYNC),
         _ if uses_secret => Action::requeue(ctx.secret_resync),
         _ => Action::requeue(RESYNC),
     })
@@ -285,11 +293,29 @@ async fn apply_children(
         .and_then(|d| d.status.as_ref())
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
+    // Only while nothing serves the keys: the pods say why (one list, never in steady state).
+    let mirror_pods = if deployment.is_some() && available_replicas == 0 {
+        let selector = names::mirror_selector(&name)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Api::<Pod>::namespaced(ctx.client.clone(), ns)
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .iter()
+            .map(pod_state)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let verdicts = verdicts(
         children,
         &ChildOutcome {
             conflicts: conflicts.clone(),
             available_replicas,
+            mirror_pods,
         },
     );
     if !conflicts.is_empty() && !already_reported(resource, "Conflict") {
@@ -342,6 +368,13 @@ where
             Ok(None)
         }
     }
+}
+
+/// Whether the mirror is wanted and none of its pods is available (not a conflict).
+fn resource_mirror_unavailable(verdicts: &[Verdict]) -> bool {
+    verdicts
+        .iter()
+        .any(|v| v.type_ == PROXY_AVAILABLE && !v.ok && v.reason == "Unavailable")
 }
 
 /// Whether the current status already carries a condition with this reason (so the Event

@@ -1,8 +1,10 @@
 //! Pure: the conditions that describe what applying the children achieved.
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::Children;
+use super::names;
 use super::status::{CONFIG_READY, PROXY_AVAILABLE, PUBLIC_JWKS_URL, Verdict};
 
 /// What `apply` reported for one resource.
@@ -12,6 +14,97 @@ pub struct Applied {
     pub conflicts: Vec<String>,
     /// `status.availableReplicas` of the mirror Deployment as applied.
     pub available_replicas: i32,
+    /// What the mirror's pods are doing; read only while none is available, to say why.
+    pub mirror_pods: Vec<PodState>,
+}
+
+/// A mirror pod, as far as status needs to tell (the same facts as `kubectl get pods`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodState {
+    Ready,
+    /// Running but not ready: the mirror holds no keys its upstream confirmed within maxStale.
+    RunningNotReady,
+    /// Its container waits: the kubelet's reason (`ImagePullBackOff`, `CrashLoopBackOff`, ...).
+    Waiting {
+        reason: String,
+    },
+    /// Not scheduled or not started yet.
+    Pending,
+    Terminating,
+}
+
+/// Reads a pod's state from its status.
+pub fn pod_state(pod: &Pod) -> PodState {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return PodState::Terminating;
+    }
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    if ready {
+        return PodState::Ready;
+    }
+    let containers = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    if let Some(reason) = containers
+        .iter()
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+        .filter(|r| r != "ContainerCreating")
+    {
+        return PodState::Waiting { reason };
+    }
+    if containers
+        .iter()
+        .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    {
+        return PodState::RunningNotReady;
+    }
+    PodState::Pending
+}
+
+/// Why no mirror pod is available, in words: counts per state, each with what it means.
+fn explain_unavailable(pods: &[PodState], namespace: &str, resource: &str) -> String {
+    if pods.is_empty() {
+        return "no mirror pod exists yet: see kubectl describe deployment".to_string();
+    }
+    let count = |wanted: fn(&PodState) -> bool| pods.iter().filter(|p| wanted(p)).count();
+    let mut parts = Vec::new();
+    let not_ready = count(|p| *p == PodState::RunningNotReady);
+    if not_ready > 0 {
+        parts.push(format!(
+            "{not_ready} running but not ready: the mirror is ready only while it holds signing keys its upstream confirmed within spec.proxy.maxStale; `kubectl logs -n {namespace} -l app.kubernetes.io/instance={resource},app.kubernetes.io/component={}` says what the upstream answered",
+            names::COMPONENT_MIRROR
+        ));
+    }
+    let mut waiting: Vec<&str> = pods
+        .iter()
+        .filter_map(|p| match p {
+            PodState::Waiting { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    waiting.sort_unstable();
+    waiting.dedup();
+    if !waiting.is_empty() {
+        let n = count(|p| matches!(p, PodState::Waiting { .. }));
+        parts.push(format!(
+            "{n} waiting ({}): see kubectl describe pod",
+            waiting.join(", ")
+        ));
+    }
+    for (n, what) in [
+        (count(|p| *p == PodState::Pending), "starting"),
+        (count(|p| *p == PodState::Terminating), "terminating"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    parts.join("; ")
 }
 
 /// `ConfigReady`, and in mode Proxy `ProxyAvailable` and `PublicJwksUrl`.
@@ -65,7 +158,9 @@ pub fn verdicts(children: &Children, applied: &Applied) -> Vec<Verdict> {
     } else if applied.available_replicas > 0 {
         Verdict::new(PROXY_AVAILABLE, true, "Available", format!("{}/{wanted} mirror pods available", applied.available_replicas))
     } else {
-        Verdict::new(PROXY_AVAILABLE, false, "Unavailable", format!("0/{wanted} mirror pods available: see kubectl describe deployment"))
+        let namespace = children.config_map.namespace().unwrap_or_default();
+        let resource = deployment.labels().get("app.kubernetes.io/instance").cloned().unwrap_or_default();
+        Verdict::new(PROXY_AVAILABLE, false, "Unavailable", format!("0/{wanted} mirror pods available: {}", explain_unavailable(&applied.mirror_pods, &namespace, &resource)))
     });
     verdicts.push(if children.cluster_internal_url {
         Verdict::new(
@@ -117,7 +212,7 @@ mod tests {
         let v = verdicts(&c, &Applied::default());
         assert_eq!(
             find(&v, PROXY_AVAILABLE).message,
-            "0/2 mirror pods available: see kubectl describe deployment"
+            "0/2 mirror pods available: no mirror pod exists yet: see kubectl describe deployment"
         );
         assert!(!find(&v, PUBLIC_JWKS_URL).ok);
         let v = verdicts(
@@ -148,6 +243,7 @@ mod tests {
                 "Service apps/acme-jwks".into(),
             ],
             available_replicas: 2,
+            ..Applied::default()
         };
         let v = verdicts(&children("clientId: client_1"), &applied);
         let config = find(&v, CONFIG_READY);
@@ -161,5 +257,75 @@ mod tests {
         let proxy = find(&v, PROXY_AVAILABLE);
         assert_eq!(proxy.reason, "Conflict");
         assert!(proxy.message.starts_with("Service apps/acme-jwks exist"));
+    }
+
+    #[test]
+    fn an_unavailable_mirror_says_why() {
+        let c = children("clientId: client_1");
+        let message = |pods: Vec<PodState>| {
+            let applied = Applied {
+                mirror_pods: pods,
+                ..Applied::default()
+            };
+            find(&verdicts(&c, &applied), PROXY_AVAILABLE)
+                .message
+                .clone()
+        };
+        let stale = message(vec![PodState::RunningNotReady, PodState::RunningNotReady]);
+        assert!(
+            stale.starts_with("0/2 mirror pods available: 2 running but not ready: the mirror is ready only while it holds signing keys its upstream confirmed within spec.proxy.maxStale"),
+            "{stale}"
+        );
+        assert!(stale.contains("kubectl logs -n apps -l app.kubernetes.io/instance=acme,app.kubernetes.io/component=jwks-mirror"), "{stale}");
+        let waiting = |reason: &str| PodState::Waiting {
+            reason: reason.into(),
+        };
+        assert_eq!(
+            message(vec![
+                waiting("ImagePullBackOff"),
+                waiting("ErrImageNeverPull"),
+                waiting("ImagePullBackOff")
+            ]),
+            "0/2 mirror pods available: 3 waiting (ErrImageNeverPull, ImagePullBackOff): see kubectl describe pod"
+        );
+        assert_eq!(
+            message(vec![PodState::Pending, PodState::Terminating]),
+            "0/2 mirror pods available: 1 starting; 1 terminating"
+        );
+    }
+
+    #[test]
+    fn pod_state_reads_the_kubelets_status() {
+        let pod = |status: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
+                .unwrap()
+        };
+        assert_eq!(pod_state(&pod(serde_json::json!({}))), PodState::Pending);
+        assert_eq!(
+            pod_state(&pod(
+                serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]})
+            )),
+            PodState::Ready
+        );
+        assert_eq!(
+            pod_state(&pod(
+                serde_json::json!({"containerStatuses": [{"name": "m", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"running": {}}}]})
+            )),
+            PodState::RunningNotReady
+        );
+        assert_eq!(
+            pod_state(&pod(
+                serde_json::json!({"containerStatuses": [{"name": "m", "image": "i", "imageID": "", "ready": false, "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]})
+            )),
+            PodState::Waiting {
+                reason: "CrashLoopBackOff".into()
+            }
+        );
+        assert_eq!(
+            pod_state(&pod(
+                serde_json::json!({"containerStatuses": [{"name": "m", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]})
+            )),
+            PodState::Pending
+        );
     }
 }

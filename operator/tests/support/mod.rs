@@ -1,6 +1,5 @@
 //! Shared helpers of the proxy integration tests. Each test binary uses a subset.
 #![allow(dead_code)]
 
-pub mod fake_workos;
 pub mod keys;
 pub mod mirror;

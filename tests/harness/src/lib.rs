@@ -5,6 +5,11 @@
 //! when the test binary exits for any reason (success, panic, timeout, SIGKILL) the kernel
 //! closes it and the script kills etcd and the apiserver and removes its temp dir.
 
+pub mod fake_workos;
+pub mod node;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -31,21 +36,28 @@ pub struct ControlPlane {
     supervisor: Mutex<Option<(Child, ChildStdin)>>,
     kubeconfig: PathBuf,
     bin_dir: PathBuf,
-    /// Process ids of etcd and kube-apiserver, for tests of the teardown itself.
+    /// Process ids of what the script started, for tests of the teardown itself.
     pub pids: Vec<u32>,
     /// Seconds from spawn to `/readyz` answering ok.
     pub startup: Duration,
+    /// The other `KEY=value` lines the script printed before `KUBECONFIG=` (`DIR`, `NODE_IP`).
+    facts: BTreeMap<String, String>,
 }
 
 impl ControlPlane {
     /// Starts a new control plane (builds the binaries first if they are not cached).
     pub fn start() -> anyhow::Result<Self> {
-        let began = Instant::now();
-        let bin_dir = bin_dir()?;
         let script = repo_root().join("tests/control-plane/up.sh");
+        Self::launch(&script, &[], bin_dir()?)
+    }
+
+    /// Runs `script --until-stdin-closes ARGS…` and reads what it prints up to `KUBECONFIG=`.
+    fn launch(script: &Path, args: &[OsString], bin_dir: PathBuf) -> anyhow::Result<Self> {
+        let began = Instant::now();
         let mut child = Command::new("bash")
-            .arg(&script)
+            .arg(script)
             .arg("--until-stdin-closes")
+            .args(args)
             .env("WCA_CONTROL_PLANE_BIN", &bin_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -54,23 +66,34 @@ impl ControlPlane {
             .with_context(|| format!("starting {}", script.display()))?;
         let stdin = child.stdin.take().context("supervisor stdin")?;
         let stdout = child.stdout.take().context("supervisor stdout")?;
-        let (mut pids, mut kubeconfig) = (Vec::new(), None);
+        let (mut pids, mut kubeconfig, mut facts) = (Vec::new(), None, BTreeMap::new());
         for line in BufReader::new(stdout).lines() {
             let line = line?;
-            if let Some(list) = line.strip_prefix("PIDS=") {
-                pids = list
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
-            }
-            if let Some(path) = line.strip_prefix("KUBECONFIG=") {
-                kubeconfig = Some(PathBuf::from(path));
-                break;
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key {
+                "PIDS" => {
+                    pids = value
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                }
+                "KUBECONFIG" => {
+                    kubeconfig = Some(PathBuf::from(value));
+                    break;
+                }
+                _ => {
+                    facts.insert(key.to_string(), value.to_string());
+                }
             }
         }
         let Some(kubeconfig) = kubeconfig else {
             let status = child.wait()?;
-            bail!("control plane did not start ({status}); see the logs above");
+            bail!(
+                "{} did not start ({status}); see the logs above",
+                script.display()
+            );
         };
         Ok(Self {
             supervisor: Mutex::new(Some((child, stdin))),
@@ -78,7 +101,21 @@ impl ControlPlane {
             bin_dir,
             pids,
             startup: began.elapsed(),
+            facts,
         })
+    }
+
+    /// A `KEY=value` the start script printed (`DIR`, and for a node `NODE_IP`, `INGRESS_IP`).
+    pub fn fact(&self, key: &str) -> Option<&str> {
+        self.facts.get(key).map(String::as_str)
+    }
+
+    /// The API server's audit log: every request made by a ServiceAccount (metadata only).
+    pub fn audit_log(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .map(|dir| dir.join("audit.log"))
+            .unwrap_or_default()
     }
 
     /// One control plane per test binary, with the CRDs from `crds/` installed and established.
@@ -120,6 +157,31 @@ impl ControlPlane {
     /// Runs kubectl and returns stdout, failing with its stderr.
     pub fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
         run_ok(self.kubectl().args(args))
+    }
+
+    /// `kubectl apply --server-side -f -` of a YAML stream; returns kubectl's output.
+    pub fn kubectl_apply(&self, yaml: &str) -> anyhow::Result<String> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("kubectl stdin")?
+            .write_all(yaml.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "kubectl apply failed: {}\n{yaml}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
     }
 
     /// `kubectl apply -f crds/` and waits until every CRD is established.
@@ -197,9 +259,15 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("WCA_CONTROL_PLANE_BIN") {
         return Ok(PathBuf::from(dir));
     }
+    install(&[])
+}
+
+/// Runs `tests/control-plane/install.sh ARGS` and returns the bin dir it prints last.
+fn install(args: &[&str]) -> anyhow::Result<PathBuf> {
     let install = repo_root().join("tests/control-plane/install.sh");
     let out = Command::new("bash")
         .arg(&install)
+        .args(args)
         .stderr(Stdio::inherit())
         .output()?;
     if !out.status.success() {

@@ -11,8 +11,13 @@ use super::mirror_routes;
 use crate::duration::format_duration;
 use crate::reconcile::{Valid, names};
 
-/// The mirror runs as this non-root user (distroless `nonroot`).
+/// The mirror runs as this non-root user (the image's `USER`).
 const RUN_AS_USER: i64 = 65532;
+/// How long a terminating mirror pod keeps serving before it is sent SIGTERM: long enough for
+/// kube-proxy and ingress controllers to stop routing to it (Traefik applies endpoint changes
+/// after a 2 s throttle), so a rollout or a deleted pod fails no request. The image has no
+/// shell, so this is the kubelet's own `sleep` action.
+pub const DRAIN_SECONDS: i64 = 5;
 
 /// Builds a typed object from a JSON literal; the literals here are static shapes, so a
 /// failure is a bug in this file, caught by the unit tests.
@@ -59,6 +64,7 @@ pub fn deployment(valid: &Valid, default_image: &str) -> Deployment {
                         "args": args,
                         "ports": [{"name": "http", "containerPort": names::MIRROR_PORT, "protocol": "TCP"}],
                         "env": [{"name": "RUST_LOG", "value": "info"}],
+                        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
                         "livenessProbe": probe("/healthz", 10),
                         "readinessProbe": probe("/readyz", 5),
                         "resources": resources,

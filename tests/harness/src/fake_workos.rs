@@ -1,10 +1,14 @@
-//! A fake WorkOS JWKS upstream for tests and benchmarks: axum on loopback.
+//! A fake WorkOS JWKS upstream for tests and benchmarks: in process (`FakeWorkos::start`), or
+//! as the `fake-workos` binary, which the end-to-end tests run as a pod on the local node.
 //!
-//! Self-contained on purpose (only axum, tokio, futures, serde_json), so it can move into a
-//! shared test-harness crate as is. Like WorkOS it serves `/sso/jwks/<clientId>` and
-//! `/oauth2/jwks` as `application/jwk-set+json` with an `ETag` and `Cache-Control`, answers
-//! `304` to a matching `If-None-Match`, and 404 elsewhere. Faults are scriptable, and every
-//! request is counted per path, so a test can prove what did (or did not) reach the upstream.
+//! It follows WorkOS's documented JWKS endpoint ("Get JWKS", `GET /sso/jwks/:clientId`,
+//! <https://workos.com/docs/reference/sso/json-web-key-set>, and the session-token reference
+//! <https://workos.com/docs/reference/authkit/session-tokens>; facts in
+//! `shared/reference/convex-workos.md`): `/sso/jwks/<clientId>` and the AuthKit domain's
+//! `/oauth2/jwks` answer `{"keys": [...]}` as `application/jwk-set+json`, with an `ETag` and
+//! `Cache-Control`, `304` to a matching `If-None-Match`, and 404 elsewhere. Faults are scriptable,
+//! and every request is counted per path, so a test can prove what did (or did not) reach the
+//! upstream. The binary takes the same faults over HTTP ([`control_router`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,11 +20,15 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::routing::{get, put};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// What the fake does instead of answering normally. Applies to every JWKS path until cleared.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// As JSON (the binary's `PUT /_fake/fault`): `"None"`, `{"Status": 503}`,
+/// `{"Delay": {"secs": 3, "nanos": 0}}`, `{"ContentType": "text/html"}`, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fault {
     /// Answer normally.
     None,
@@ -35,7 +43,7 @@ pub enum Fault {
     /// A 200 `application/jwk-set+json` whose body is not JSON.
     NotJson,
     /// The normal document under this `Content-Type`, always as a 200.
-    ContentType(&'static str),
+    ContentType(String),
     /// `302` to the same path, forever.
     RedirectLoop,
     /// A 200 `application/jwk-set+json` with this exact body (invalid key sets, private keys...).
@@ -53,11 +61,62 @@ struct Inner {
     first_answer: Option<Instant>,
 }
 
+impl Inner {
+    fn new(document: String) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            document,
+            version: 1,
+            fault: Fault::None,
+            cache_control: "max-age=300".into(),
+            hits: HashMap::new(),
+            not_modified: 0,
+            first_answer: None,
+        }))
+    }
+}
+
+type SharedInner = Arc<Mutex<Inner>>;
+
+fn locked(inner: &SharedInner) -> MutexGuard<'_, Inner> {
+    inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The control endpoints of the `fake-workos` binary, under `/_fake/` (no WorkOS path starts
+/// so): `PUT /_fake/fault` (a [`Fault`] as JSON), `PUT /_fake/document` (a new JWKS: a key
+/// rotation), `GET /_fake/hits` (requests per path, as a JSON object).
+fn control_router() -> Router<SharedInner> {
+    Router::new()
+        .route(
+            "/_fake/fault",
+            put(
+                |State(inner): State<SharedInner>, axum::Json(fault): axum::Json<Fault>| async move {
+                    locked(&inner).fault = fault;
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            "/_fake/document",
+            put(|State(inner): State<SharedInner>, body: String| async move {
+                let mut inner = locked(&inner);
+                inner.document = body;
+                inner.version += 1;
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/_fake/hits",
+            get(|State(inner): State<SharedInner>| async move {
+                axum::Json(locked(&inner).hits.clone())
+            }),
+        )
+}
+
 /// A running fake WorkOS; stops when dropped.
 #[derive(Debug)]
 pub struct FakeWorkos {
     addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
+    inner: SharedInner,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -70,19 +129,25 @@ impl FakeWorkos {
     /// Starts on `addr` serving `document`.
     pub async fn start_on(addr: SocketAddr, document: impl Into<String>) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind the fake WorkOS");
-        let addr = listener.local_addr().expect("local address");
-        let inner = Arc::new(Mutex::new(Inner {
-            document: document.into(),
-            version: 1,
-            fault: Fault::None,
-            cache_control: "max-age=300".into(),
-            hits: HashMap::new(),
-            not_modified: 0,
-            first_answer: None,
-        }));
+        let inner = Inner::new(document.into());
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&inner));
+        Self::serve(listener, app, inner)
+    }
+
+    /// Starts on `addr` serving `document`, plus the control endpoints of [`control_router`].
+    pub async fn start_controllable(addr: SocketAddr, document: impl Into<String>) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind the fake WorkOS");
+        let inner = Inner::new(document.into());
+        let app = control_router()
+            .fallback(handle)
+            .with_state(Arc::clone(&inner));
+        Self::serve(listener, app, inner)
+    }
+
+    fn serve(listener: TcpListener, app: Router, inner: SharedInner) -> Self {
+        let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -99,7 +164,7 @@ impl FakeWorkos {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        locked(&self.inner)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -174,7 +239,7 @@ fn respond(status: StatusCode, content_type: &str, body: Body) -> Response {
     response
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
+async fn handle(State(inner): State<SharedInner>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let if_none_match = request
         .headers()
@@ -182,7 +247,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (document, etag, fault, cache_control) = {
-        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = locked(&inner);
         *inner.hits.entry(path.clone()).or_default() += 1;
         (
             inner.document.clone(),
@@ -261,19 +326,19 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
     // A content-type fault must reach the client, so it bypasses revalidation.
     let revalidating = !matches!(fault, Fault::ContentType(_));
     if revalidating && if_none_match.as_deref() == Some(etag.as_str()) {
-        inner.lock().unwrap_or_else(|e| e.into_inner()).not_modified += 1;
+        locked(&inner).not_modified += 1;
         let mut response = respond(StatusCode::NOT_MODIFIED, JWK_SET, Body::empty());
         response.headers_mut().remove(header::CONTENT_TYPE);
         cache_headers(&mut response);
         return response;
     }
-    let content_type = match fault {
-        Fault::ContentType(content_type) => content_type,
+    let content_type = match &fault {
+        Fault::ContentType(content_type) => content_type.as_str(),
         _ => JWK_SET,
     };
     let mut response = respond(StatusCode::OK, content_type, Body::from(document));
     cache_headers(&mut response);
-    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let mut inner = locked(&inner);
     inner.first_answer.get_or_insert_with(Instant::now);
     response
 }

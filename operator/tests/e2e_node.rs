@@ -1,0 +1,1282 @@
+//! End to end on a real node (`tests/node/up.sh`: kube-apiserver, etcd, controller-manager,
+//! scheduler, kubelet, kube-proxy, containerd, CoreDNS, Traefik). The Helm chart installs the
+//! operator from the image built here; its JWKS mirror pods fetch the fake WorkOS's keys (the
+//! fake runs as a pod too) and serve them through their Service and the ingress controller;
+//! the garbage collector, rollouts and readiness are Kubernetes' own.
+//!
+//! One node per test binary; the tests run one at a time, each in its own namespace, because one
+//! of them deletes the operator's pod and others measure rollouts.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use support::keys::sign_rs256;
+use support::mirror::fixture;
+use tokio::sync::{Mutex, MutexGuard};
+use wca_test_harness::node::{Node, OPERATOR_IMAGE};
+use wca_test_harness::{eventually, repo_root, run_ok};
+use workos_convex_auth::api::WorkOSConvexAuth;
+
+const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";
+const RELEASE: &str = "wca";
+const RELEASE_NS: &str = "wca-system";
+const OPERATOR_USER: &str = "system:serviceaccount:wca-system:wca-workos-convex-auth";
+/// Generous: pods start in 1–2 s here, but a cold image import or a busy machine is slower.
+const WAIT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------------
+
+/// `helm install` of the chart with the image built here: the operator runs as the chart's
+/// Deployment, Ready through its own probes, as the chart's ServiceAccount, and the hardening
+/// the chart asks for is what the kernel sees for the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_runs_the_operator_as_a_hardened_pod() {
+    let _serial = serial().await;
+    let installed = operator();
+    eprintln!(
+        "helm install → operator pod Ready: {:.1} s",
+        installed.install_time.as_secs_f64()
+    );
+    let client = node().client().await.unwrap();
+    let pod = operator_pod(&client).await;
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.service_account_name.as_deref(),
+        Some("wca-workos-convex-auth")
+    );
+    assert!(
+        is_ready(&pod),
+        "the operator pod is Ready (its /readyz probe passes)"
+    );
+
+    let process = ContainerProcess::of(&pod, "operator");
+    process.assert_hardened();
+    assert_eq!(
+        process.memory_limit(),
+        256 * 1024 * 1024,
+        "the chart's memory limit"
+    );
+
+    // Its admin server answers on the pod's address, as the kubelet's probes reach it.
+    let ip = pod_ip(&pod);
+    let http = plain_client();
+    let readyz = http
+        .get(format!("http://{ip}:8081/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 200);
+    let metrics = http
+        .get(format!("http://{ip}:8081/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("wca_reconciles_total"), "{metrics}");
+
+    // In-cluster config through the `kubernetes` Service: the API server saw the
+    // ServiceAccount's watches, and refused none of its requests.
+    let audit = AuditLog::read();
+    assert!(
+        audit
+            .by(OPERATOR_USER)
+            .any(|e| e.verb == "watch" && e.resource == "workosconvexauths"),
+        "the operator watches its resources as {OPERATOR_USER}"
+    );
+    audit.assert_nothing_forbidden();
+}
+
+/// A resource in mode Proxy: mirror pods Ready, the Service and the Ingress serve the keys the
+/// fake WorkOS holds, and a token signed with that key verifies with `jose` against the JWKS
+/// URL the generated config gives Convex, fetched through the ingress controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_serves_its_keys_through_the_service_and_the_ingress() {
+    let _serial = serial().await;
+    operator();
+    let t = Tenant::new("keys").await;
+    t.apply_resource("acme", &t.ingress_spec()).await;
+    let resource = t.wait_ready("acme").await;
+
+    let status = resource.status.clone().unwrap();
+    let jwks_url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
+    assert_eq!(status.jwks_url.as_deref(), Some(jwks_url.as_str()));
+    let proxy = condition(&resource, "ProxyAvailable");
+    assert_eq!(
+        (proxy.status.as_str(), proxy.message.as_str()),
+        ("True", "2/2 mirror pods available")
+    );
+    assert_eq!(condition(&resource, "PublicJwksUrl").status, "True");
+    let config: Value = serde_json::from_str(
+        &t.api::<ConfigMap>()
+            .get("acme-convex-auth")
+            .await
+            .unwrap()
+            .data
+            .unwrap()["auth.config.json"],
+    )
+    .unwrap();
+    assert!(
+        config["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["jwks"] == jwks_url.as_str()),
+        "every provider points Convex at the ingress URL: {config}"
+    );
+
+    // The mirror pods: the operator's image, hardened as the Deployment asks.
+    let pods = t.mirror_pods("acme").await;
+    assert_eq!(pods.len(), 2);
+    for pod in &pods {
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(container.image.as_deref(), Some(OPERATOR_IMAGE));
+        let process = ContainerProcess::of(pod, "jwks-mirror");
+        process.assert_hardened();
+        assert_eq!(process.memory_limit(), 64 * 1024 * 1024);
+    }
+    // Each mirror resolved the upstream's short Service name (`fake-workos`) through cluster
+    // DNS, from a static binary in an image without libc.
+    assert!(
+        t.fake_hits(&format!("/sso/jwks/{CLIENT_ID}")).await >= 2,
+        "both mirror pods fetched from the fake WorkOS"
+    );
+
+    // Through the Service (kube-proxy's rules for its ClusterIP).
+    let expected = fixture("jwks-rsa.json");
+    let service_ip = t.service_ip("acme-jwks").await;
+    let http = plain_client();
+    let response = t
+        .wait_served(&http, &format!("http://{service_ip}/sso/jwks/{CLIENT_ID}"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+    assert!(headers.contains_key("etag"));
+    assert_same_keys(&response.text().await.unwrap(), &expected);
+    let other = http
+        .get(format!("http://{service_ip}/sso/jwks/client_01OTHER"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the mirror serves only its own client's keys"
+    );
+
+    // Through the Ingress, over TLS with the Secret's certificate, at the URL Convex gets.
+    let response = t.wait_served(&t.ingress_client(), &jwks_url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_same_keys(&response.text().await.unwrap(), &expected);
+
+    // A token WorkOS would mint, checked by an independent client against that URL.
+    let now = unix_now();
+    let issuer = format!("https://api.workos.com/user_management/{CLIENT_ID}");
+    let token = sign_rs256(
+        &json!({"iss": issuer, "sub": "user_01E2E", "iat": now, "exp": now + 300}),
+        "test-rsa-a",
+        "rsa-a.pem",
+    );
+    let forged = sign_rs256(
+        &json!({"iss": issuer, "sub": "user_01E2E", "iat": now, "exp": now + 300}),
+        "test-rsa-a",
+        "rsa-b.pem",
+    );
+    let results = t.jose_verify(&jwks_url, &issuer, &[&token, &forged]);
+    assert_eq!(
+        results,
+        vec![
+            json!({"ok": true, "kid": "test-rsa-a", "sub": "user_01E2E"}),
+            json!({"ok": false, "code": "ERR_JWS_SIGNATURE_VERIFICATION_FAILED"}),
+        ]
+    );
+    AuditLog::read().assert_nothing_forbidden();
+}
+
+/// A spec change rolls the mirror, and a deleted mirror pod is replaced, while a client keeps
+/// fetching the keys through the ingress controller: not one request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_and_deleted_pods_fail_no_request() {
+    let _serial = serial().await;
+    operator();
+    let t = Tenant::new("rollout").await;
+    t.apply_resource("acme", &t.ingress_spec()).await;
+    t.wait_ready("acme").await;
+    let url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
+    // Ready says the mirror pods are available; the ingress controller routes to them a moment
+    // later (Traefik applies endpoint changes after a throttle). From then on, nothing may fail.
+    t.wait_served(&t.ingress_client(), &url).await;
+    let load = Load::start(t.ingress_client(), url);
+    load.wait_for_successes(20).await;
+
+    // A spec change: new mirror arguments, so a new pod template and a rolling update.
+    let before = t.mirror_pods("acme").await;
+    let mut spec = t.ingress_spec();
+    spec["proxy"] = json!({"refreshInterval": "4m"});
+    t.apply_resource("acme", &spec).await;
+    t.wait_rolled_out("acme", &before).await;
+    eprintln!(
+        "rollout done after {} requests, {:.1} s",
+        load.successes(),
+        load.began.elapsed().as_secs_f64()
+    );
+
+    // A mirror pod deleted: the ReplicaSet replaces it, the PodDisruptionBudget aside.
+    let victim = t.mirror_pods("acme").await.remove(0);
+    t.api::<Pod>()
+        .delete(&victim.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    t.wait_rolled_out("acme", &[victim]).await;
+    eprintln!(
+        "pod replaced after {} requests, {:.1} s",
+        load.successes(),
+        load.began.elapsed().as_secs_f64()
+    );
+
+    let report = load.stop().await;
+    eprintln!(
+        "{} requests through the ingress during the rollout and the pod deletion, {} failed",
+        report.ok,
+        report.failures.len()
+    );
+    if !report.failures.is_empty() {
+        let traefik =
+            node().kubectl_ok(&["-n", "traefik", "logs", "deploy/traefik", "--tail", "40"]);
+        let slices = node().kubectl_ok(&["-n", &t.ns, "get", "endpointslices", "-o", "yaml"]);
+        panic!(
+            "failed requests: {:?}\ntraefik: {traefik:?}\nendpointslices: {slices:?}",
+            report.failures
+        );
+    }
+    assert!(
+        report.ok >= 100,
+        "the client kept fetching: {} requests",
+        report.ok
+    );
+}
+
+/// WorkOS fails: the mirror serves the keys it holds until maxStale, then answers 503 and
+/// reports not ready; the resource's Ready falls, saying why; WorkOS recovers, so does all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_outage_serves_stale_keys_then_fails_readiness_and_recovers() {
+    let _serial = serial().await;
+    operator();
+    let t = Tenant::new("outage").await;
+    let spec = json!({
+        "clientId": CLIENT_ID,
+        "jwks": {"upstreamBase": "http://fake-workos"},
+        "proxy": {"refreshInterval": "10s", "maxStale": "20s"},
+    });
+    t.apply_resource("acme", &spec).await;
+    t.wait_ready("acme").await;
+    let service_ip = t.service_ip("acme-jwks").await;
+    let keys_url = format!("http://{service_ip}/sso/jwks/{CLIENT_ID}");
+    let http = plain_client();
+    t.wait_served(&http, &keys_url).await;
+
+    t.fake_fault(json!({"Status": 503})).await;
+    // Stale: a refresh failed (the mirror's own metrics say so), and the keys are still served.
+    let pods = t.mirror_pods("acme").await;
+    for pod in &pods {
+        let metrics = format!("http://{}:8080/metrics", pod_ip(pod));
+        let failed = format!(
+            "wca_proxy_upstream_fetches_total{{path=\"/sso/jwks/{CLIENT_ID}\",outcome=\"status\"}}"
+        );
+        eventually(WAIT, "a failed refresh in every mirror pod", || {
+            let (http, metrics, failed) = (http.clone(), metrics.clone(), failed.clone());
+            async move {
+                let text = http.get(&metrics).send().await.ok()?.text().await.ok()?;
+                (metric(&text, &failed)? >= 1.0).then_some(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let stale = http.get(&keys_url).send().await.unwrap();
+    assert_eq!(
+        stale.status(),
+        200,
+        "the last good keys are served while WorkOS fails"
+    );
+    assert_same_keys(&stale.text().await.unwrap(), &fixture("jwks-rsa.json"));
+
+    // Past maxStale: 503 from every pod, and the pods are not ready.
+    for pod in &pods {
+        let url = format!("http://{}:8080/sso/jwks/{CLIENT_ID}", pod_ip(pod));
+        eventually(WAIT, "the mirror withholding keys past maxStale", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { (http.get(&url).send().await.ok()?.status() == 503).then_some(()) }
+        })
+        .await
+        .unwrap();
+    }
+    let resource = t.wait_condition("acme", "Ready", "False", WAIT).await;
+    let ready = condition(&resource, "Ready");
+    assert_eq!(ready.reason, "Unavailable");
+    assert!(
+        ready.message.starts_with("0/2 mirror pods available: 2 running but not ready: the mirror is ready only while it holds signing keys its upstream confirmed within spec.proxy.maxStale"),
+        "{}",
+        ready.message
+    );
+    assert!(t.mirror_pods("acme").await.iter().all(|p| !is_ready(p)));
+
+    t.fake_fault(json!("None")).await;
+    t.wait_condition("acme", "Ready", "True", WAIT).await;
+    let recovered = http.get(&keys_url).send().await.unwrap();
+    assert_eq!(recovered.status(), 200);
+}
+
+/// Deleting a resource: the garbage collector removes the Deployment, its ReplicaSets and pods,
+/// the Service, the PodDisruptionBudget, the Ingress and the ConfigMap (owner references).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_resource_lets_the_garbage_collector_remove_every_child() {
+    let _serial = serial().await;
+    operator();
+    let t = Tenant::new("gc").await;
+    t.apply_resource("acme", &t.ingress_spec()).await;
+    t.wait_ready("acme").await;
+    let counts = t.children("acme").await;
+    for (kind, n) in &counts {
+        assert!(*n > 0, "{kind} exists before the deletion: {counts:?}");
+    }
+    t.api::<WorkOSConvexAuth>()
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    eventually(WAIT, "every child of acme gone", || async {
+        let left = t.children("acme").await;
+        left.values().all(|n| *n == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "children removed {:.1} s after the resource",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The operator's pod deleted: the Deployment starts a new one, which reconciles every resource
+/// and writes nothing to those already settled (their objects keep their resourceVersions, no
+/// Event is added, and the audit log shows no write by the operator).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
+    let _serial = serial().await;
+    operator();
+    let client = node().client().await.unwrap();
+    let t = Tenant::new("restart").await;
+    t.apply_resource("acme", &t.ingress_spec()).await;
+    t.apply_resource(
+        "direct",
+        &json!({"clientId": CLIENT_ID, "jwks": {"mode": "Direct"}}),
+    )
+    .await;
+    t.wait_ready("acme").await;
+    t.wait_ready("direct").await;
+    let before = t.settled_versions().await;
+    let events_before = t
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+
+    let old = operator_pod(&client).await;
+    Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
+        .delete(&old.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    let new = eventually(WAIT, "a new Ready operator pod", || async {
+        let pod = operator_pod_opt(&client).await?;
+        (pod.name_any() != old.name_any() && is_ready(&pod)).then_some(pod)
+    })
+    .await
+    .unwrap();
+    let started: Timestamp = new
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0)
+        .unwrap();
+    // Ready means its caches synced; wait until it reconciled at least our two resources.
+    let metrics_url = format!("http://{}:8081/metrics", pod_ip(&new));
+    let http = plain_client();
+    eventually(WAIT, "the new operator reconciling", || {
+        let (http, url) = (http.clone(), metrics_url.clone());
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            (metric(&text, "wca_reconciles_total")? >= 2.0).then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert_eq!(t.settled_versions().await, before, "no object changed");
+    let events_after = t
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(events_after, events_before, "no Event was added");
+    let audit = AuditLog::read();
+    // It still sends its server-side applies, which change nothing (the versions above); no
+    // other write reached the API server.
+    let writes: Vec<String> = audit
+        .by(OPERATOR_USER)
+        .filter(|e| e.namespace.as_deref() == Some(t.ns.as_str()) && e.at >= started)
+        .filter(|e| e.is_write() && !(e.verb == "patch" && e.is_child()))
+        .map(AuditEntry::describe)
+        .collect();
+    assert!(writes.is_empty(), "the new operator wrote: {writes:?}");
+    audit.assert_nothing_forbidden();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node, the operator, one namespace per test
+// ---------------------------------------------------------------------------------------------
+
+fn node() -> &'static Node {
+    Node::shared()
+}
+
+/// One test at a time (see the module doc); a failed test does not block the others (a tokio
+/// mutex is not poisoned by a panic).
+async fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::const_new(());
+    SERIAL.lock().await
+}
+
+struct Installed {
+    install_time: Duration,
+}
+
+/// `helm install` of the chart, once per binary, as the README says, with the image built
+/// here (never pulled: `pullPolicy=Never`).
+fn operator() -> &'static Installed {
+    static INSTALLED: OnceLock<Installed> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let (repository, tag) = OPERATOR_IMAGE.rsplit_once(':').unwrap();
+        let chart = repo_root().join("charts/workos-convex-auth");
+        let started = Instant::now();
+        run_ok(node().helm().args([
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "-n",
+            RELEASE_NS,
+            "--create-namespace",
+            "--set",
+            &format!("image.repository={repository}"),
+            "--set",
+            &format!("image.tag={tag}"),
+            "--set",
+            "image.pullPolicy=Never",
+            "--wait",
+            "--timeout",
+            "180s",
+        ]))
+        .expect("helm install");
+        Installed {
+            install_time: started.elapsed(),
+        }
+    })
+}
+
+async fn operator_pod_opt(client: &Client) -> Option<Pod> {
+    let pods = Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
+        .list(&ListParams::default().labels(&format!(
+            "app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+        )))
+        .await
+        .ok()?;
+    pods.items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+}
+
+async fn operator_pod(client: &Client) -> Pod {
+    eventually(WAIT, "the operator pod", || operator_pod_opt(client))
+        .await
+        .unwrap()
+}
+
+/// A namespace with its own fake WorkOS (Deployment + Service `fake-workos`) and a TLS Secret
+/// for its Ingress host, signed by a CA made for this test.
+struct Tenant {
+    client: Client,
+    ns: String,
+    host: String,
+    ca_pem: String,
+    ca_file: PathBuf,
+}
+
+impl Tenant {
+    async fn new(test: &str) -> Self {
+        let client = node().client().await.unwrap();
+        let ns = node().namespace(&client, test).await.unwrap();
+        let host = format!("jwks.{ns}.wca.test");
+        let tls = TestCa::issue(&host);
+        let ca_file = std::env::temp_dir().join(format!("wca-e2e-ca-{ns}.pem"));
+        std::fs::write(&ca_file, &tls.ca_pem).unwrap();
+        let cert: String = tls.cert_pem.lines().map(|l| format!("    {l}\n")).collect();
+        let key: String = tls.key_pem.lines().map(|l| format!("    {l}\n")).collect();
+        node()
+            .kubectl_apply(&format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: jwks-tls, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{cert}  tls.key: |\n{key}"
+            ))
+            .unwrap();
+        // The fake WorkOS, exactly as the demo runs it.
+        let keys = repo_root().join("tests/fixtures/keys/jwks-rsa.json");
+        let keys = format!("--from-file=jwks.json={}", keys.display());
+        node()
+            .kubectl_ok(&["-n", &ns, "create", "configmap", "fake-workos-keys", &keys])
+            .unwrap();
+        let manifest = repo_root().join("tests/node/fake-workos.yaml");
+        node()
+            .kubectl_ok(&["-n", &ns, "apply", "-f", manifest.to_str().unwrap()])
+            .unwrap();
+        let t = Self {
+            client,
+            ns,
+            host,
+            ca_pem: tls.ca_pem,
+            ca_file,
+        };
+        t.wait_deployment_available("fake-workos").await;
+        t
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Mode Proxy behind an Ingress of class traefik with the test's TLS Secret; the upstream is
+    /// the namespace's fake WorkOS by its short Service name.
+    fn ingress_spec(&self) -> Value {
+        json!({
+            "clientId": CLIENT_ID,
+            "jwks": {"upstreamBase": "http://fake-workos"},
+            "ingress": {"enabled": true, "host": self.host, "className": "traefik", "tlsSecretName": "jwks-tls"},
+        })
+    }
+
+    async fn apply_resource(&self, name: &str, spec: &Value) {
+        let resource = json!({
+            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+            "metadata": {"name": name}, "spec": spec,
+        });
+        self.api::<WorkOSConvexAuth>()
+            .patch(
+                name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&resource),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> WorkOSConvexAuth {
+        let api = self.api::<WorkOSConvexAuth>();
+        let what = format!("{name}: {type_}={status}");
+        let found = eventually(timeout, &what, || async {
+            let r = api.get(name).await.ok()?;
+            let s = r.status.as_ref()?;
+            (s.observed_generation == r.metadata.generation
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == status))
+            .then_some(r)
+        })
+        .await;
+        match found {
+            Ok(r) => r,
+            Err(e) => {
+                let r = api.get(name).await.unwrap();
+                panic!("{e}; status: {:#?}", r.status)
+            }
+        }
+    }
+
+    async fn wait_ready(&self, name: &str) -> WorkOSConvexAuth {
+        self.wait_condition(name, "Ready", "True", WAIT).await
+    }
+
+    async fn wait_deployment_available(&self, name: &str) {
+        let api = self.api::<Deployment>();
+        eventually(WAIT, &format!("deployment {name} available"), || async {
+            let d = api.get(name).await.ok()?;
+            let s = d.status.as_ref()?;
+            (s.available_replicas.unwrap_or(0) >= d.spec.as_ref()?.replicas.unwrap_or(1))
+                .then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn mirror_pods(&self, resource: &str) -> Vec<Pod> {
+        self.api::<Pod>()
+            .list(&ListParams::default().labels(&format!(
+                "app.kubernetes.io/instance={resource},app.kubernetes.io/component=jwks-mirror"
+            )))
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// Waits until the mirror runs exactly its wanted replicas, all Ready and none of `gone`.
+    async fn wait_rolled_out(&self, resource: &str, gone: &[Pod]) {
+        let deployments = self.api::<Deployment>();
+        let name = format!("{resource}-jwks");
+        let gone: Vec<String> = gone.iter().map(ResourceExt::name_any).collect();
+        eventually(WAIT, "the mirror rolled out", || async {
+            let d = deployments.get(&name).await.ok()?;
+            let wanted = d.spec.as_ref()?.replicas?;
+            let s = d.status.as_ref()?;
+            let done = s.observed_generation == d.metadata.generation
+                && s.updated_replicas == Some(wanted)
+                && s.available_replicas == Some(wanted)
+                && s.replicas == Some(wanted);
+            let pods = self.mirror_pods(resource).await;
+            (done
+                && pods.len() == usize::try_from(wanted).ok()?
+                && pods
+                    .iter()
+                    .all(|p| is_ready(p) && !gone.contains(&p.name_any())))
+            .then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn service_ip(&self, name: &str) -> String {
+        self.api::<Service>()
+            .get(name)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .cluster_ip
+            .unwrap()
+    }
+
+    /// Waits until `url` answers 200 (kube-proxy and the ingress controller program their
+    /// routes a moment after the endpoints are ready) and returns that answer.
+    async fn wait_served(&self, http: &reqwest::Client, url: &str) -> reqwest::Response {
+        eventually(WAIT, &format!("{url} to answer 200"), || async {
+            http.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The fake WorkOS's control endpoints, reached through its ClusterIP from the host.
+    async fn fake_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.service_ip("fake-workos").await)
+    }
+
+    async fn fake_fault(&self, fault: Value) {
+        let response = plain_client()
+            .put(self.fake_url("/_fake/fault").await)
+            .header("content-type", "application/json")
+            .body(fault.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "fake WorkOS took the fault {fault}");
+    }
+
+    async fn fake_hits(&self, path: &str) -> u64 {
+        let body = plain_client()
+            .get(self.fake_url("/_fake/hits").await)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let hits: BTreeMap<String, u64> = serde_json::from_str(&body).unwrap();
+        hits.get(path).copied().unwrap_or(0)
+    }
+
+    /// HTTPS to the ingress controller for this tenant's host, trusting its test CA: DNS is
+    /// replaced by the node's address, as a real client's resolver would give it.
+    fn ingress_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .resolve(&self.host, (node().ip(), 443).into())
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    }
+
+    /// npm `jose` (createRemoteJWKSet) verifies `tokens` against `jwks_url` through the ingress.
+    fn jose_verify(&self, jwks_url: &str, issuer: &str, tokens: &[&str]) -> Vec<Value> {
+        let dir = jose_dir();
+        let output = Command::new("node")
+            .arg("verify.mjs")
+            .args([jwks_url, issuer, "-"])
+            .args(tokens)
+            .env("WCA_RESOLVE", format!("{}={}", self.host, node().ip()))
+            .env("NODE_EXTRA_CA_CERTS", &self.ca_file)
+            .current_dir(dir)
+            .output()
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "node failed: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// How many objects of each kind the resource has (by its instance label).
+    async fn children(&self, resource: &str) -> BTreeMap<&'static str, usize> {
+        let by_label =
+            ListParams::default().labels(&format!("app.kubernetes.io/instance={resource}"));
+        let mut counts = BTreeMap::new();
+        counts.insert(
+            "Deployment",
+            self.api::<Deployment>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts.insert(
+            "ReplicaSet",
+            self.api::<ReplicaSet>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts.insert(
+            "Pod",
+            self.api::<Pod>().list(&by_label).await.unwrap().items.len(),
+        );
+        counts.insert(
+            "Service",
+            self.api::<Service>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts.insert(
+            "Ingress",
+            self.api::<Ingress>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts.insert(
+            "PodDisruptionBudget",
+            self.api::<PodDisruptionBudget>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts.insert(
+            "ConfigMap",
+            self.api::<ConfigMap>()
+                .list(&by_label)
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        counts
+    }
+
+    /// `Kind/name → resourceVersion` of the resources and everything the operator writes, once
+    /// two reads a few seconds apart agree (the Deployment's status settles last).
+    async fn settled_versions(&self) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + WAIT;
+        let mut last = self.versions().await;
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let now = self.versions().await;
+            if now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not settle: {last:?} → {now:?}"
+            );
+            last = now;
+        }
+    }
+
+    async fn versions(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let all = ListParams::default();
+        for r in self.api::<WorkOSConvexAuth>().list(&all).await.unwrap() {
+            out.insert(
+                format!("WorkOSConvexAuth/{}", r.name_any()),
+                r.resource_version().unwrap(),
+            );
+        }
+        macro_rules! kind {
+            ($k:ty, $name:literal) => {
+                for o in self.api::<$k>().list(&all).await.unwrap() {
+                    out.insert(
+                        format!("{}/{}", $name, o.name_any()),
+                        o.resource_version().unwrap(),
+                    );
+                }
+            };
+        }
+        kind!(ConfigMap, "ConfigMap");
+        kind!(Deployment, "Deployment");
+        kind!(Service, "Service");
+        kind!(Ingress, "Ingress");
+        kind!(PodDisruptionBudget, "PodDisruptionBudget");
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client loop through the ingress, bounded in time and count
+// ---------------------------------------------------------------------------------------------
+
+struct Load {
+    began: Instant,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+struct LoadReport {
+    ok: usize,
+    failures: Vec<String>,
+}
+
+impl Load {
+    /// At most 100 requests a second, for at most 5 minutes or 30 000 requests.
+    fn start(client: reqwest::Client, url: String) -> Self {
+        let expected = keys_of(&fixture("jwks-rsa.json"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let (stop_flag, ok_count) = (stop.clone(), ok.clone());
+        let task = tokio::spawn(async move {
+            let began = Instant::now();
+            let deadline = began + Duration::from_secs(300);
+            let mut failures = Vec::new();
+            let mut sent = 0;
+            while !stop_flag.load(Ordering::Relaxed) && Instant::now() < deadline && sent < 30_000 {
+                sent += 1;
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if keys_of(&body) == expected => {
+                            ok_count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(body) => failures.push(format!("unexpected body: {body:.200}")),
+                        Err(e) => failures.push(format!("body: {e}")),
+                    },
+                    Ok(r) => failures.push(format!(
+                        "{:.1}s: HTTP {}",
+                        began.elapsed().as_secs_f64(),
+                        r.status()
+                    )),
+                    Err(e) => {
+                        failures.push(format!("{:.1}s: {e:?}", began.elapsed().as_secs_f64()))
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            failures
+        });
+        Self {
+            began: Instant::now(),
+            stop,
+            ok,
+            task,
+        }
+    }
+
+    fn successes(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    async fn wait_for_successes(&self, n: usize) {
+        eventually(WAIT, "the client loop's first answers", || async {
+            (self.successes() >= n).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self.task.await.unwrap();
+        LoadReport {
+            ok: self.ok.load(Ordering::Relaxed),
+            failures,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the kernel sees of a container
+// ---------------------------------------------------------------------------------------------
+
+/// The main process of a pod's container, found on the host through its cgroup (the kubelet's
+/// cgroupfs driver names a container's cgroup after its containerd id).
+struct ContainerProcess {
+    pid: u32,
+    cgroup: PathBuf,
+}
+
+impl ContainerProcess {
+    fn of(pod: &Pod, container: &str) -> Self {
+        let id = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container))
+            .and_then(|c| c.container_id.as_deref())
+            .and_then(|id| id.strip_prefix("containerd://"))
+            .unwrap_or_else(|| panic!("{} has a running {container}", pod.name_any()))
+            .to_string();
+        let root = Path::new("/sys/fs/cgroup/pids/kubepods");
+        let cgroup = find_dir(root, &id)
+            .unwrap_or_else(|| panic!("no cgroup {id} under {}", root.display()));
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+        let pid = procs.lines().next().unwrap().trim().parse().unwrap();
+        let relative = cgroup
+            .strip_prefix("/sys/fs/cgroup/pids")
+            .unwrap()
+            .to_path_buf();
+        Self {
+            pid,
+            cgroup: relative,
+        }
+    }
+
+    fn status(&self, field: &str) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("{field} in /proc/{}/status", self.pid))
+            .trim()
+            .to_string()
+    }
+
+    /// Non-root 65532, no capabilities, no privilege escalation, seccomp filtering, and a
+    /// read-only root filesystem: what the pod's securityContext asks for, as the kernel has it.
+    fn assert_hardened(&self) {
+        let ids = |field| -> Vec<String> {
+            self.status(field)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(ids("Uid"), vec!["65532"; 4], "runs as user 65532");
+        assert_eq!(ids("Gid"), vec!["65532"; 4], "runs as group 65532");
+        assert_eq!(self.status("CapEff"), "0000000000000000", "no capability");
+        assert_eq!(
+            self.status("CapBnd"),
+            "0000000000000000",
+            "none can be gained"
+        );
+        assert_eq!(self.status("NoNewPrivs"), "1", "no privilege escalation");
+        assert_eq!(
+            self.status("Seccomp"),
+            "2",
+            "seccomp filter (RuntimeDefault)"
+        );
+        let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid)).unwrap();
+        let root = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .expect("a root mount");
+        let options = root.split(' ').nth(5).unwrap();
+        assert!(
+            options.split(',').any(|o| o == "ro"),
+            "read-only root filesystem: {root}"
+        );
+    }
+
+    fn memory_limit(&self) -> u64 {
+        let file = Path::new("/sys/fs/cgroup/memory")
+            .join(&self.cgroup)
+            .join("memory.limit_in_bytes");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn find_dir(root: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() == name {
+                return Some(path);
+            }
+            if let Some(found) = find_dir(&path, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API server's audit log (every request of a ServiceAccount)
+// ---------------------------------------------------------------------------------------------
+
+struct AuditEntry {
+    user: String,
+    verb: String,
+    resource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    code: u16,
+    at: Timestamp,
+}
+
+impl AuditEntry {
+    /// `verb resource ns/name → code`, for failure messages.
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {}/{} → {}",
+            self.verb,
+            self.resource,
+            self.namespace.as_deref().unwrap_or(""),
+            self.name.as_deref().unwrap_or(""),
+            self.code
+        )
+    }
+
+    /// A child the operator server-side applies (not its status, not an Event).
+    fn is_child(&self) -> bool {
+        matches!(
+            self.resource.as_str(),
+            "configmaps" | "deployments" | "services" | "poddisruptionbudgets" | "ingresses"
+        ) && self.subresource.is_none()
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+}
+
+struct AuditLog(Vec<AuditEntry>);
+
+impl AuditLog {
+    fn read() -> Self {
+        let text = std::fs::read_to_string(node().audit_log()).unwrap();
+        Self(
+            text.lines()
+                .filter_map(|line| {
+                    let e: Value = serde_json::from_str(line).ok()?;
+                    Some(AuditEntry {
+                        user: e["user"]["username"].as_str()?.to_string(),
+                        verb: e["verb"].as_str()?.to_string(),
+                        resource: e["objectRef"]["resource"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        namespace: e["objectRef"]["namespace"].as_str().map(str::to_string),
+                        name: e["objectRef"]["name"].as_str().map(str::to_string),
+                        subresource: e["objectRef"]["subresource"].as_str().map(str::to_string),
+                        code: u16::try_from(e["responseStatus"]["code"].as_u64()?).ok()?,
+                        at: e["requestReceivedTimestamp"].as_str()?.parse().ok()?,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn by<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AuditEntry> + 'a {
+        self.0.iter().filter(move |e| e.user == user)
+    }
+
+    /// The chart's RBAC covers everything the operator does, in a pod, for real.
+    fn assert_nothing_forbidden(&self) {
+        let forbidden: Vec<String> = self
+            .by(OPERATOR_USER)
+            .filter(|e| e.code == 403)
+            .map(AuditEntry::describe)
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "requests the chart's RBAC refused: {forbidden:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A CA made for one test and a serving certificate for one host.
+struct TestCa {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestCa {
+    fn issue(host: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names: OpenSSL (node's TLS) takes a leaf whose issuer equals its subject for
+        // self-signed.
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "workos-convex-auth e2e test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec![host.to_string()]).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, host);
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+fn condition(resource: &WorkOSConvexAuth, type_: &str) -> workos_convex_auth::api::Condition {
+    resource
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .cloned()
+        .unwrap_or_else(|| panic!("condition {type_} in {:?}", resource.status))
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_ip(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_else(|| panic!("{} has an IP", pod.name_any()))
+}
+
+/// Plain HTTP to pod and Service addresses on the node's bridge.
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// The value of a Prometheus sample (`name{labels}` exactly as written before the value).
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+/// The keys of a JWKS document, as JSON values, in order.
+fn keys_of(document: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(document)
+        .ok()
+        .and_then(|v| v["keys"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn assert_same_keys(served: &str, expected: &str) {
+    let kids = |doc: &str| -> Vec<String> {
+        keys_of(doc)
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(kids(served), kids(expected), "served: {served}");
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn jose_dir() -> &'static Path {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js"));
+    if !dir.join("node_modules/jose/package.json").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .status()
+            .expect("npm is required for the jose check (install Node.js)");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    dir
+}
