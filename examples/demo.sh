@@ -82,7 +82,13 @@ kubectl get deployment,pod,service,pdb,ingress,configmap -l app.kubernetes.io/ma
 say "the JWKS through the ingress controller, at the URL the config gives Convex"
 url=$(kubectl get wca acme-prod -o jsonpath='{.status.jwksUrl}')
 echo "    curl --resolve jwks.acme.com:443:$ingress_ip --cacert demo-ca.crt $url"
-curl -sS --resolve "jwks.acme.com:443:$ingress_ip" --cacert "$work/ca.crt" -D "$work/headers" -o "$work/body" "$url"
+# Traefik routes a new Ingress a moment after its endpoints are ready (a 2 s throttle).
+fetch() { curl -sS --resolve "jwks.acme.com:443:$ingress_ip" --cacert "$work/ca.crt" -D "$work/headers" -o "$work/body" -w '%{http_code}' "$url"; }
+until [ "$(fetch)" = 200 ]; do
+  [ $((SECONDS - applied)) -gt 120 ] && { echo "not served through the ingress after 120 s" >&2; exit 1; }
+  sleep 0.2
+done
+echo "    served through the ingress $((SECONDS - applied)) s after kubectl apply"
 grep -iE '^(HTTP|content-type|cache-control|etag)' "$work/headers" | sed 's/^/    /'
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    keys:", ", ".join(k["kid"]+" ("+k["kty"]+" "+k["alg"]+")" for k in d["keys"]))' "$work/body"
 

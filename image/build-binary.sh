@@ -5,24 +5,26 @@
 # libraries at run time), so every name the binaries resolve goes through hickory-dns (reqwest's
 # `hickory-dns` feature) and the Kubernetes client connects to the in-cluster IP address.
 #
-#   build-binary.sh OUT_DIR                      the operator: workos-convex-auth
-#   build-binary.sh OUT_DIR PACKAGE:BIN ...      other binaries of the workspace
+#   build-binary.sh OUT_DIR                                 the operator, release profile
+#   build-binary.sh OUT_DIR [--profile P] PACKAGE:BIN ...   other binaries, or another profile
 #
 # The Dockerfile's build stage runs this very script, so `docker build` and the images the
 # tests build without Docker (image/oci.py) hold the same binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: build-binary.sh OUT_DIR [PACKAGE:BIN ...]}; shift
+out=${1:?usage: build-binary.sh OUT_DIR [--profile P] [PACKAGE:BIN ...]}; shift
+profile=release
+[ "${1:-}" = --profile ] && { profile=$2; shift 2; }
 targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(workos-convex-auth:workos-convex-auth)
 triple=x86_64-unknown-linux-gnu
 args=()
 for t in "${targets[@]}"; do args+=(-p "${t%%:*}" --bin "${t#*:}"); done
 # RUSTFLAGS for the target only: build scripts and proc macros stay dynamically linked.
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --locked --release --target "$triple" "${args[@]}" 2> >(grep -v "statically linked applications requires at runtime" >&2)
+  cargo build --locked --profile "$profile" --target "$triple" "${args[@]}" 2> >(grep -v "statically linked applications requires at runtime" >&2)
 mkdir -p "$out"
 for t in "${targets[@]}"; do
-  b="${CARGO_TARGET_DIR:-target}/$triple/release/${t#*:}"
+  b="${CARGO_TARGET_DIR:-target}/$triple/$profile/${t#*:}"
   # A dynamic binary would fail in the image with a bare "no such file or directory".
   if readelf -l "$b" | grep -q INTERP || readelf -d "$b" | grep -q NEEDED; then
     echo "build-binary.sh: $b is not statically linked" >&2; exit 1

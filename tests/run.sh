@@ -17,7 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 began=$SECONDS
 last=$SECONDS
-step() { echo "    ($((SECONDS - last)) s)"; last=$SECONDS; echo; echo "==> $*"; }
+step() {
+  [ "$last" = "$began" ] && [ "$SECONDS" = "$began" ] || echo "    ($((SECONDS - last)) s)"
+  last=$SECONDS; echo; echo "==> $*"
+}
 
 step "system packages"
 missing=()
