@@ -181,5 +181,13 @@ mod tests {
             ..RenderOptions::default()
         };
         assert!(render(&input, &opts).unwrap().contains("client_01B"));
+        // `--client-id` stands for the Secret's value: a wrong one is not printed either.
+        let opts = RenderOptions {
+            client_id: Some("postgres://admin:S3cr3t@db".into()),
+            ..RenderOptions::default()
+        };
+        let err = render(&input, &opts).unwrap_err().to_string();
+        assert!(!err.contains("S3cr3t"), "{err}");
+        assert!(err.contains("key \"k\" of Secret \"s\""), "{err}");
     }
 }

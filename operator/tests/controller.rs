@@ -449,6 +449,63 @@ async fn a_missing_secret_is_reported_then_recovered_from() {
     );
 }
 
+/// A Secret or ConfigMap key that holds something else (here a database URL with a password):
+/// status and Events name the object and the key, and quote nothing of the value (roles that
+/// may read status and Events may not read Secrets).
+#[tokio::test]
+async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
+    let s = Scenario::new("no-echo").await;
+    let leaked = "postgres://admin:S3cr3t@db";
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "db"}, "stringData": {"url": leaked}}))
+            .unwrap();
+    s.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "db-config"}, "data": {"url": leaked}}))
+            .unwrap();
+    s.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    s.create("from-secret", json!({"clientIdFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "jwks": {"mode": "Direct"}})).await;
+    s.create("from-config-map", json!({"clientIdFrom": {"configMapKeyRef": {"name": "db-config", "key": "url"}}, "jwks": {"mode": "Direct"}})).await;
+    for (name, kind, object) in [
+        ("from-secret", "Secret", "db"),
+        ("from-config-map", "ConfigMap", "db-config"),
+    ] {
+        let message = s.condition(name, "ConfigReady", "False").await;
+        assert!(
+            message.contains(&format!(
+                "key \"url\" of {kind} \"{object}\" does not hold a WorkOS client id"
+            )),
+            "{message}"
+        );
+        let status =
+            serde_json::to_string(&s.api::<WorkOSConvexAuth>().get(name).await.unwrap().status)
+                .unwrap();
+        assert!(!status.contains("S3cr3t"), "{status}");
+    }
+    let api = s.api::<Event>();
+    let events = eventually(WAIT, "the InvalidSpec events", || async {
+        let all = api.list(&ListParams::default()).await.ok()?.items;
+        (all.iter()
+            .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+            .count()
+            >= 2)
+            .then_some(all)
+    })
+    .await
+    .unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains("S3cr3t") && !text.contains("postgres"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_referenced_config_map_change_re_renders() {
     let s = Scenario::new("configmap ref").await;

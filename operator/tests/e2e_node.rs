@@ -25,8 +25,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
+use support::jose::jose_dir;
 use support::keys::sign_rs256;
-use support::mirror::fixture;
+use support::mirror::{fixture, metric_value};
 use tokio::sync::{Mutex, MutexGuard};
 use wca_test_harness::node::{Node, OPERATOR_IMAGE};
 use wca_test_harness::{eventually, repo_root, run_ok};
@@ -110,11 +111,8 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
 /// URL the generated config gives Convex, fetched through the ingress controller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_serves_its_keys_through_the_service_and_the_ingress() {
-    let _serial = serial().await;
-    operator();
-    let t = Tenant::new("keys").await;
-    t.apply_resource("acme", &t.ingress_spec()).await;
-    let resource = t.wait_ready("acme").await;
+    let (_serial, t) = begin("keys").await;
+    let resource = t.apply_ready("acme", &t.ingress_spec()).await;
 
     let status = resource.status.clone().unwrap();
     let jwks_url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
@@ -218,11 +216,8 @@ async fn a_resource_serves_its_keys_through_the_service_and_the_ingress() {
 /// fetching the keys through the ingress controller: not one request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_and_deleted_pods_fail_no_request() {
-    let _serial = serial().await;
-    operator();
-    let t = Tenant::new("rollout").await;
-    t.apply_resource("acme", &t.ingress_spec()).await;
-    t.wait_ready("acme").await;
+    let (_serial, t) = begin("rollout").await;
+    t.apply_ready("acme", &t.ingress_spec()).await;
     let url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
     // Ready says the mirror pods are available; the ingress controller routes to them a moment
     // later (Traefik applies endpoint changes after a throttle). From then on, nothing may fail.
@@ -281,16 +276,13 @@ async fn rollouts_and_deleted_pods_fail_no_request() {
 /// reports not ready; the resource's Ready falls, saying why; WorkOS recovers, so does all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_outage_serves_stale_keys_then_fails_readiness_and_recovers() {
-    let _serial = serial().await;
-    operator();
-    let t = Tenant::new("outage").await;
+    let (_serial, t) = begin("outage").await;
     let spec = json!({
         "clientId": CLIENT_ID,
         "jwks": {"upstreamBase": "http://fake-workos"},
         "proxy": {"refreshInterval": "10s", "maxStale": "20s"},
     });
-    t.apply_resource("acme", &spec).await;
-    t.wait_ready("acme").await;
+    t.apply_ready("acme", &spec).await;
     let service_ip = t.service_ip("acme-jwks").await;
     let keys_url = format!("http://{service_ip}/sso/jwks/{CLIENT_ID}");
     let http = plain_client();
@@ -308,7 +300,7 @@ async fn an_upstream_outage_serves_stale_keys_then_fails_readiness_and_recovers(
             let (http, metrics, failed) = (http.clone(), metrics.clone(), failed.clone());
             async move {
                 let text = http.get(&metrics).send().await.ok()?.text().await.ok()?;
-                (metric(&text, &failed)? >= 1.0).then_some(())
+                (metric_value(&text, &failed)? >= 1.0).then_some(())
             }
         })
         .await
@@ -352,11 +344,8 @@ async fn an_upstream_outage_serves_stale_keys_then_fails_readiness_and_recovers(
 /// the Service, the PodDisruptionBudget, the Ingress and the ConfigMap (owner references).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_resource_lets_the_garbage_collector_remove_every_child() {
-    let _serial = serial().await;
-    operator();
-    let t = Tenant::new("gc").await;
-    t.apply_resource("acme", &t.ingress_spec()).await;
-    t.wait_ready("acme").await;
+    let (_serial, t) = begin("gc").await;
+    t.apply_ready("acme", &t.ingress_spec()).await;
     let counts = t.children("acme").await;
     for (kind, n) in &counts {
         assert!(*n > 0, "{kind} exists before the deletion: {counts:?}");
@@ -383,10 +372,8 @@ async fn deleting_a_resource_lets_the_garbage_collector_remove_every_child() {
 /// Event is added, and the audit log shows no write by the operator).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
-    let _serial = serial().await;
-    operator();
+    let (_serial, t) = begin("restart").await;
     let client = node().client().await.unwrap();
-    let t = Tenant::new("restart").await;
     t.apply_resource("acme", &t.ingress_spec()).await;
     t.apply_resource(
         "direct",
@@ -396,13 +383,7 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
     t.wait_ready("acme").await;
     t.wait_ready("direct").await;
     let before = t.settled_versions().await;
-    let events_before = t
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .len();
+    let events_before = t.count::<Event>("").await;
 
     let old = operator_pod(&client).await;
     Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
@@ -428,7 +409,7 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
         let (http, url) = (http.clone(), metrics_url.clone());
         async move {
             let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-            (metric(&text, "wca_reconciles_total")? >= 2.0).then_some(())
+            (metric_value(&text, "wca_reconciles_total")? >= 2.0).then_some(())
         }
     })
     .await
@@ -436,13 +417,7 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     assert_eq!(t.settled_versions().await, before, "no object changed");
-    let events_after = t
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .len();
+    let events_after = t.count::<Event>("").await;
     assert_eq!(events_after, events_before, "no Event was added");
     let audit = AuditLog::read();
     // It still sends its server-side applies, which change nothing (the versions above); no
@@ -463,6 +438,13 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
 
 fn node() -> &'static Node {
     Node::shared()
+}
+
+/// The start of every test: its turn, the operator installed, a namespace of its own.
+async fn begin(test: &str) -> (MutexGuard<'static, ()>, Tenant) {
+    let turn = serial().await;
+    operator();
+    (turn, Tenant::new(test).await)
 }
 
 /// One test at a time (see the module doc); a failed test does not block the others (a tokio
@@ -602,6 +584,11 @@ impl Tenant {
             )
             .await
             .unwrap();
+    }
+
+    async fn apply_ready(&self, name: &str, spec: &Value) -> WorkOSConvexAuth {
+        self.apply_resource(name, spec).await;
+        self.wait_ready(name).await
     }
 
     async fn wait_condition(
@@ -774,68 +761,34 @@ impl Tenant {
 
     /// How many objects of each kind the resource has (by its instance label).
     async fn children(&self, resource: &str) -> BTreeMap<&'static str, usize> {
-        let by_label =
-            ListParams::default().labels(&format!("app.kubernetes.io/instance={resource}"));
-        let mut counts = BTreeMap::new();
-        counts.insert(
-            "Deployment",
-            self.api::<Deployment>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts.insert(
-            "ReplicaSet",
-            self.api::<ReplicaSet>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts.insert(
-            "Pod",
-            self.api::<Pod>().list(&by_label).await.unwrap().items.len(),
-        );
-        counts.insert(
-            "Service",
-            self.api::<Service>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts.insert(
-            "Ingress",
-            self.api::<Ingress>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts.insert(
-            "PodDisruptionBudget",
-            self.api::<PodDisruptionBudget>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts.insert(
-            "ConfigMap",
-            self.api::<ConfigMap>()
-                .list(&by_label)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        );
-        counts
+        let selector = format!("app.kubernetes.io/instance={resource}");
+        BTreeMap::from([
+            ("Deployment", self.count::<Deployment>(&selector).await),
+            ("ReplicaSet", self.count::<ReplicaSet>(&selector).await),
+            ("Pod", self.count::<Pod>(&selector).await),
+            ("Service", self.count::<Service>(&selector).await),
+            ("Ingress", self.count::<Ingress>(&selector).await),
+            (
+                "PodDisruptionBudget",
+                self.count::<PodDisruptionBudget>(&selector).await,
+            ),
+            ("ConfigMap", self.count::<ConfigMap>(&selector).await),
+        ])
+    }
+
+    /// How many `K` carry the labels of `selector` (every `K` for "").
+    async fn count<K>(&self, selector: &str) -> usize
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let listed = self
+            .api::<K>()
+            .list(&ListParams::default().labels(selector))
+            .await;
+        listed.unwrap().items.len()
     }
 
     /// `Kind/name → resourceVersion` of the resources and everything the operator writes, once
@@ -1234,12 +1187,6 @@ fn plain_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The value of a Prometheus sample (`name{labels}` exactly as written before the value).
-fn metric(text: &str, sample: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-}
-
 /// The keys of a JWKS document, as JSON values, in order.
 fn keys_of(document: &str) -> Vec<Value> {
     serde_json::from_str::<Value>(document)
@@ -1266,17 +1213,4 @@ fn unix_now() -> i64 {
             .as_secs(),
     )
     .unwrap()
-}
-
-fn jose_dir() -> &'static Path {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js"));
-    if !dir.join("node_modules/jose/package.json").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .status()
-            .expect("npm is required for the jose check (install Node.js)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
 }

@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
+use support::jose::jose_dir;
 use support::mirror::{Mirror, fixture, jwks_of};
 use wca_test_harness::fake_workos::FakeWorkos;
 
@@ -196,18 +196,6 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
 
 /// Installs the pinned `jose` (npm ci) unless `node_modules` already has it; `.ci/run` may
 /// have done so. A missing node or npm fails the test: this check must not pass silently.
-fn jose_dir() -> &'static Path {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js"));
-    if !dir.join("node_modules/jose/package.json").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .status()
-            .expect("npm is required for the jose check (install Node.js)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    dir
-}
 
 #[tokio::test]
 async fn jose_remote_jwks_verifies_through_the_mirror() {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::names;
+use crate::api::ClientIdSource;
 use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
-use crate::convex::generate::{InvalidField, check_client_id};
+use crate::convex::generate::{InvalidField, check_client_id, is_client_id};
 use crate::duration::parse_duration;
 
 /// A resource that passed validation, with everything `build` needs.
@@ -35,6 +36,30 @@ impl Valid {
     }
 }
 
+/// The value under `spec.clientIdFrom`'s key is not a client id: the key and the object are
+/// named, the value is not.
+fn not_a_client_id(source: &ClientIdSource) -> InvalidField {
+    let (kind, field, reference) = match (&source.secret_key_ref, &source.config_map_key_ref) {
+        (Some(r), _) => ("Secret", "secretKeyRef", r),
+        (None, Some(r)) => ("ConfigMap", "configMapKeyRef", r),
+        (None, None) => {
+            return InvalidField::new(
+                "spec.clientIdFrom",
+                "names neither a Secret nor a ConfigMap",
+                "set secretKeyRef or configMapKeyRef",
+            );
+        }
+    };
+    InvalidField::new(
+        format!("spec.clientIdFrom.{field}"),
+        format!(
+            "key {:?} of {kind} {:?} does not hold a WorkOS client id (client_ followed by letters and digits); its value is not shown",
+            reference.key, reference.name
+        ),
+        "store the client id from the WorkOS dashboard's API keys page under that key, or point key at the one that holds it",
+    )
+}
+
 /// Validates a resource. `resolved_client_id` is the value read from `spec.clientIdFrom`
 /// (the caller does the I/O); it is ignored when `spec.clientId` is set.
 pub fn validate(
@@ -49,7 +74,7 @@ pub fn validate(
 
     let (client_id, field) = match (&spec.client_id, &spec.client_id_from) {
         (Some(id), None) => (id.trim().to_string(), "spec.clientId"),
-        (None, Some(_)) => {
+        (None, Some(source)) => {
             let id = resolved_client_id.ok_or_else(|| {
                 InvalidField::new(
                     "spec.clientIdFrom",
@@ -57,7 +82,14 @@ pub fn validate(
                     "make sure the Secret or ConfigMap and key exist",
                 )
             })?;
-            (id.trim().to_string(), "spec.clientIdFrom")
+            let id = id.trim();
+            // The value may be anything stored under that key (a password, a URL with
+            // credentials): say which key is wrong, never what it holds. Status and Events are
+            // readable by roles that cannot read Secrets.
+            if !is_client_id(id) {
+                return Err(not_a_client_id(source));
+            }
+            (id.to_string(), "spec.clientIdFrom")
         }
         (Some(_), Some(_)) => {
             return Err(InvalidField::new(
@@ -175,9 +207,50 @@ mod tests {
         );
         assert_eq!(
             validate(&r, Some("nope")).unwrap_err().field,
-            "spec.clientIdFrom"
+            "spec.clientIdFrom.secretKeyRef"
         );
         assert_eq!(validate(&r, None).unwrap_err().field, "spec.clientIdFrom");
+    }
+
+    #[test]
+    fn a_referenced_value_that_is_not_a_client_id_is_never_quoted() {
+        let secret = "postgres://admin:S3cr3t@db";
+        for (source, kind) in [
+            (
+                ClientIdSource {
+                    secret_key_ref: Some(KeyRef {
+                        name: "db".into(),
+                        key: "url".into(),
+                    }),
+                    config_map_key_ref: None,
+                },
+                "Secret",
+            ),
+            (
+                ClientIdSource {
+                    secret_key_ref: None,
+                    config_map_key_ref: Some(KeyRef {
+                        name: "db".into(),
+                        key: "url".into(),
+                    }),
+                },
+                "ConfigMap",
+            ),
+        ] {
+            let mut r = resource("jwks: {mode: Direct}");
+            r.spec.client_id_from = Some(source);
+            let error = validate(&r, Some(secret)).unwrap_err().to_string();
+            assert!(
+                !error.contains("S3cr3t") && !error.contains("postgres"),
+                "{error}"
+            );
+            assert!(
+                error.contains(&format!(
+                    "key \"url\" of {kind} \"db\" does not hold a WorkOS client id"
+                )),
+                "{error}"
+            );
+        }
     }
 
     #[test]

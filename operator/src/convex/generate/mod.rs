@@ -102,11 +102,17 @@ fn workos_pair(host: &str, client_id: &str, alg: &str, jwks: &str) -> Vec<Custom
 }
 
 /// `client_` followed by letters and digits, as the CRD's pattern says.
-pub fn check_client_id(field: &str, client_id: &str) -> Result<(), InvalidField> {
-    let valid = client_id
+pub fn is_client_id(value: &str) -> bool {
+    value
         .strip_prefix("client_")
-        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
-    if valid {
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Refuses a client id written in the resource itself, quoting it (whoever reads the resource
+/// reads it anyway). A value read from a Secret or ConfigMap is checked by `validate` instead,
+/// which never quotes it.
+pub fn check_client_id(field: &str, client_id: &str) -> Result<(), InvalidField> {
+    if is_client_id(client_id) {
         Ok(())
     } else {
         Err(InvalidField::new(
