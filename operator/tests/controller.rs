@@ -449,6 +449,33 @@ async fn a_missing_secret_is_reported_then_recovered_from() {
     );
 }
 
+/// An ingress-nginx snippet annotation is refused with the field named, and no Ingress (no
+/// child at all) is created: the operator would create it under its own identity.
+#[tokio::test]
+async fn a_snippet_annotation_is_refused_and_no_ingress_is_created() {
+    let s = Scenario::new("snippet").await;
+    s.create("acme", json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"nginx.ingress.kubernetes.io/server-snippet": "location / { return 200; }"}}})).await;
+    let message = s.condition("acme", "ConfigReady", "False").await;
+    assert!(
+        message.starts_with("spec.ingress.annotations[\"nginx.ingress.kubernetes.io/server-snippet\"]: ingress-nginx snippet"),
+        "{message}"
+    );
+    assert!(
+        s.api::<Ingress>()
+            .get_opt("acme-jwks")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.api::<Deployment>()
+            .get_opt("acme-jwks")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// A Secret or ConfigMap key that holds something else (here a database URL with a password):
 /// status and Events name the object and the key, and quote nothing of the value (roles that
 /// may read status and Events may not read Secrets).
