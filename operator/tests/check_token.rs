@@ -500,6 +500,13 @@ async fn time_claims_with_five_seconds_of_skew() {
         "issued at 2027-01-15T09:00:00Z (iat, in 1h",
         "no token is issued in the future",
     );
+
+    // Untrusted extremes: no overflow (a panic in debug builds), a verdict.
+    let r = report(&with("exp", i64::MIN), &args(&config)).await;
+    assert_rejected(&r, "the token expired at", "get a fresh access token");
+    assert_accepted(&report(&with("exp", i64::MAX), &args(&config)).await, 2);
+    let r = report(&with("nbf", i64::MAX), &args(&config)).await;
+    assert_rejected(&r, "not valid before", "sync the issuing machine");
 }
 
 /// A JWKS server whose answer is chosen by path: `/ct/<n>` serves the set under

@@ -1,6 +1,7 @@
 # Shared by tests/control-plane/up.sh (API server only) and tests/node/up.sh (a real node):
 # certificates, etcd, kube-apiserver, the admin kubeconfig. Source it; every function takes the
-# cluster's directory and records the processes it starts in the caller's `pids` array.
+# cluster's directory and records the processes it starts in the caller's `pids` array. Those
+# processes do not inherit fd 9 (the node's lock).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -33,7 +34,7 @@ cp_start_etcd() {
     --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "default=http://127.0.0.1:$peer" --unsafe-no-fsync --log-level error \
-    >"$dir/etcd.log" 2>&1 &
+    >"$dir/etcd.log" 2>&1 9>&- &
   pids+=($!)
 }
 
@@ -52,7 +53,7 @@ cp_start_apiserver() {
     --service-account-signing-key-file "$dir/sa.key" --service-account-key-file "$dir/sa.pub" \
     --service-cluster-ip-range "$service_cidr" --authorization-mode RBAC --allow-privileged \
     --audit-policy-file "$cp_lib_dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
-    "$@" >"$dir/apiserver.log" 2>&1 &
+    "$@" >"$dir/apiserver.log" 2>&1 9>&- &
   pids+=($!)
   cat >"$dir/kubeconfig" <<KC
 apiVersion: v1

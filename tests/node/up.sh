@@ -17,7 +17,8 @@
 # upstream DNS.
 #
 # Prints, once the node is Ready and DNS and ingress answer:
-#   PIDS=<the processes>  DIR=<work dir>  NODE_IP=198.18.0.1  INGRESS_IP=198.18.0.1
+#   SUPERVISOR=<this script>  PIDS=<the processes>  DIR=<work dir>  NODE_IP=198.18.0.1
+#   INGRESS_IP=198.18.0.1
 #   KUBECONFIG=<admin kubeconfig>   (last)
 #
 # Teardown (on exit, however it ends) removes every process, mount, interface, cgroup,
@@ -72,7 +73,7 @@ trap 'exit 130' INT TERM
 record_pid() { pids+=("$1"); echo "$1 $2" >>"$dir/pids"; }
 start() { # start NAME command...: in the background, logging to $dir/NAME.log
   local name=$1; shift
-  "$@" >"$dir/$name.log" 2>&1 &
+  "$@" >"$dir/$name.log" 2>&1 9>&- &  # not the lock: a killed run's orphans must not hold it
   record_pid $! "$name"
 }
 render() { # render TEMPLATE > file: @DIR@ @NODE_IP@ ... filled in
@@ -183,6 +184,7 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$NODE_IP/" 2>/dev/null
 done
 log "cluster DNS at $DNS_IP, ingress controller at $NODE_IP:80/443; ready"
 
+echo "SUPERVISOR=$$"
 echo "PIDS=$(cut -d' ' -f1 "$dir/pids" | tr '\n' ' ')"
 echo "DIR=$dir"
 echo "NODE_IP=$NODE_IP"
@@ -193,7 +195,7 @@ echo "KUBECONFIG=$kubeconfig"
 exec 1>&2
 
 if [ "$mode" = "--until-stdin-closes" ]; then
-  cat <&0 >/dev/null &  # in the background so a TERM or INT runs the cleanup trap at once
+  cat <&0 >/dev/null 9>&- &  # in the background so a TERM or INT runs the cleanup trap at once
   wait "$!" || true
 else
   echo "export KUBECONFIG=$kubeconfig   # in another shell; Ctrl-C here tears the node down" >&2

@@ -16,7 +16,8 @@ pub fn utc(unix: i64) -> String {
 
 /// `in 4m50s`, `10s ago` or `now`, for `then` seen from `now`.
 pub fn relative(then: i64, now: i64) -> String {
-    match then - now {
+    // Times come from untrusted tokens (and --now): saturate rather than overflow.
+    match then.saturating_sub(now) {
         0 => "now".to_string(),
         d if d > 0 => format!("in {}", duration(d)),
         d => format!("{} ago", duration(d.saturating_neg())),
@@ -82,5 +83,8 @@ mod tests {
         assert_eq!(relative(100, 90), "in 10s");
         assert_eq!(relative(90, 100), "10s ago");
         assert_eq!(relative(5, 5), "now");
+        assert!(relative(i64::MIN, i64::MAX).ends_with(" ago"));
+        assert!(relative(i64::MAX, i64::MIN).starts_with("in "));
+        assert!(utc(i64::MIN).ends_with("Z") && utc(i64::MAX).ends_with("Z"));
     }
 }

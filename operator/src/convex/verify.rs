@@ -185,13 +185,20 @@ pub fn verify(
     let exp = token
         .time("exp")
         .ok_or(Rejection::MissingClaim { claim: "exp" })?;
-    if now > exp + CLOCK_SKEW_SECS {
+    // Claims are untrusted numbers: saturate instead of overflowing at the extremes.
+    if now > exp.saturating_add(CLOCK_SKEW_SECS) {
         return Err(Rejection::Expired { exp, now });
     }
-    if let Some(nbf) = token.time("nbf").filter(|nbf| now + CLOCK_SKEW_SECS < *nbf) {
+    if let Some(nbf) = token
+        .time("nbf")
+        .filter(|nbf| now.saturating_add(CLOCK_SKEW_SECS) < *nbf)
+    {
         return Err(Rejection::NotYetValid { nbf, now });
     }
-    if let Some(iat) = token.time("iat").filter(|iat| now + CLOCK_SKEW_SECS < *iat) {
+    if let Some(iat) = token
+        .time("iat")
+        .filter(|iat| now.saturating_add(CLOCK_SKEW_SECS) < *iat)
+    {
         return Err(Rejection::IssuedInFuture { iat, now });
     }
     Ok(provider)

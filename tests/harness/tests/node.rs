@@ -1,7 +1,8 @@
 //! The real node (tests/node/up.sh) leaves the host as it found it: no process, mount,
 //! interface, address, route, cgroup, iptables or nftables rule, sysctl change or host directory
-//! of its own survives its teardown. A snapshot of all of these is taken before the node starts,
-//! while it runs (to prove the snapshot sees the node at all), and after it is dropped.
+//! of its own survives its teardown, nor that of a node whose supervisor was killed (the next
+//! start cleans it up). A snapshot of all of these is taken before the nodes start, while one
+//! runs (to prove the snapshot sees the node at all), and after it is dropped.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -227,8 +228,35 @@ impl HostState {
 #[test]
 fn a_node_leaves_the_host_as_it_found_it() {
     let before = HostState::capture();
+
+    // A node whose supervisor is killed (SIGKILL: no trap runs) leaves everything running; the
+    // next start must clean that up before it starts its own.
+    let orphaned = Node::start(&[]).expect("the first node starts");
+    let supervisor: i32 = orphaned.fact("SUPERVISOR").unwrap().parse().unwrap();
+    let orphan_dir = orphaned.dir().to_path_buf();
+    let orphan_pids = orphaned.pids.clone();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &supervisor.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(orphaned);
+    assert!(orphan_dir.exists(), "a killed supervisor cleans up nothing");
+
     let started = Instant::now();
-    let node = Node::start(&[]).expect("the node starts");
+    let node = Node::start(&[]).expect("the node starts after a killed one");
+    assert!(!orphan_dir.exists(), "the killed node's work dir is gone");
+    for pid in orphan_pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z "),
+            "process {pid} of the killed node is gone"
+        );
+    }
     eprintln!(
         "node Ready with DNS and ingress in {:.1} s",
         started.elapsed().as_secs_f64()

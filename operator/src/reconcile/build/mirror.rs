@@ -109,9 +109,15 @@ pub fn service(valid: &Valid) -> Service {
     service
 }
 
+/// At least one mirror pod through voluntary disruptions (node drains); pods that are not ready
+/// anyway (no keys, crash loop) may always be evicted, so a broken mirror never blocks a drain.
 pub fn pod_disruption_budget(valid: &Valid) -> PodDisruptionBudget {
     let mut pdb: PodDisruptionBudget = typed(json!({
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": names::mirror_selector(&valid.name)}}
+        "spec": {
+            "minAvailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": names::mirror_selector(&valid.name)}
+        }
     }));
     pdb.metadata = child_meta(
         valid,
