@@ -20,12 +20,12 @@ pub struct ProxyArgs {
     pub listen: SocketAddr,
     /// A document to mirror, as `PATH=URL`, e.g.
     /// `/sso/jwks/client_01…=https://api.workos.com/sso/jwks/client_01…`. Repeatable; in the
-    /// environment, comma-separated.
+    /// environment, space-separated (a URL may hold commas, never a space).
     #[arg(
         long = "mirror",
         env = "WCA_PROXY_MIRROR",
         value_name = "PATH=URL",
-        value_delimiter = ',',
+        value_delimiter = ' ',
         required = true
     )]
     pub mirrors: Vec<MirrorSpec>,
@@ -224,8 +224,23 @@ mod tests {
     }
 
     #[test]
-    fn parses_durations_and_comma_separated_mirrors() {
-        let two = format!("{CLIENT},/oauth2/jwks=https://a.authkit.app/oauth2/jwks");
+    fn a_comma_in_a_url_never_splits_a_mirror() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--mirror",
+            "/sso/jwks/client_01HZ=https://a.example/x,/oauth2/jwks=https://evil.example/k",
+        ])
+        .unwrap();
+        assert_eq!(cli.proxy.mirrors.len(), 1);
+        assert_eq!(
+            cli.proxy.mirrors[0].url,
+            "https://a.example/x,/oauth2/jwks=https://evil.example/k"
+        );
+    }
+
+    #[test]
+    fn parses_durations_and_space_separated_mirrors() {
+        let two = format!("{CLIENT} /oauth2/jwks=https://a.authkit.app/oauth2/jwks");
         let cli = Cli::try_parse_from([
             "x",
             "--mirror",
