@@ -16,9 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 began=$SECONDS
-last=$SECONDS
-step() {
-  [ "$last" = "$began" ] && [ "$SECONDS" = "$began" ] || echo "    ($((SECONDS - last)) s)"
+last=""
+step() { # prints how long the previous step took, then the next step's title
+  [ -n "$last" ] && echo "    ($((SECONDS - last)) s)"
   last=$SECONDS; echo; echo "==> $*"
 }
 

@@ -112,7 +112,11 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_serves_its_keys_through_the_service_and_the_ingress() {
     let (_serial, t) = begin("keys").await;
-    let resource = t.apply_ready("acme", &t.ingress_spec()).await;
+    t.apply_ready("acme", &t.ingress_spec()).await;
+    // Ready comes with the first available pod; wait for both.
+    let resource = t
+        .wait_condition_message("acme", "ProxyAvailable", "2/2 mirror pods available")
+        .await;
 
     let status = resource.status.clone().unwrap();
     let jwks_url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
@@ -634,6 +638,29 @@ impl Tenant {
                 panic!("{e}; status: {:#?}", r.status)
             }
         }
+    }
+
+    async fn wait_condition_message(
+        &self,
+        name: &str,
+        type_: &str,
+        message: &str,
+    ) -> WorkOSConvexAuth {
+        let api = self.api::<WorkOSConvexAuth>();
+        eventually(
+            WAIT,
+            &format!("{name}: {type_} says {message:?}"),
+            || async {
+                let r = api.get(name).await.ok()?;
+                let s = r.status.as_ref()?;
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.message == message)
+                    .then_some(r)
+            },
+        )
+        .await
+        .unwrap()
     }
 
     async fn wait_ready(&self, name: &str) -> WorkOSConvexAuth {
