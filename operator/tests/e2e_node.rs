@@ -403,6 +403,12 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
     .await;
     t.wait_ready("acme").await;
     t.wait_ready("direct").await;
+    // Ready comes with the first mirror pod; the second one then changes the Deployment's and the
+    // PDB's status and the resource's ProxyAvailable message. Snapshot only after all of that.
+    t.wait_condition_message("acme", "ProxyAvailable", "2/2 mirror pods available")
+        .await;
+    t.wait_rolled_out("acme", &[]).await;
+    t.wait_budget_settled("acme-jwks").await;
     let before = t.settled_versions().await;
     let events_before = t.count::<Event>("").await;
 
@@ -673,6 +679,21 @@ impl Tenant {
             let d = api.get(name).await.ok()?;
             let s = d.status.as_ref()?;
             (s.available_replicas.unwrap_or(0) >= d.spec.as_ref()?.replicas.unwrap_or(1))
+                .then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Waits until the disruption controller has seen the PDB's generation and every pod it covers.
+    async fn wait_budget_settled(&self, name: &str) {
+        let api = self.api::<PodDisruptionBudget>();
+        eventually(WAIT, &format!("PDB {name} settled"), || async {
+            let pdb = api.get(name).await.ok()?;
+            let s = pdb.status.as_ref()?;
+            (s.observed_generation == pdb.metadata.generation
+                && s.expected_pods > 0
+                && s.current_healthy == s.expected_pods)
                 .then_some(())
         })
         .await

@@ -23,10 +23,22 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-/// The repository root.
+/// The repository root: the nearest directory above the working directory (cargo runs tests in
+/// their package's directory) that holds `tests/control-plane/install.sh`.
+///
+/// Not `env!("CARGO_MANIFEST_DIR")` alone: cargo keeps a compiled harness fresh when the same
+/// sources sit in another clone, so a shared target directory would run one clone's tests
+/// against another clone's scripts. The compile-time path is only the fallback.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+    let marker = Path::new("tests/control-plane/install.sh");
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            cwd.ancestors()
+                .find(|d| d.join(marker).is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .canonicalize()
         .expect("repository root exists")
 }
