@@ -43,6 +43,7 @@ say "helm install wca charts/workos-convex-auth -n wca-system --create-namespace
 installing=$SECONDS
 helm install wca charts/workos-convex-auth -n wca-system --create-namespace \
   --set image.repository=wca.local/workos-convex-auth --set image.tag=dev --set image.pullPolicy=Never \
+  --set policy.upstream.allowHttp=true --set 'policy.upstream.allowedHosts={fake-workos.workos-fake.svc.cluster.local}' \
   --wait --timeout 180s
 echo "    operator pod Ready $((SECONDS - installing)) s after helm install"
 kubectl -n wca-system get pods -o wide

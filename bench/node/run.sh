@@ -32,6 +32,7 @@ ip=$(sed -n 's/^INGRESS_IP=//p' "$work/out")
 install_chart() {
   helm install wca charts/workos-convex-auth -n wca-system --create-namespace \
     --set image.repository=wca.local/workos-convex-auth --set image.tag=dev --set image.pullPolicy=Never \
+    --set policy.upstream.allowHttp=true --set 'policy.upstream.allowedHosts={fake-workos}' \
     --wait --timeout 180s >/dev/null
 }
 say "1. helm install → operator pod Ready"

@@ -60,6 +60,7 @@ wait_http "http://127.0.0.1:$UPSTREAM_PORT$CLIENT_PATH"
 
 RUST_LOG=warn "${MIRROR_CMD[@]}" --listen "127.0.0.1:$MIRROR_PORT" \
   --mirror "$CLIENT_PATH=http://127.0.0.1:$UPSTREAM_PORT$CLIENT_PATH" --refresh 5m --max-stale 24h \
+  --allow-http-upstream --allowed-upstream-network 127.0.0.0/8 \
   >"$WORK/mirror.log" 2>&1 &
 MIRROR_PID=$!
 PIDS+=($MIRROR_PID)

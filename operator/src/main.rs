@@ -60,7 +60,9 @@ fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
         context: workos_convex_auth::reconcile::BuildContext {
             default_image: args.image.clone(),
             inline_keys,
+            ..Default::default()
         },
+        admit: true,
     };
     Ok(render(&input, &options)?)
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::api::WorkOSConvexAuth;
 use crate::convex::generate::InvalidField;
-use crate::reconcile::{BuildContext, Children, build, validate};
+use crate::reconcile::{BuildContext, Children, NotAllowed, Policy, admit, build, validate};
 
 /// What offline rendering cannot read from a cluster.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +15,9 @@ pub struct RenderOptions {
     pub client_id: Option<String>,
     /// Passed to `build` (mirror image, inline keys).
     pub context: BuildContext,
+    /// Apply the default admin policy (`render` does; `check-token`, which only explains the
+    /// config a resource yields, does not).
+    pub admit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,11 @@ pub enum RenderError {
     Invalid {
         resource: String,
         source: InvalidField,
+    },
+    #[error("{resource}: not allowed by the operator's default policy: {source}")]
+    NotAllowed {
+        resource: String,
+        source: NotAllowed,
     },
     #[error("{resource}: spec.clientIdFrom cannot be read offline; pass --client-id client_…")]
     ClientIdOffline { resource: String },
@@ -88,6 +96,15 @@ pub fn children_of(
         source,
     };
     let valid = validate(resource, options.client_id.as_deref()).map_err(invalid)?;
+    if options.admit {
+        // An operator started without policy flags would refuse it too.
+        admit(&valid, &Policy::for_image(&options.context.default_image)).map_err(|source| {
+            RenderError::NotAllowed {
+                resource: name.clone(),
+                source,
+            }
+        })?;
+    }
     build(&valid, &options.context).map_err(invalid)
 }
 

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use wca_test_harness::{ControlPlane, eventually, repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::controller::{LogFormat, RunArgs, run_with_client};
+use workos_convex_auth::controller::{RunArgs, run_with_client};
 
 const WAIT: Duration = Duration::from_secs(30);
 const RELEASE_NS: &str = "wca-system";
@@ -106,14 +106,18 @@ impl Installed {
     }
 
     fn start_operator(&self, namespace: Option<&str>) -> JoinHandle<()> {
-        let args = RunArgs {
-            kubeconfig: None,
-            namespace: namespace.map(str::to_string),
-            proxy_image: "example.com/workos-convex-auth:test".into(),
-            admin_addr: "127.0.0.1:0".parse().unwrap(),
-            secret_resync: Duration::from_secs(60),
-            log_format: LogFormat::Text,
-        };
+        let mut flags = vec![
+            "--proxy-image",
+            "example.com/workos-convex-auth:test",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ];
+        if let Some(namespace) = namespace {
+            flags.extend(["--namespace", namespace]);
+        }
+        let args = RunArgs::parse_flags(flags).unwrap();
         let client = self.operator.clone();
         tokio::spawn(async move {
             run_with_client(client, args)

@@ -15,10 +15,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use support::mirror::jwks_of;
 use tokio::task::JoinHandle;
-use wca_test_harness::fake_workos::FakeWorkos;
+use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::controller::{LogFormat, RunArgs, run_with_client};
+use workos_convex_auth::controller::{RunArgs, run_with_client};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,10 +26,27 @@ struct Scenario {
     client: Client,
     ns: String,
     controller: Option<JoinHandle<()>>,
+    policy: Vec<String>,
 }
 
 impl Scenario {
     async fn new(test: &str) -> Self {
+        // The fake WorkOS serves plain http on loopback: allowed here, never by default.
+        Self::with_policy(
+            test,
+            &[
+                "--allow-http-upstream",
+                "--allowed-upstream-networks",
+                "127.0.0.0/8",
+                "--allowed-upstream-hosts",
+                "127.0.0.1",
+            ],
+        )
+        .await
+    }
+
+    /// A scenario whose operator runs with these policy flags (and no others).
+    async fn with_policy(test: &str, policy: &[&str]) -> Self {
         let cp = ControlPlane::shared();
         let client = cp.client().await.unwrap();
         let ns = cp.namespace(&client, test).await.unwrap();
@@ -37,20 +54,25 @@ impl Scenario {
             client,
             ns,
             controller: None,
+            policy: policy.iter().map(|f| f.to_string()).collect(),
         };
         s.start_controller();
         s
     }
 
     fn start_controller(&mut self) {
-        let args = RunArgs {
-            kubeconfig: None,
-            namespace: Some(self.ns.clone()),
-            proxy_image: "example.com/workos-convex-auth:test".into(),
-            admin_addr: "127.0.0.1:0".parse().unwrap(),
-            secret_resync: Duration::from_secs(60),
-            log_format: LogFormat::Text,
-        };
+        let mut flags = vec![
+            "--namespace",
+            &self.ns,
+            "--proxy-image",
+            "example.com/workos-convex-auth:test",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ];
+        flags.extend(self.policy.iter().map(String::as_str));
+        let args = RunArgs::parse_flags(flags).unwrap();
         let client = self.client.clone();
         self.controller = Some(tokio::spawn(async move {
             run_with_client(client, args)
@@ -160,6 +182,44 @@ impl Scenario {
         )
         .await
         .unwrap()
+    }
+
+    /// Waits until the resource is refused with `reason` (`Ready=False`) and returns the message.
+    async fn refused(&self, name: &str, reason: &str) -> String {
+        let api = self.api::<WorkOSConvexAuth>();
+        eventually(WAIT, &format!("{name} refused with {reason}"), || async {
+            let r = api.get(name).await.ok()?;
+            let c = r
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)?;
+            Some(c.message)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Whether the mirror's Deployment, Service or Ingress of `resource` exists.
+    async fn has_workloads(&self, resource: &str) -> bool {
+        let name = format!("{resource}-jwks");
+        self.api::<Deployment>()
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_some()
+            || self
+                .api::<Service>()
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .is_some()
+            || self
+                .api::<Ingress>()
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .is_some()
     }
 
     async fn events(&self, reason: &str) -> Vec<String> {
@@ -694,18 +754,216 @@ async fn inline_mode_embeds_upstream_keys_and_reports_rotation() {
 async fn starting_before_the_crd_exists_is_a_clear_error() {
     let bare = ControlPlane::start().unwrap(); // no CRDs installed
     let client = bare.client().await.unwrap();
-    let args = RunArgs {
-        kubeconfig: None,
-        namespace: None,
-        proxy_image: "x".into(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        secret_resync: Duration::from_secs(60),
-        log_format: LogFormat::Text,
-    };
+    let args =
+        RunArgs::parse_flags(["--admin-addr", "127.0.0.1:0", "--log-format", "text"]).unwrap();
     let err = run_with_client(client, args).await.unwrap_err().to_string();
     assert!(
         err.contains("CRD is not installed")
             && err.contains("kubectl apply --server-side -f crds/"),
         "{err}"
+    );
+}
+
+/// The admin's policy on a real apiserver: a resource within it gets its children; each one
+/// outside it gets `Ready=False`, reason `NotAllowed`, naming the field, and no workload; a
+/// resource edited out of policy loses the workloads it had.
+#[tokio::test]
+async fn the_admin_policy_admits_or_refuses_with_the_field_named() {
+    let s = Scenario::with_policy(
+        "policy",
+        &[
+            "--allowed-ingress-classes",
+            "traefik",
+            "--allowed-ingress-host-suffixes",
+            "acme.com",
+            "--max-proxy-replicas",
+            "3",
+            "--max-proxy-memory",
+            "128Mi",
+        ],
+    )
+    .await;
+    let within = json!({"clientId": "client_01A", "proxy": {"replicas": 3, "image": "example.com/workos-convex-auth:v2", "resources": {"limits": {"memory": "128Mi"}}}, "ingress": {"enabled": true, "host": "jwks.acme.com", "className": "traefik"}});
+    s.create("ok", within).await;
+    s.appears::<Ingress>("ok-jwks", "the admitted resource's Ingress")
+        .await;
+    s.appears::<Deployment>("ok-jwks", "the admitted resource's Deployment")
+        .await;
+
+    let cases = [
+        (
+            "class",
+            json!({"ingress": {"enabled": true, "host": "jwks.acme.com", "className": "nginx"}}),
+            "spec.ingress.className",
+        ),
+        (
+            "host",
+            json!({"ingress": {"enabled": true, "host": "jwks.evil.com", "className": "traefik"}}),
+            "spec.ingress.host",
+        ),
+        (
+            "snippet",
+            json!({"ingress": {"enabled": true, "host": "jwks.acme.com", "className": "traefik", "annotations": {"nginx.ingress.kubernetes.io/configuration-snippet": "x"}}}),
+            "spec.ingress.annotations",
+        ),
+        (
+            "image",
+            json!({"proxy": {"image": "docker.io/evil/miner:latest"}}),
+            "spec.proxy.image",
+        ),
+        (
+            "replicas",
+            json!({"proxy": {"replicas": 4}}),
+            "spec.proxy.replicas",
+        ),
+        (
+            "memory",
+            json!({"proxy": {"resources": {"limits": {"memory": "1Gi"}}}}),
+            "spec.proxy.resources.limits.memory",
+        ),
+        (
+            "upstream",
+            json!({"jwks": {"upstreamBase": "https://internal.example"}}),
+            "spec.jwks.upstreamBase",
+        ),
+        (
+            "http",
+            json!({"jwks": {"upstreamBase": "http://api.workos.com"}}),
+            "spec.jwks.upstreamBase",
+        ),
+    ];
+    for (name, extra, _) in &cases {
+        let mut spec = json!({"clientId": "client_01A"});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        s.create(name, spec).await;
+    }
+    for (name, _, field) in &cases {
+        let message = s.refused(name, "NotAllowed").await;
+        assert!(message.starts_with(field), "{name}: {message}");
+        assert!(
+            !s.has_workloads(name).await,
+            "{name}: no workload was created"
+        );
+    }
+
+    // Edited out of policy: its Deployment, Service and Ingress go.
+    s.patch_spec("ok", json!({"ingress": {"className": "nginx"}}))
+        .await;
+    s.refused("ok", "NotAllowed").await;
+    s.gone::<Deployment>("ok-jwks", "the refused resource's Deployment")
+        .await;
+    s.gone::<Ingress>("ok-jwks", "the refused resource's Ingress")
+        .await;
+    s.gone::<Service>("ok-jwks", "the refused resource's Service")
+        .await;
+    let events = s.events("NotAllowed").await;
+    assert!(events.len() >= cases.len(), "{events:?}");
+}
+
+/// Server-side request forgery through mode Inline: plain http, an IP literal, names resolving
+/// to loopback, metadata and private addresses, and a cross-origin redirect are all refused
+/// with a condition, and the fake upstreams see no request. Host names are mapped with
+/// `--upstream-resolve` (no DNS query leaves the machine); nothing is sent to 169.254.169.254
+/// or 10.1.2.3, refused before connecting.
+#[tokio::test]
+async fn inline_upstreams_cannot_reach_internal_addresses() {
+    let upstream = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
+    let port = upstream.addr().port();
+    let inline = |base: String| json!({"clientId": "client_01A", "jwks": {"mode": "Inline", "upstreamBase": base}});
+
+    // Default policy: https only, WorkOS or the resource's own domains.
+    let strict = Scenario::with_policy("ssrf-default", &[]).await;
+    strict.create("http", inline(upstream.base_url())).await;
+    let message = strict.refused("http", "NotAllowed").await;
+    assert!(
+        message.starts_with("spec.jwks.upstreamBase: scheme \"http\""),
+        "{message}"
+    );
+    strict
+        .create("literal", inline(format!("https://127.0.0.1:{port}")))
+        .await;
+    let message = strict.refused("literal", "NotAllowed").await;
+    assert!(message.contains("127.0.0.1"), "{message}");
+
+    // Hosts allowed by name, http allowed, but no internal range: refused when they resolve.
+    let names = Scenario::with_policy(
+        "ssrf-names",
+        &[
+            "--allow-http-upstream",
+            "--allowed-upstream-hosts",
+            "loopback.test,metadata.test,private.test,127.0.0.1",
+            "--upstream-resolve",
+            "loopback.test=127.0.0.1",
+            "--upstream-resolve",
+            "metadata.test=169.254.169.254",
+            "--upstream-resolve",
+            "private.test=10.1.2.3",
+        ],
+    )
+    .await;
+    for (name, host, address) in [
+        ("loopback", "loopback.test", "127.0.0.1"),
+        ("metadata", "metadata.test", "169.254.169.254"),
+        ("private", "private.test", "10.1.2.3"),
+    ] {
+        names
+            .create(name, inline(format!("http://{host}:{port}")))
+            .await;
+        let message = names.refused(name, "KeysUnavailable").await;
+        assert!(
+            message.contains(&format!(
+                "refused: address {address} is in a loopback, private, link-local or metadata range"
+            )),
+            "{name}: {message}"
+        );
+        assert!(
+            names
+                .config_json(&format!("{name}-convex-auth"))
+                .await
+                .is_none()
+        );
+    }
+    // An allowed IP literal in a blocked range is refused before anything is fetched.
+    names
+        .create("literal", inline(format!("http://127.0.0.1:{port}")))
+        .await;
+    let message = names.refused("literal", "NotAllowed").await;
+    assert!(
+        message
+            .contains("address 127.0.0.1 is in a loopback, private, link-local or metadata range"),
+        "{message}"
+    );
+    assert_eq!(
+        upstream.total_hits(),
+        0,
+        "no refused request reached the upstream"
+    );
+
+    // Loopback allowed by the admin: a redirect to another origin is still not followed.
+    let redirect = Scenario::with_policy(
+        "ssrf-redirect",
+        &[
+            "--allow-http-upstream",
+            "--allowed-upstream-hosts",
+            "127.0.0.1,localhost",
+            "--allowed-upstream-networks",
+            "127.0.0.0/8",
+        ],
+    )
+    .await;
+    let elsewhere = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
+    upstream.set_fault(Fault::RedirectTo(format!(
+        "http://localhost:{}/sso/jwks/client_01A",
+        elsewhere.addr().port()
+    )));
+    redirect.create("hop", inline(upstream.base_url())).await;
+    let message = redirect.refused("hop", "KeysUnavailable").await;
+    assert!(message.contains("redirect to another origin"), "{message}");
+    assert_eq!(
+        elsewhere.total_hits(),
+        0,
+        "the redirect target saw no request"
     );
 }

@@ -37,7 +37,9 @@ fn write_examples(dir: &Path) -> usize {
                 workos: r#"{"keys":[]}"#.into(),
                 authkit: None,
             }),
+            ..workos_convex_auth::reconcile::BuildContext::default()
         },
+        admit: true,
     };
     let mut count = 0;
     for entry in std::fs::read_dir(examples).unwrap() {

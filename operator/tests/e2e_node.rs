@@ -506,6 +506,11 @@ fn operator() -> &'static Installed {
             &format!("image.tag={tag}"),
             "--set",
             "image.pullPolicy=Never",
+            // Each test's fake WorkOS is the Service `fake-workos` of its namespace, plain http.
+            "--set",
+            "policy.upstream.allowHttp=true",
+            "--set",
+            "policy.upstream.allowedHosts={fake-workos}",
             "--wait",
             "--timeout",
             "180s",

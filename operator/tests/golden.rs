@@ -23,7 +23,9 @@ fn options() -> RenderOptions {
                 workos: keys,
                 authkit: None,
             }),
+            ..BuildContext::default()
         },
+        admit: true,
     }
 }
 

@@ -5,10 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::mirror::{fixture, jwks_of};
+use support::mirror::{fixture, jwks_of, loopback_rules};
 use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 use workos_convex_auth::jwks::{
-    FetchError, FetchLimits, FetchOutcome, Fetcher, JwksError, Validators,
+    FetchError, FetchLimits, FetchOutcome, Fetcher, JwksError, Refused, UpstreamRules, Validators,
+    parse_network,
 };
 
 const CLIENT: &str = "/sso/jwks/client_01TESTCLIENT";
@@ -25,7 +26,7 @@ fn limits() -> FetchLimits {
 async fn fetches_then_revalidates() {
     let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
     fake.set_cache_control("public, max-age=120");
-    let fetcher = Fetcher::new(limits()).unwrap();
+    let fetcher = Fetcher::new(limits(), loopback_rules()).unwrap();
     let url = format!("{}{CLIENT}", fake.base_url());
 
     let FetchOutcome::Fresh(fresh) = fetcher.fetch(&url, &Validators::default()).await.unwrap()
@@ -55,7 +56,7 @@ async fn fetches_then_revalidates() {
 #[tokio::test]
 async fn reports_what_is_wrong() {
     let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
-    let fetcher = Fetcher::new(limits()).unwrap();
+    let fetcher = Fetcher::new(limits(), loopback_rules()).unwrap();
     let url = format!("{}{CLIENT}", fake.base_url());
     let none = Validators::default();
     let fetch = || fetcher.fetch(&url, &none);
@@ -97,4 +98,91 @@ async fn reports_what_is_wrong() {
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
+}
+
+/// Server-side request forgery: with the default rules nothing reaches loopback, private,
+/// link-local or metadata addresses, plain http, or another origin by redirect. Host names are
+/// mapped with the fixed-answer table (`--upstream-resolve`), so no query leaves the machine;
+/// the fake upstream proves no request reached it.
+#[tokio::test]
+async fn refuses_internal_addresses_http_and_cross_origin_redirects() {
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let port = fake.addr().port();
+    let none = Validators::default();
+    let mapped = |ip: &str| UpstreamRules {
+        allow_http: true,
+        resolve: [("upstream.test".to_string(), vec![ip.parse().expect("IP")])].into(),
+        ..UpstreamRules::default()
+    };
+
+    let strict = Fetcher::new(limits(), UpstreamRules::default()).unwrap();
+    let err = strict
+        .fetch(&format!("{}{CLIENT}", fake.base_url()), &none)
+        .await
+        .unwrap_err();
+    assert_eq!(err, FetchError::Refused(Refused::Scheme("http".into())));
+    assert_eq!(err.kind(), "refused");
+
+    let http_only = Fetcher::new(
+        limits(),
+        UpstreamRules {
+            allow_http: true,
+            ..UpstreamRules::default()
+        },
+    )
+    .unwrap();
+    let err = http_only
+        .fetch(&format!("http://127.0.0.1:{port}{CLIENT}"), &none)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FetchError::Refused(Refused::Address("127.0.0.1".parse().unwrap()))
+    );
+
+    for ip in ["127.0.0.1", "169.254.169.254", "10.1.2.3", "::1"] {
+        let fetcher = Fetcher::new(limits(), mapped(ip)).unwrap();
+        let err = fetcher
+            .fetch(&format!("http://upstream.test:{port}{CLIENT}"), &none)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            FetchError::Refused(Refused::Address(ip.parse().unwrap())),
+            "{ip}"
+        );
+        assert!(
+            err.to_string().contains("--allowed-upstream-network"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        fake.total_hits(),
+        0,
+        "no refused request reached the upstream"
+    );
+
+    // Allowed by the admin: the same host name now works.
+    let mut allowed = mapped("127.0.0.1");
+    allowed.allowed_networks = vec![parse_network("127.0.0.0/8").unwrap()];
+    let fetcher = Fetcher::new(limits(), allowed).unwrap();
+    let url = format!("http://upstream.test:{port}{CLIENT}");
+    assert!(fetcher.fetch(&url, &none).await.is_ok());
+    assert_eq!(fake.total_hits(), 1);
+
+    // A redirect to another origin (here: the same address under another name) is not followed.
+    let other = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    fake.set_fault(Fault::RedirectTo(format!(
+        "http://localhost:{}{CLIENT}",
+        other.addr().port()
+    )));
+    let err = fetcher.fetch(&url, &none).await.unwrap_err();
+    assert_eq!(
+        err,
+        FetchError::Refused(Refused::CrossOriginRedirect(format!(
+            "http://localhost:{}",
+            other.addr().port()
+        )))
+    );
+    assert_eq!(other.total_hits(), 0, "the redirect target saw no request");
 }

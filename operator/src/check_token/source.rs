@@ -271,7 +271,9 @@ pub fn from_resource_file(
         context: BuildContext {
             default_image: crate::DEFAULT_IMAGE.to_string(),
             inline_keys,
+            ..BuildContext::default()
         },
+        admit: false,
     };
     let children = children_of(&resource, &options)?;
     let entries = children

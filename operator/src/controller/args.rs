@@ -1,7 +1,14 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::jwks::{parse_network, parse_resolve};
+use crate::proxy::upstream_rules;
+use crate::reconcile::Policy;
+use crate::reconcile::policy::quantity_value;
 
 /// `workos-convex-auth run`: the controller.
 #[derive(Debug, Clone, Args)]
@@ -25,6 +32,129 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "WCA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// What tenants may ask for (README, "Security model").
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The admin's policy. Lists are comma-separated, on the command line and in the environment.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// IngressClass names resources may use. Unset: any (and the cluster default).
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_INGRESS_CLASSES",
+        value_delimiter = ',',
+        value_name = "CLASS,…"
+    )]
+    pub allowed_ingress_classes: Vec<String>,
+    /// DNS suffixes Ingress hosts must end with (`example.com` admits `jwks.example.com`).
+    /// Unset: any host.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_INGRESS_HOST_SUFFIXES",
+        value_delimiter = ',',
+        value_name = "DOMAIN,…"
+    )]
+    pub allowed_ingress_host_suffixes: Vec<String>,
+    /// Ingress annotation keys resources may set: exact keys or prefixes ending in `*`. Unset:
+    /// any key except ingress-nginx snippet, external-auth and mirror keys, which are allowed
+    /// only when listed exactly.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_INGRESS_ANNOTATIONS",
+        value_delimiter = ',',
+        value_name = "KEY,…"
+    )]
+    pub allowed_ingress_annotations: Vec<String>,
+    /// Prefixes spec.proxy.image must start with (a repository, or `registry/org/` for all
+    /// below it). Unset: the repository of --proxy-image.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_IMAGE_PREFIXES",
+        value_delimiter = ',',
+        value_name = "PREFIX,…"
+    )]
+    pub allowed_image_prefixes: Vec<String>,
+    /// Most mirror pods one resource may run.
+    #[arg(long, env = "WCA_MAX_PROXY_REPLICAS", default_value_t = 10)]
+    pub max_proxy_replicas: i32,
+    /// Largest CPU request or limit of a mirror container.
+    #[arg(long, env = "WCA_MAX_PROXY_CPU", default_value = "1")]
+    pub max_proxy_cpu: String,
+    /// Largest memory request or limit of a mirror container.
+    #[arg(long, env = "WCA_MAX_PROXY_MEMORY", default_value = "512Mi")]
+    pub max_proxy_memory: String,
+    /// Upstream hosts allowed besides api.workos.com and each resource's authDomain and
+    /// authkitDomain: names, IP literals, or `.suffix` for every name below it.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_UPSTREAM_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST,…"
+    )]
+    pub allowed_upstream_hosts: Vec<String>,
+    /// Allow `http://` upstreams (default: https only). Passed on to the mirrors.
+    #[arg(long, env = "WCA_ALLOW_HTTP_UPSTREAM")]
+    pub allow_http_upstream: bool,
+    /// Ranges upstreams may resolve to although they are loopback, private, link-local or
+    /// metadata space. Passed on to the mirrors.
+    #[arg(long = "allowed-upstream-networks", env = "WCA_ALLOWED_UPSTREAM_NETWORKS", value_delimiter = ',', value_name = "CIDR,…", value_parser = parse_network)]
+    pub allowed_upstream_networks: Vec<IpNet>,
+    /// A fixed DNS answer for an upstream host, `HOST=IP` (like curl's --resolve; for tests).
+    /// Checked like any answer; passed on to the mirrors. Repeatable.
+    #[arg(long = "upstream-resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
+    pub upstream_resolve: Vec<(String, IpAddr)>,
+}
+
+impl RunArgs {
+    /// Parses `run`'s flags alone, defaults and environment included (tests, embedders).
+    pub fn parse_flags<I, T>(flags: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("run"))
+            .chain(flags.into_iter().map(Into::into));
+        <Run as clap::Parser>::try_parse_from(argv).map(|r| r.run)
+    }
+
+    /// The policy these flags describe.
+    pub fn policy(&self) -> Result<Policy, String> {
+        let p = &self.policy;
+        let mut policy = Policy::for_image(&self.proxy_image);
+        policy.ingress_classes = p.allowed_ingress_classes.clone();
+        policy.ingress_host_suffixes = p.allowed_ingress_host_suffixes.clone();
+        policy.ingress_annotations = p.allowed_ingress_annotations.clone();
+        if !p.allowed_image_prefixes.is_empty() {
+            policy.image_prefixes = p.allowed_image_prefixes.clone();
+        }
+        policy.max_replicas = p.max_proxy_replicas;
+        for (flag, value) in [
+            ("--max-proxy-cpu", &p.max_proxy_cpu),
+            ("--max-proxy-memory", &p.max_proxy_memory),
+        ] {
+            if quantity_value(value).is_none() {
+                return Err(format!(
+                    "{flag} {value:?} is not a Kubernetes quantity (1, 500m, 512Mi)"
+                ));
+            }
+        }
+        policy.max_cpu = Quantity(p.max_proxy_cpu.clone());
+        policy.max_memory = Quantity(p.max_proxy_memory.clone());
+        policy.upstream_hosts = p.allowed_upstream_hosts.clone();
+        policy.upstream = upstream_rules(
+            p.allow_http_upstream,
+            p.allowed_upstream_networks.clone(),
+            p.upstream_resolve.clone(),
+        );
+        Ok(policy)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ use kube::runtime::events::Recorder;
 use super::inline::InlineKeyCache;
 use super::metrics::Metrics;
 use crate::jwks::Fetcher;
+use crate::reconcile::Policy;
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -18,6 +19,8 @@ pub struct Context {
     pub secret_resync: Duration,
     pub metrics: Arc<Metrics>,
     pub inline_keys: InlineKeyCache,
+    /// What tenants may ask for.
+    pub policy: Policy,
     /// Consecutive failures per `namespace/name`, for per-object exponential backoff
     /// (kube-runtime has none of its own).
     failures: Mutex<HashMap<String, u32>>,
@@ -31,6 +34,7 @@ impl Context {
         default_image: String,
         secret_resync: Duration,
         metrics: Arc<Metrics>,
+        policy: Policy,
     ) -> Self {
         Self {
             client,
@@ -40,6 +44,7 @@ impl Context {
             secret_resync,
             metrics,
             inline_keys: InlineKeyCache::default(),
+            policy,
             failures: Mutex::default(),
         }
     }

@@ -40,6 +40,8 @@ pub enum ControllerError {
     CrdMissing,
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
+    #[error("policy flags: {0}")]
+    Policy(String),
     #[error(transparent)]
     Fetcher(#[from] FetchError),
     #[error("admin server on {addr}: {source}")]
@@ -104,13 +106,15 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         controller: "workos-convex-auth".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let policy = args.policy().map_err(ControllerError::Policy)?;
     let ctx = Arc::new(context::Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
-        Fetcher::new(FetchLimits::default())?,
+        Fetcher::new(FetchLimits::default(), policy.upstream.clone())?,
         args.proxy_image.clone(),
         args.secret_resync,
         metrics.clone(),
+        policy,
     ));
 
     let watch = watcher::Config::default().any_semantic();

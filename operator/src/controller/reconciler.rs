@@ -24,7 +24,7 @@ use crate::reconcile::status::{
     self, CONFIG_READY, Observed, PROXY_AVAILABLE, Verdict, desired_status,
 };
 use crate::reconcile::verdicts::{Applied as ChildOutcome, pod_state, verdicts};
-use crate::reconcile::{BuildContext, Children, build, validate};
+use crate::reconcile::{BuildContext, Children, admit, build, validate};
 
 /// How often a settled resource is looked at again anyway (no writes unless something drifted).
 const RESYNC: Duration = Duration::from_secs(3600);
@@ -139,6 +139,14 @@ async fn reconcile_resource(
         }
     };
 
+    if let Err(refused) = admit(&valid, &ctx.policy) {
+        // Nothing the policy refuses may keep running: the mirror and its routes go (only
+        // objects this resource controls); the ConfigMap, plain data, stays.
+        remove_workloads(ctx, &uid, &namespace, &names::mirror_name(&valid.name)).await?;
+        finish(resource, ctx, failing("NotAllowed", refused.to_string())).await?;
+        return Ok(Action::await_change());
+    }
+
     let mut key_ids = Vec::new();
     let inline_keys = if valid.mode() == JwksMode::Inline {
         let urls: Vec<String> = mirror_routes(&valid)
@@ -179,6 +187,7 @@ async fn reconcile_resource(
     let build_context = BuildContext {
         default_image: ctx.default_image.clone(),
         inline_keys,
+        mirror_upstream: ctx.policy.upstream.clone(),
     };
     let children = match build(&valid, &build_context) {
         Ok(children) => children,
@@ -338,6 +347,32 @@ async fn apply_children(
         config_map_name: Some(config_map_name),
         ..Observed::default()
     })
+}
+
+/// Removes the mirror's Deployment, Service, PodDisruptionBudget and Ingress, where this
+/// resource controls them.
+async fn remove_workloads(
+    ctx: &Context,
+    uid: &str,
+    ns: &str,
+    mirror: &str,
+) -> Result<(), ReconcileError> {
+    let client = &ctx.client;
+    remove(&Api::<Ingress>::namespaced(client.clone(), ns), uid, mirror).await?;
+    remove(
+        &Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+        uid,
+        mirror,
+    )
+    .await?;
+    remove(&Api::<Service>::namespaced(client.clone(), ns), uid, mirror).await?;
+    remove(
+        &Api::<Deployment>::namespaced(client.clone(), ns),
+        uid,
+        mirror,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Applies `desired` or, when it is `None`, removes the child we control of that name.

@@ -9,6 +9,7 @@ use reqwest::header::{
 };
 use reqwest::{StatusCode, redirect};
 
+use super::upstream::{GuardedResolver, Refused, UpstreamRules, same_origin};
 use super::{ContentTypeError, JwksError, PublicJwks, check_content_type, max_age, sanitize};
 
 /// Bounds on one upstream request.
@@ -106,6 +107,10 @@ pub enum FetchError {
     /// Any other transport failure (reset connection, malformed HTTP, ...).
     #[error("upstream transport error: {0}")]
     Transport(String),
+    /// The upstream rules forbid the request (scheme, address, redirect): nothing was sent to
+    /// the refused address.
+    #[error("refused: {0}")]
+    Refused(#[from] Refused),
 }
 
 impl FetchError {
@@ -121,10 +126,14 @@ impl FetchError {
             Self::ContentType(_) => "content_type",
             Self::Invalid(_) => "invalid",
             Self::Transport(_) => "transport",
+            Self::Refused(_) => "refused",
         }
     }
 
     fn from_reqwest(e: reqwest::Error) -> Self {
+        if let Some(refused) = refusal_in(&e) {
+            return Self::Refused(refused);
+        }
         if e.is_timeout() {
             return Self::Timeout;
         }
@@ -141,24 +150,59 @@ impl FetchError {
     }
 }
 
+/// Our own refusal (from the resolver or the redirect policy), wherever reqwest wrapped it.
+fn refusal_in(e: &reqwest::Error) -> Option<Refused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = cause {
+        if let Some(refused) = inner.downcast_ref::<Refused>() {
+            return Some(refused.clone());
+        }
+        cause = inner.source();
+    }
+    None
+}
+
 /// Fetches JWKS documents; cheap to clone, holds one connection pool.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     limits: FetchLimits,
+    rules: UpstreamRules,
 }
 
 impl Fetcher {
-    /// Builds a fetcher (rustls, no cookies, redirects limited) applying `limits` to every request.
-    pub fn new(limits: FetchLimits) -> Result<Self, FetchError> {
+    /// Builds a fetcher (rustls, no cookies, no proxy from the environment) applying `limits`
+    /// to every request and `rules` to every address it connects to and every redirect.
+    pub fn new(limits: FetchLimits, rules: UpstreamRules) -> Result<Self, FetchError> {
+        let max_redirects = limits.max_redirects;
         let client = reqwest::Client::builder()
             .user_agent(concat!("workos-convex-auth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.total_timeout)
-            .redirect(redirect::Policy::limited(limits.max_redirects))
+            // An HTTP(S)_PROXY in the environment would connect for us, past the resolver's
+            // address checks.
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(GuardedResolver::new(rules.clone())))
+            .redirect(redirect::Policy::custom(move |attempt| {
+                let Some(first) = attempt.previous().first() else {
+                    return attempt.follow();
+                };
+                if !same_origin(first, attempt.url()) {
+                    let to = attempt.url().origin().ascii_serialization();
+                    return attempt.error(Refused::CrossOriginRedirect(to));
+                }
+                if attempt.previous().len() > max_redirects {
+                    return attempt.error("too many redirects");
+                }
+                attempt.follow()
+            }))
             .build()
             .map_err(|e| FetchError::Setup(e.to_string()))?;
-        Ok(Self { client, limits })
+        Ok(Self {
+            client,
+            limits,
+            rules,
+        })
     }
 
     /// The limits this fetcher applies.
@@ -185,6 +229,8 @@ impl Fetcher {
         url: &str,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
+        // The scheme and an IP-literal host are checked here: reqwest resolves no IP literal.
+        let url = self.rules.check_url(url)?;
         let mut request = self
             .client
             .get(url)

@@ -6,9 +6,11 @@ mod cache_control;
 mod content_type;
 mod fetch;
 mod sanitize;
+mod upstream;
 
 pub use cache_control::max_age;
 pub use content_type::{ContentTypeError, check_content_type};
 pub(crate) use fetch::error_chain;
 pub use fetch::{FetchError, FetchLimits, FetchOutcome, Fetcher, FreshDocument, Validators};
 pub use sanitize::{JwksError, PublicJwks, sanitize};
+pub use upstream::{Refused, UpstreamRules, parse_network, parse_resolve};

@@ -1,11 +1,14 @@
 //! Command line of `workos-convex-auth proxy`, and the checked configuration it becomes.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::jwks::FetchLimits;
+use ipnet::IpNet;
+
+use crate::jwks::{FetchLimits, UpstreamRules, parse_network, parse_resolve};
 
 /// `workos-convex-auth proxy`: serve WorkOS JWKS documents from memory.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,12 +39,29 @@ pub struct ProxyArgs {
     /// answer 503 rather than keys that may have been revoked.
     #[arg(long, env = "WCA_PROXY_MAX_STALE", default_value = "24h", value_parser = parse_duration)]
     pub max_stale: Duration,
+    /// Allow `http://` upstreams (default: https only).
+    #[arg(long, env = "WCA_PROXY_ALLOW_HTTP_UPSTREAM")]
+    pub allow_http_upstream: bool,
+    /// A range (CIDR or address) the upstream may resolve to although it is loopback, private,
+    /// link-local or metadata space. Repeatable; space-separated in the environment.
+    #[arg(long = "allowed-upstream-network", env = "WCA_PROXY_ALLOWED_UPSTREAM_NETWORKS", value_name = "CIDR", value_delimiter = ' ', value_parser = parse_network)]
+    pub allowed_upstream_networks: Vec<IpNet>,
+    /// A fixed DNS answer for an upstream host, as `HOST=IP` (like curl's --resolve; for
+    /// tests). The address is checked like any other. Repeatable.
+    #[arg(long = "upstream-resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
+    pub upstream_resolve: Vec<(String, IpAddr)>,
 }
 
 impl ProxyArgs {
     /// Checks the arguments as a whole and turns them into a [`ProxyConfig`].
     pub fn into_config(self) -> Result<ProxyConfig, ConfigError> {
-        ProxyConfig::new(self.mirrors, self.refresh, self.max_stale)
+        let mut config = ProxyConfig::new(self.mirrors, self.refresh, self.max_stale)?;
+        config.upstream = upstream_rules(
+            self.allow_http_upstream,
+            self.allowed_upstream_networks,
+            self.upstream_resolve,
+        );
+        Ok(config)
     }
 }
 
@@ -157,6 +177,25 @@ pub struct ProxyConfig {
     pub max_stale: Duration,
     /// Limits on each upstream request.
     pub limits: FetchLimits,
+    /// Where upstream requests may go.
+    pub upstream: UpstreamRules,
+}
+
+/// The rules from their flags (shared with `run`).
+pub fn upstream_rules(
+    allow_http: bool,
+    allowed_networks: Vec<IpNet>,
+    resolve: Vec<(String, IpAddr)>,
+) -> UpstreamRules {
+    let mut fixed: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for (host, ip) in resolve {
+        fixed.entry(host).or_default().push(ip);
+    }
+    UpstreamRules {
+        allow_http,
+        allowed_networks,
+        resolve: fixed,
+    }
 }
 
 impl ProxyConfig {
@@ -186,6 +225,7 @@ impl ProxyConfig {
             refresh,
             max_stale,
             limits: FetchLimits::default(),
+            upstream: UpstreamRules::default(),
         })
     }
 }

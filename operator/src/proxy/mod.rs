@@ -16,7 +16,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-pub use cli::{ConfigError, MirrorSpec, ProxyArgs, ProxyConfig};
+pub use cli::{ConfigError, MirrorSpec, ProxyArgs, ProxyConfig, upstream_rules};
 
 use crate::jwks::{FetchError, Fetcher};
 
@@ -70,7 +70,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let fetcher = Fetcher::new(config.limits.clone())?;
+    let fetcher = Fetcher::new(config.limits.clone(), config.upstream.clone())?;
     let shared = Arc::new(server::Shared::new(&config));
     let mut refreshers = JoinSet::new();
     for index in 0..shared.mirrors.len() {

@@ -3,9 +3,11 @@
 pub mod apply;
 pub mod build;
 pub mod names;
+pub mod policy;
 pub mod status;
 pub mod validate;
 pub mod verdicts;
 
 pub use build::{BuildContext, Children, InlineKeys, build};
+pub use policy::{NotAllowed, Policy, admit};
 pub use validate::{Valid, validate};

@@ -36,26 +36,6 @@ impl Valid {
     }
 }
 
-/// ingress-nginx annotations that inject configuration or send requests elsewhere: `*-snippet`,
-/// external authentication (`auth-url`, `auth-signin`, `auth-tls-match-cn`,
-/// `auth-proxy-set-headers`) and request mirroring (`mirror-*`), under ingress-nginx's prefix or
-/// the legacy `ingress.kubernetes.io/` one.
-fn dangerous_annotation(key: &str) -> bool {
-    let Some(name) = key
-        .strip_prefix("nginx.ingress.kubernetes.io/")
-        .or_else(|| key.strip_prefix("ingress.kubernetes.io/"))
-    else {
-        return false;
-    };
-    let name = name.to_ascii_lowercase();
-    name.ends_with("-snippet")
-        || name.starts_with("mirror-")
-        || matches!(
-            name.as_str(),
-            "auth-url" | "auth-signin" | "auth-tls-match-cn" | "auth-proxy-set-headers"
-        )
-}
-
 /// The value under `spec.clientIdFrom`'s key is not a client id: the key and the object are
 /// named, the value is not.
 fn not_a_client_id(source: &ClientIdSource) -> InvalidField {
@@ -169,18 +149,6 @@ pub fn validate(
             "set spec.ingress.host to the name Convex reaches the mirror at",
         ));
     }
-    if let Some(key) = spec
-        .ingress
-        .annotations
-        .keys()
-        .find(|k| dangerous_annotation(k))
-    {
-        return Err(InvalidField::new(
-            format!("spec.ingress.annotations[{key:?}]"),
-            "ingress-nginx snippet, external-auth and mirror annotations are refused: the operator creates the Ingress under its own identity, and these make a shared ingress controller run what the resource's author wrote (CVE-2025-1097, CVE-2025-1098, CVE-2025-24514)",
-            "remove it; put such configuration on an Ingress of your own",
-        ));
-    }
     // Service names are DNS-1035 labels (63 characters); ours append "-jwks".
     if spec.jwks.mode == JwksMode::Proxy && names::mirror_name(&name).len() > 63 {
         return Err(InvalidField::new(
@@ -242,36 +210,6 @@ mod tests {
             "spec.clientIdFrom.secretKeyRef"
         );
         assert_eq!(validate(&r, None).unwrap_err().field, "spec.clientIdFrom");
-    }
-
-    #[test]
-    fn dangerous_ingress_nginx_annotations_are_refused_by_default() {
-        for key in [
-            "nginx.ingress.kubernetes.io/server-snippet",
-            "nginx.ingress.kubernetes.io/configuration-snippet",
-            "nginx.ingress.kubernetes.io/auth-url",
-            "nginx.ingress.kubernetes.io/auth-signin",
-            "nginx.ingress.kubernetes.io/auth-tls-match-cn",
-            "nginx.ingress.kubernetes.io/mirror-target",
-            "ingress.kubernetes.io/Server-Snippet",
-        ] {
-            let r = resource(&format!(
-                "{{clientId: client_1, ingress: {{enabled: true, host: jwks.acme.com, annotations: {{{key:?}: x}}}}}}"
-            ));
-            let error = validate(&r, None).unwrap_err();
-            assert_eq!(error.field, format!("spec.ingress.annotations[{key:?}]"));
-            assert!(error.problem.contains("CVE-2025-1097"), "{error}");
-        }
-        for key in [
-            "cert-manager.io/cluster-issuer",
-            "nginx.ingress.kubernetes.io/proxy-body-size",
-            "nginx.ingress.kubernetes.io/ssl-redirect",
-        ] {
-            let r = resource(&format!(
-                "{{clientId: client_1, ingress: {{enabled: true, host: jwks.acme.com, annotations: {{{key:?}: x}}}}}}"
-            ));
-            assert!(validate(&r, None).is_ok(), "{key} is allowed");
-        }
     }
 
     #[test]

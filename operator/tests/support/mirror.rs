@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use workos_convex_auth::jwks::{UpstreamRules, parse_network};
 use workos_convex_auth::proxy::{MirrorSpec, ProxyConfig, ProxyError, serve};
 
 /// Reads a file of `tests/fixtures/keys`.
@@ -16,6 +17,16 @@ pub fn fixture(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// The upstream rules the tests need: the fake WorkOS serves plain http on loopback, which the
+/// defaults refuse.
+pub fn loopback_rules() -> UpstreamRules {
+    UpstreamRules {
+        allow_http: true,
+        allowed_networks: vec![parse_network("127.0.0.0/8").expect("CIDR")],
+        ..UpstreamRules::default()
+    }
 }
 
 /// A JWKS document made of the given public JWK fixtures (e.g. `rsa-a.jwk.json`).
@@ -49,6 +60,7 @@ impl Mirror {
         config.limits.connect_timeout = Duration::from_millis(500);
         config.limits.total_timeout = Duration::from_secs(1);
         config.limits.max_body_bytes = 64 * 1024;
+        config.upstream = loopback_rules();
         Self::start_with(config).await
     }
 

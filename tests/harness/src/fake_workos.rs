@@ -46,6 +46,8 @@ pub enum Fault {
     ContentType(String),
     /// `302` to the same path, forever.
     RedirectLoop,
+    /// `302` to this absolute URL (another origin, to test that it is not followed).
+    RedirectTo(String),
     /// A 200 `application/jwk-set+json` with this exact body (invalid key sets, private keys...).
     Body(String),
 }
@@ -307,6 +309,13 @@ async fn handle(State(inner): State<SharedInner>, request: Request) -> Response 
         Fault::RedirectLoop => {
             let mut response = respond(StatusCode::FOUND, "text/plain", Body::empty());
             if let Ok(location) = HeaderValue::from_str(&path) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return response;
+        }
+        Fault::RedirectTo(location) => {
+            let mut response = respond(StatusCode::FOUND, "text/plain", Body::empty());
+            if let Ok(location) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
             return response;

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::meta::child_meta;
-use super::mirror_routes;
+use super::{BuildContext, mirror_routes};
 use crate::duration::format_duration;
 use crate::reconcile::{Valid, names};
 
@@ -25,7 +25,8 @@ fn typed<T: DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("static object shape matches its k8s-openapi type")
 }
 
-pub fn deployment(valid: &Valid, default_image: &str) -> Deployment {
+pub fn deployment(valid: &Valid, ctx: &BuildContext) -> Deployment {
+    let default_image = ctx.default_image.as_str();
     let proxy = &valid.spec.proxy;
     let mut args = vec![
         "proxy".to_string(),
@@ -40,6 +41,7 @@ pub fn deployment(valid: &Valid, default_image: &str) -> Deployment {
         format_duration(valid.refresh_interval),
     ]);
     args.extend(["--max-stale".to_string(), format_duration(valid.max_stale)]);
+    args.extend(ctx.mirror_upstream.to_args());
     let resources = proxy.resources.clone().unwrap_or_else(default_resources);
     let selector = names::mirror_selector(&valid.name);
     let probe = |path: &str, period: i32| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3});

@@ -16,6 +16,7 @@ use super::names;
 use crate::api::JwksMode;
 use crate::convex::config::AuthConfig;
 use crate::convex::generate::{GeneratorInput, InvalidField, generate};
+use crate::jwks::UpstreamRules;
 
 /// What `build` needs besides the resource.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,6 +25,8 @@ pub struct BuildContext {
     pub default_image: String,
     /// The keys to embed in mode Inline, already fetched and sanitised.
     pub inline_keys: Option<InlineKeys>,
+    /// The upstream rules the mirror's fetcher applies, passed to it as flags (empty by default).
+    pub mirror_upstream: UpstreamRules,
 }
 
 /// Public JWKS documents (serialised JSON) for mode Inline.
@@ -83,7 +86,7 @@ pub fn build(valid: &Valid, ctx: &BuildContext) -> Result<Children, InvalidField
     let ingress_enabled = proxy && spec.ingress.enabled;
     Ok(Children {
         config_map: config_map::config_map(valid, &config, &urls.workos),
-        deployment: proxy.then(|| mirror::deployment(valid, &ctx.default_image)),
+        deployment: proxy.then(|| mirror::deployment(valid, ctx)),
         service: proxy.then(|| mirror::service(valid)),
         pod_disruption_budget: (proxy && spec.proxy.replicas > 1)
             .then(|| mirror::pod_disruption_budget(valid)),

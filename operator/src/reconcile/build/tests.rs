@@ -14,6 +14,7 @@ fn ctx() -> BuildContext {
     BuildContext {
         default_image: "ghcr.io/example/workos-convex-auth:test".into(),
         inline_keys: None,
+        ..BuildContext::default()
     }
 }
 

@@ -1,0 +1,606 @@
+//! Step 1b, pure: the admin's policy on what a tenant may ask the operator to create.
+//!
+//! The operator creates Ingresses, Deployments and upstream requests under its own identity, so
+//! admission policies keyed on the requesting user never see the tenant. Everything a resource
+//! asks for that could reach beyond its namespace is checked here: the Ingress (class, host,
+//! annotations), the mirror's image and size, and where keys are fetched from. A refused
+//! resource gets `Ready=False`, reason `NotAllowed`, with the field and the rule; its workloads
+//! are not created, or removed.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::Valid;
+use super::build::mirror_routes;
+use crate::api::JwksMode;
+use crate::convex::generate::WORKOS_API_HOST;
+use crate::jwks::UpstreamRules;
+
+/// What the admin allows. `Default` is the policy of an operator started without flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// IngressClass names a resource may use; empty: any.
+    pub ingress_classes: Vec<String>,
+    /// DNS suffixes an Ingress host must end with (`example.com` allows `example.com` and
+    /// `jwks.example.com`); empty: any host.
+    pub ingress_host_suffixes: Vec<String>,
+    /// Ingress annotation keys allowed: exact keys or prefixes ending in `*`
+    /// (`cert-manager.io/*`); empty: any key except the dangerous ingress-nginx ones, which are
+    /// allowed only when listed here exactly.
+    pub ingress_annotations: Vec<String>,
+    /// Prefixes `spec.proxy.image` must start with (a repository, `registry/org/`); never empty:
+    /// the operator's own repository by default.
+    pub image_prefixes: Vec<String>,
+    /// Most mirror pods one resource may run.
+    pub max_replicas: i32,
+    /// Largest CPU request or limit of a mirror container.
+    pub max_cpu: Quantity,
+    /// Largest memory request or limit of a mirror container; a memory limit is required.
+    pub max_memory: Quantity,
+    /// Upstream hosts allowed besides WorkOS's API host and the resource's own `authDomain` and
+    /// `authkitDomain`: exact names (or IP literals), or `.suffix` for any name below it.
+    pub upstream_hosts: Vec<String>,
+    /// The rules every fetch follows (scheme, address ranges); also passed to the mirrors.
+    pub upstream: UpstreamRules,
+}
+
+impl Policy {
+    /// The defaults, with images limited to the repository of `default_image`.
+    pub fn for_image(default_image: &str) -> Self {
+        Self {
+            ingress_classes: Vec::new(),
+            ingress_host_suffixes: Vec::new(),
+            ingress_annotations: Vec::new(),
+            image_prefixes: vec![repository_of(default_image).to_string()],
+            max_replicas: 10,
+            max_cpu: Quantity("1".into()),
+            max_memory: Quantity("512Mi".into()),
+            upstream_hosts: Vec::new(),
+            upstream: UpstreamRules::default(),
+        }
+    }
+}
+
+/// A resource asks for more than the policy allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}; {fix}")]
+pub struct NotAllowed {
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl NotAllowed {
+    fn new(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// `registry/org/name` of `registry/org/name:tag` or `…@sha256:…` (a registry port stays).
+pub fn repository_of(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
+    }
+}
+
+/// Whether `image` is under `prefix`: the repository itself (any tag or digest), or anything
+/// below a prefix ending in `/`. `ghcr.io/a/wca` does not admit `ghcr.io/a/wca-evil`.
+fn image_allowed(image: &str, prefix: &str) -> bool {
+    if prefix.ends_with('/') {
+        return image.starts_with(prefix);
+    }
+    image
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('@'))
+}
+
+/// ingress-nginx annotations that inject configuration or send requests elsewhere: `*-snippet`,
+/// external authentication (`auth-url`, `auth-signin`, `auth-tls-match-cn`,
+/// `auth-proxy-set-headers`) and request mirroring (`mirror-*`), under ingress-nginx's prefix or
+/// the legacy `ingress.kubernetes.io/` one.
+pub fn dangerous_annotation(key: &str) -> bool {
+    let Some(name) = key
+        .strip_prefix("nginx.ingress.kubernetes.io/")
+        .or_else(|| key.strip_prefix("ingress.kubernetes.io/"))
+    else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    name.ends_with("-snippet")
+        || name.starts_with("mirror-")
+        || matches!(
+            name.as_str(),
+            "auth-url" | "auth-signin" | "auth-tls-match-cn" | "auth-proxy-set-headers"
+        )
+}
+
+fn annotation_allowed(key: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return !dangerous_annotation(key);
+    }
+    allowed
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            // A wildcard never admits a dangerous key: those must be listed one by one.
+            Some(prefix) => key.starts_with(prefix) && !dangerous_annotation(key),
+            None => pattern == key,
+        })
+}
+
+fn host_has_suffix(host: &str, suffix: &str) -> bool {
+    let suffix = suffix.trim_start_matches('.');
+    host == suffix
+        || host
+            .strip_suffix(suffix)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// Checks a validated resource against the policy.
+pub fn admit(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
+    check_ingress(valid, policy)?;
+    if valid.mode() == JwksMode::Proxy {
+        check_mirror(valid, policy)?;
+    }
+    check_upstream(valid, policy)
+}
+
+fn list(values: &[String]) -> String {
+    values.join(", ")
+}
+
+fn check_ingress(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
+    let ingress = &valid.spec.ingress;
+    if !ingress.enabled {
+        return Ok(());
+    }
+    if !policy.ingress_classes.is_empty() {
+        match &ingress.class_name {
+            Some(class) if policy.ingress_classes.contains(class) => {}
+            Some(class) => {
+                return Err(NotAllowed::new(
+                    "spec.ingress.className",
+                    format!(
+                        "class {class:?} is not among the classes the operator may use ({})",
+                        list(&policy.ingress_classes)
+                    ),
+                    "use one of them, or ask the cluster admin to add it to --allowed-ingress-classes",
+                ));
+            }
+            None => {
+                return Err(NotAllowed::new(
+                    "spec.ingress.className",
+                    format!(
+                        "unset (the cluster's default class), and the operator may only use {}",
+                        list(&policy.ingress_classes)
+                    ),
+                    "set spec.ingress.className to one of them",
+                ));
+            }
+        }
+    }
+    if let Some(host) = &ingress.host
+        && !policy.ingress_host_suffixes.is_empty()
+        && !policy
+            .ingress_host_suffixes
+            .iter()
+            .any(|s| host_has_suffix(host, s))
+    {
+        return Err(NotAllowed::new(
+            "spec.ingress.host",
+            format!(
+                "{host:?} is outside the domains the operator serves ({})",
+                list(&policy.ingress_host_suffixes)
+            ),
+            "use a host under one of them, or ask the cluster admin to add yours to --allowed-ingress-host-suffixes",
+        ));
+    }
+    if let Some(key) = ingress
+        .annotations
+        .keys()
+        .find(|k| !annotation_allowed(k, &policy.ingress_annotations))
+    {
+        let problem = if dangerous_annotation(key) {
+            "ingress-nginx snippet, external-auth and mirror annotations are refused: the operator creates the Ingress under its own identity, and these make a shared ingress controller run what the resource's author wrote (CVE-2025-1097, CVE-2025-1098, CVE-2025-24514)".to_string()
+        } else {
+            format!(
+                "the key is not among the annotations the operator may set ({})",
+                list(&policy.ingress_annotations)
+            )
+        };
+        return Err(NotAllowed::new(
+            format!("spec.ingress.annotations[{key:?}]"),
+            problem,
+            "remove it, or put such configuration on an Ingress of your own",
+        ));
+    }
+    // tlsSecretName needs no rule: an Ingress can only name a Secret of its own namespace, and
+    // the operator creates it in the resource's namespace.
+    Ok(())
+}
+
+fn check_mirror(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
+    let proxy = &valid.spec.proxy;
+    if let Some(image) = &proxy.image
+        && !policy
+            .image_prefixes
+            .iter()
+            .any(|p| image_allowed(image, p))
+    {
+        return Err(NotAllowed::new(
+            "spec.proxy.image",
+            format!(
+                "{image:?} is not under an allowed image prefix ({})",
+                list(&policy.image_prefixes)
+            ),
+            "leave spec.proxy.image unset to run the operator's own image, or ask the cluster admin to add the repository to --allowed-image-prefixes",
+        ));
+    }
+    if proxy.replicas > policy.max_replicas {
+        return Err(NotAllowed::new(
+            "spec.proxy.replicas",
+            format!(
+                "{} is above the operator's maximum of {}",
+                proxy.replicas, policy.max_replicas
+            ),
+            format!("use at most {} (the default is 2)", policy.max_replicas),
+        ));
+    }
+    if let Some(resources) = &proxy.resources {
+        check_resources(resources, policy)?;
+    }
+    Ok(())
+}
+
+fn check_resources(resources: &ResourceRequirements, policy: &Policy) -> Result<(), NotAllowed> {
+    let memory_limit = resources.limits.as_ref().and_then(|l| l.get("memory"));
+    if memory_limit.is_none() {
+        return Err(NotAllowed::new(
+            "spec.proxy.resources.limits.memory",
+            "unset: a mirror without a memory limit could take a node's memory",
+            format!(
+                "set it, at most {} (the default is 64Mi)",
+                policy.max_memory.0
+            ),
+        ));
+    }
+    for (section, list) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
+        let Some(list) = list else { continue };
+        for (name, value) in list {
+            let max = match name.as_str() {
+                "cpu" => &policy.max_cpu,
+                "memory" => &policy.max_memory,
+                // Extended resources (GPUs, hugepages) have no business in a JWKS mirror.
+                other => {
+                    return Err(NotAllowed::new(
+                        format!("spec.proxy.resources.{section}.{other}"),
+                        "the mirror may only ask for cpu and memory",
+                        "remove it",
+                    ));
+                }
+            };
+            let field = format!("spec.proxy.resources.{section}.{name}");
+            let (Some(asked), Some(cap)) = (quantity_value(&value.0), quantity_value(&max.0))
+            else {
+                return Err(NotAllowed::new(
+                    field,
+                    format!("{:?} is not a quantity", value.0),
+                    "write it like 100m, 1, 64Mi or 1Gi",
+                ));
+            };
+            if asked > cap {
+                return Err(NotAllowed::new(
+                    field,
+                    format!("{} is above the operator's maximum of {}", value.0, max.0),
+                    format!("use at most {}", max.0),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
+    // The mirror (Proxy) or the operator (Inline) fetches these; in mode Direct, Convex itself
+    // fetches from upstreamBase, and the same rule keeps the config pointing at WorkOS.
+    for (_, url) in mirror_routes(valid) {
+        let refused = |problem: String, fix: &str| {
+            NotAllowed::new("spec.jwks.upstreamBase", problem, fix.to_string())
+        };
+        let parsed = policy.upstream.check_url(&url).map_err(|e| {
+            refused(
+                e.to_string(),
+                "use https://api.workos.com (the default), or ask the cluster admin",
+            )
+        })?;
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let own = [
+            Some(WORKOS_API_HOST),
+            valid.spec.auth_domain.as_deref(),
+            valid.spec.authkit_domain.as_deref(),
+        ];
+        let is_ip = host.parse::<IpAddr>().is_ok();
+        let listed = policy.upstream_hosts.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            match allowed.strip_prefix('.') {
+                Some(suffix) if !is_ip => host_has_suffix(&host, suffix),
+                _ => allowed == host,
+            }
+        });
+        if !(listed || (!is_ip && own.contains(&Some(host.as_str())))) {
+            let what = if is_ip { "IP address" } else { "host" };
+            return Err(refused(
+                format!(
+                    "{what} {host:?} is not an upstream the operator fetches keys from: only {WORKOS_API_HOST}, the resource's authDomain and authkitDomain{}",
+                    if policy.upstream_hosts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", and {}", list(&policy.upstream_hosts))
+                    }
+                ),
+                "use https://api.workos.com (the default), or ask the cluster admin to add the host to --allowed-upstream-hosts",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Kubernetes quantity as a number (cores or bytes); `None` when it is not one.
+pub fn quantity_value(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    let value = number * scale;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
+    use crate::reconcile::validate;
+
+    const IMAGE: &str = "ghcr.io/workos-convex-auth/workos-convex-auth:0.1.0";
+
+    fn valid(spec_yaml: &str) -> Valid {
+        let spec: WorkOSConvexAuthSpec = serde_saphyr::from_str(spec_yaml).unwrap();
+        let mut r = WorkOSConvexAuth::new("acme", spec);
+        r.metadata.namespace = Some("apps".into());
+        validate(&r, None).unwrap()
+    }
+
+    fn refused(spec_yaml: &str, policy: &Policy) -> NotAllowed {
+        admit(&valid(spec_yaml), policy).unwrap_err()
+    }
+
+    fn default() -> Policy {
+        Policy::for_image(IMAGE)
+    }
+
+    #[test]
+    fn a_plain_resource_is_admitted_by_default() {
+        for spec in [
+            "clientId: client_1",
+            "{clientId: client_1, jwks: {mode: Inline}}",
+            "{clientId: client_1, jwks: {mode: Direct}, authkitDomain: acme.authkit.app}",
+            "{clientId: client_1, proxy: {image: 'ghcr.io/workos-convex-auth/workos-convex-auth:0.2.0'}}",
+            "{clientId: client_1, proxy: {image: 'ghcr.io/workos-convex-auth/workos-convex-auth@sha256:abc'}}",
+            "{clientId: client_1, authDomain: auth.acme.com, jwks: {upstreamBase: 'https://auth.acme.com'}}",
+            "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, annotations: {cert-manager.io/cluster-issuer: le}}}",
+        ] {
+            assert_eq!(admit(&valid(spec), &default()), Ok(()), "{spec}");
+        }
+    }
+
+    #[test]
+    fn dangerous_ingress_nginx_annotations_are_refused_with_no_flags() {
+        for key in [
+            "nginx.ingress.kubernetes.io/server-snippet",
+            "nginx.ingress.kubernetes.io/configuration-snippet",
+            "nginx.ingress.kubernetes.io/auth-url",
+            "nginx.ingress.kubernetes.io/auth-signin",
+            "nginx.ingress.kubernetes.io/auth-tls-match-cn",
+            "nginx.ingress.kubernetes.io/mirror-target",
+            "ingress.kubernetes.io/Server-Snippet",
+        ] {
+            let spec = format!(
+                "{{clientId: client_1, ingress: {{enabled: true, host: jwks.acme.com, annotations: {{{key:?}: x}}}}}}"
+            );
+            let error = refused(&spec, &default());
+            assert_eq!(error.field, format!("spec.ingress.annotations[{key:?}]"));
+            assert!(error.problem.contains("CVE-2025-1097"), "{error}");
+            // A wildcard allow-list does not let them through; listing one exactly does.
+            let wildcard = Policy {
+                ingress_annotations: vec![
+                    "nginx.ingress.kubernetes.io/*".into(),
+                    "ingress.kubernetes.io/*".into(),
+                ],
+                ..default()
+            };
+            assert!(admit(&valid(&spec), &wildcard).is_err(), "{key}");
+            let exact = Policy {
+                ingress_annotations: vec![key.to_string()],
+                ..default()
+            };
+            assert_eq!(admit(&valid(&spec), &exact), Ok(()), "{key}");
+        }
+    }
+
+    #[test]
+    fn ingress_classes_hosts_and_annotation_keys_follow_the_allow_lists() {
+        let policy = Policy {
+            ingress_classes: vec!["traefik".into()],
+            ingress_host_suffixes: vec!["acme.com".into()],
+            ingress_annotations: vec!["cert-manager.io/*".into()],
+            ..default()
+        };
+        let ok = "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: traefik, annotations: {cert-manager.io/cluster-issuer: le}}}";
+        assert_eq!(admit(&valid(ok), &policy), Ok(()));
+        for (spec, field) in [
+            (
+                "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: nginx}}",
+                "spec.ingress.className",
+            ),
+            (
+                "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com}}",
+                "spec.ingress.className",
+            ),
+            (
+                "{clientId: client_1, ingress: {enabled: true, host: jwks.evilacme.com, className: traefik}}",
+                "spec.ingress.host",
+            ),
+            (
+                "{clientId: client_1, ingress: {enabled: true, host: acme.com.evil.io, className: traefik}}",
+                "spec.ingress.host",
+            ),
+            (
+                "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: traefik, annotations: {traefik.ingress.kubernetes.io/router.middlewares: x}}}",
+                "spec.ingress.annotations[\"traefik.ingress.kubernetes.io/router.middlewares\"]",
+            ),
+        ] {
+            assert_eq!(refused(spec, &policy).field, field, "{spec}");
+        }
+    }
+
+    #[test]
+    fn images_replicas_and_resources_are_capped() {
+        for (spec, field) in [
+            (
+                "{clientId: client_1, proxy: {image: 'docker.io/evil/miner:latest'}}",
+                "spec.proxy.image",
+            ),
+            (
+                "{clientId: client_1, proxy: {image: 'ghcr.io/workos-convex-auth/workos-convex-auth-evil:1'}}",
+                "spec.proxy.image",
+            ),
+            (
+                "{clientId: client_1, proxy: {replicas: 11}}",
+                "spec.proxy.replicas",
+            ),
+            (
+                "{clientId: client_1, proxy: {resources: {requests: {cpu: 10m}}}}",
+                "spec.proxy.resources.limits.memory",
+            ),
+            (
+                "{clientId: client_1, proxy: {resources: {limits: {memory: 1Gi}}}}",
+                "spec.proxy.resources.limits.memory",
+            ),
+            (
+                "{clientId: client_1, proxy: {resources: {limits: {memory: 64Mi, cpu: 1500m}}}}",
+                "spec.proxy.resources.limits.cpu",
+            ),
+            (
+                "{clientId: client_1, proxy: {resources: {limits: {memory: 64Mi, nvidia.com/gpu: 1}}}}",
+                "spec.proxy.resources.limits.nvidia.com/gpu",
+            ),
+        ] {
+            assert_eq!(refused(spec, &default()).field, field, "{spec}");
+        }
+        let ok = "{clientId: client_1, proxy: {replicas: 10, resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {memory: 512Mi, cpu: '1'}}}}";
+        assert_eq!(admit(&valid(ok), &default()), Ok(()));
+        // Inline and Direct run no mirror: its fields are not checked.
+        let inline =
+            "{clientId: client_1, jwks: {mode: Inline}, proxy: {image: 'docker.io/evil/miner'}}";
+        assert_eq!(admit(&valid(inline), &default()), Ok(()));
+    }
+
+    #[test]
+    fn upstreams_are_https_workos_or_the_resources_own_domains() {
+        for spec in [
+            "{clientId: client_1, jwks: {mode: Inline, upstreamBase: 'http://api.workos.com'}}",
+            "{clientId: client_1, jwks: {mode: Inline, upstreamBase: 'https://metadata.google.internal'}}",
+            "{clientId: client_1, jwks: {mode: Inline, upstreamBase: 'https://169.254.169.254'}}",
+            "{clientId: client_1, jwks: {mode: Inline, upstreamBase: 'https://8.8.8.8'}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'https://api.workos.com.evil.io'}}",
+            "{clientId: client_1, jwks: {mode: Direct, upstreamBase: 'https://evil.io'}}",
+        ] {
+            assert_eq!(
+                refused(spec, &default()).field,
+                "spec.jwks.upstreamBase",
+                "{spec}"
+            );
+        }
+        let policy = Policy {
+            upstream_hosts: vec![
+                ".svc.cluster.local".into(),
+                "fake-workos".into(),
+                "8.8.8.8".into(),
+            ],
+            upstream: UpstreamRules {
+                allow_http: true,
+                ..UpstreamRules::default()
+            },
+            ..default()
+        };
+        for spec in [
+            "{clientId: client_1, jwks: {mode: Inline, upstreamBase: 'http://fake-workos'}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'http://fake.ns.svc.cluster.local:8080'}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'https://8.8.8.8'}}",
+        ] {
+            assert_eq!(admit(&valid(spec), &policy), Ok(()), "{spec}");
+        }
+        // Listing a suffix admits names, never an address; blocked addresses stay blocked.
+        let error = refused(
+            "{clientId: client_1, jwks: {upstreamBase: 'http://127.0.0.1'}}",
+            &Policy {
+                upstream_hosts: vec!["127.0.0.1".into()],
+                ..policy
+            },
+        );
+        assert!(error.problem.contains("127.0.0.1"), "{error}");
+    }
+
+    #[test]
+    fn repositories_and_quantities() {
+        assert_eq!(
+            repository_of(IMAGE),
+            "ghcr.io/workos-convex-auth/workos-convex-auth"
+        );
+        assert_eq!(repository_of("localhost:5000/wca"), "localhost:5000/wca");
+        assert_eq!(
+            repository_of("localhost:5000/wca:1@sha256:x"),
+            "localhost:5000/wca"
+        );
+        assert_eq!(quantity_value("100m"), Some(0.1));
+        assert_eq!(quantity_value("64Mi"), Some(64.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity_value("1e3"), Some(1000.0));
+        assert_eq!(quantity_value("1.5G"), Some(1.5e9));
+        assert_eq!(quantity_value("-1"), None);
+        assert_eq!(quantity_value("12parsecs"), None);
+    }
+}
