@@ -317,6 +317,34 @@ async fn create_makes_every_child_with_owner_references_and_status() {
     );
 }
 
+/// Children are created with a plain create (never a forced apply that could adopt an object
+/// made in between) and then kept by server-side apply: a field the spec drops goes, although
+/// the create wrote it.
+#[tokio::test]
+async fn a_field_the_spec_drops_is_removed_from_a_created_child() {
+    let s = Scenario::new("drop-field").await;
+    s.create(
+        "acme",
+        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"a.example/keep": "1", "b.example/drop": "2"}}}),
+    )
+    .await;
+    let ingress = s.appears::<Ingress>("acme-jwks", "Ingress").await;
+    assert!(ingress.annotations().contains_key("b.example/drop"));
+    s.patch_spec(
+        "acme",
+        json!({"ingress": {"annotations": {"b.example/drop": null}}}),
+    )
+    .await;
+    eventually(WAIT, "the dropped annotation removed", || async {
+        let ingress = s.api::<Ingress>().get("acme-jwks").await.ok()?;
+        let annotations = ingress.annotations();
+        (annotations.contains_key("a.example/keep") && !annotations.contains_key("b.example/drop"))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn spec_updates_and_mode_switches_update_and_remove_children() {
     let s = Scenario::new("switch").await;

@@ -3,7 +3,8 @@
 
 use std::fmt::Debug;
 
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -45,16 +46,27 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = desired.name_any();
-    let existing = api.get_opt(&name).await?;
-    if let Some(existing) = &existing
-        && !controlled_by(existing, owner_uid)
-    {
-        return Ok((
-            Applied::Conflict {
-                object: describe::<K>(&name, &desired.namespace().unwrap_or_default()),
-            },
-            None,
-        ));
+    let conflict = || Applied::Conflict {
+        object: describe::<K>(&name, &desired.namespace().unwrap_or_default()),
+    };
+    let Some(existing) = api.get_opt(&name).await? else {
+        // Created, never taken over: a forced apply would adopt a same-named object created
+        // since the read; a create fails on it instead (409), reported as a conflict.
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        return match api.create(&params, desired).await {
+            Ok(_) => Ok((
+                Applied::Created,
+                Some(adopt_as_applied(api, desired).await?),
+            )),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok((conflict(), None)),
+            Err(e) => Err(e),
+        };
+    };
+    if !controlled_by(&existing, owner_uid) {
+        return Ok((conflict(), None));
     }
     let patched = api
         .patch(
@@ -63,12 +75,69 @@ where
             &Patch::Apply(desired),
         )
         .await?;
-    let applied = match existing {
-        None => Applied::Created,
-        Some(old) if old.resource_version() != patched.resource_version() => Applied::Updated,
-        Some(_) => Applied::Unchanged,
+    let applied = if existing.resource_version() != patched.resource_version() {
+        Applied::Updated
+    } else {
+        Applied::Unchanged
     };
     Ok((applied, Some(patched)))
+}
+
+/// Moves a just-created object's fields from the create (an `Update` by our field manager) to
+/// our server-side apply: applied once, then the `Update` entry dropped. Otherwise that entry
+/// would keep owning every field the create wrote, and a field later dropped from the desired
+/// object would never be removed.
+async fn adopt_as_applied<K>(api: &Api<K>, desired: &K) -> kube::Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.name_any();
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await?;
+    let kept: Vec<ManagedFieldsEntry> = applied
+        .meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| {
+            !(e.manager.as_deref() == Some(FIELD_MANAGER)
+                && e.operation.as_deref() == Some("Update"))
+        })
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        // An empty list would clear every entry, and the next apply would hand the fields to a
+        // `before-first-apply` manager: leave the object as it is.
+        return Ok(applied);
+    }
+    let only_applied = ManagedFieldsOnly {
+        metadata: ManagedFieldsMeta {
+            managed_fields: kept,
+            resource_version: applied.resource_version(),
+        },
+    };
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&only_applied))
+        .await
+}
+
+/// `{"metadata": {"managedFields": [...], "resourceVersion": "..."}}`: the patch that replaces the
+/// field ownership, conditional on nothing having changed since the apply.
+#[derive(Debug, Serialize)]
+struct ManagedFieldsOnly {
+    metadata: ManagedFieldsMeta,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManagedFieldsMeta {
+    managed_fields: Vec<ManagedFieldsEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_version: Option<String>,
 }
 
 /// Deletes the object `name` if, and only if, this resource controls it.
