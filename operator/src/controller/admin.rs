@@ -1,4 +1,4 @@
-//! The admin server: `/healthz` (up), `/readyz` (caches synced), `/metrics`.
+//! The admin server: `/healthz` (up), `/readyz` (caches synced, watches healthy), `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,10 @@ pub fn router(state: AdminState) -> Router {
                 if s.ready.load(Ordering::Relaxed) {
                     (StatusCode::OK, "ok")
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: caches not synced yet, or a watch is failing",
+                    )
                 }
             }),
         )

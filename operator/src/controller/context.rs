@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,6 +63,17 @@ impl Context {
         if let Ok(mut f) = self.failures.lock() {
             f.remove(key);
         }
+    }
+
+    /// Drops per-resource state of resources not in `live` (`namespace/name`); returns the
+    /// sizes left: (inline key cache, backoff entries).
+    pub fn retain(&self, live: &HashSet<String>) -> (usize, usize) {
+        let inline = self.inline_keys.retain(live);
+        let backoff = self.failures.lock().map_or(0, |mut f| {
+            f.retain(|key, _| live.contains(key));
+            f.len()
+        });
+        (inline, backoff)
     }
 }
 

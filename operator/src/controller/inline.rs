@@ -1,7 +1,7 @@
 //! Mode Inline: the operator fetches the keys itself (with the mirror's fetcher, so the same
 //! validation and sanitising apply) and remembers them per resource between refreshes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,8 @@ use crate::reconcile::InlineKeys;
 /// Keys fetched for one resource.
 #[derive(Debug, Clone)]
 struct Held {
+    /// Where they came from: a resource whose upstream or client id changed fetches again.
+    urls: Vec<String>,
     keys: InlineKeys,
     kids: Vec<String>,
     fetched: Instant,
@@ -39,7 +41,12 @@ impl InlineKeyCache {
         refresh: Duration,
         max_stale: Duration,
     ) -> Result<Fetched, FetchError> {
-        let held = self.held.lock().ok().and_then(|h| h.get(key).cloned());
+        let held = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|h| h.get(key).cloned())
+            .filter(|h| h.urls == urls);
         if let Some(h) = &held
             && h.fetched.elapsed() < refresh
         {
@@ -54,6 +61,7 @@ impl InlineKeyCache {
                     map.insert(
                         key.to_string(),
                         Held {
+                            urls: urls.to_vec(),
                             keys: keys.clone(),
                             kids: kids.clone(),
                             fetched: Instant::now(),
@@ -79,6 +87,15 @@ impl InlineKeyCache {
         if let Ok(mut map) = self.held.lock() {
             map.remove(key);
         }
+    }
+
+    /// Drops the keys of every resource not in `live` (deleted resources: without a finalizer
+    /// the controller is never called for them); returns how many entries remain.
+    pub fn retain(&self, live: &HashSet<String>) -> usize {
+        self.held.lock().map_or(0, |mut map| {
+            map.retain(|key, _| live.contains(key));
+            map.len()
+        })
     }
 }
 

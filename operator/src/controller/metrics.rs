@@ -15,6 +15,9 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    inline_key_entries: AtomicU64,
+    backoff_entries: AtomicU64,
+    watch_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -31,6 +34,22 @@ impl Metrics {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Sizes of the per-resource maps, as the last sweep left them.
+    pub fn per_resource_entries(&self, inline_keys: usize, backoff: usize) {
+        self.inline_key_entries.store(
+            u64::try_from(inline_keys).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.backoff_entries.store(
+            u64::try_from(backoff).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn watch_failed(&self) {
+        self.watch_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn failed(&self, reason: &str) {
@@ -82,6 +101,30 @@ impl Metrics {
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "wca_reconcile_duration_seconds_count {count}");
+        for (name, help, value) in [
+            (
+                "wca_inline_key_cache_entries",
+                "Resources whose mode-Inline keys are held in memory.",
+                &self.inline_key_entries,
+            ),
+            (
+                "wca_backoff_entries",
+                "Resources with a failure backoff in memory.",
+                &self.backoff_entries,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP wca_watch_errors_total Errors of the watches feeding the controller.\n# TYPE wca_watch_errors_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "wca_watch_errors_total {}",
+            self.watch_errors.load(Ordering::Relaxed)
+        );
         out
     }
 }

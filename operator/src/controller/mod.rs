@@ -3,13 +3,14 @@
 mod admin;
 mod args;
 mod context;
+mod housekeeping;
 mod inline;
 mod metrics;
 mod reconciler;
 mod references;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -153,21 +154,13 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
             .collect::<Vec<_>>()
     });
 
-    let ready_flag = ready.clone();
-    tokio::spawn(async move {
-        // A fresh wait each second: the first one is not always woken when the store fills.
-        loop {
-            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
-                .await
-            {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return, // the controller stopped before its first list
-                Err(_) => continue,
-            }
-        }
-        ready_flag.store(true, Ordering::Relaxed);
-        tracing::info!("caches synced; ready");
-    });
+    let watch_health = Arc::new(housekeeping::WatchHealth::default());
+    tokio::spawn(housekeeping::run(
+        store,
+        ctx.clone(),
+        watch_health.clone(),
+        ready.clone(),
+    ));
     let admin_state = admin::AdminState { ready, metrics };
     let addr = args.admin_addr;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -183,12 +176,25 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     });
     tracing::info!(namespace = ns.unwrap_or("(all)"), admin = %addr, "controller starting");
 
+    let ctx_metrics = ctx.metrics.clone();
     controller
         .shutdown_on_signal()
         .run(reconciler::reconcile, reconciler::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile queue");
+        .for_each(|result| {
+            let (watch_health, metrics) = (watch_health.clone(), ctx_metrics.clone());
+            async move {
+                match result {
+                    // A watch (or its re-list) failed: kube-runtime retries it; until it works
+                    // again no change reaches the reconciles, so readiness reports it.
+                    Err(kube::runtime::controller::Error::QueueError(error)) => {
+                        tracing::warn!(%error, "watch failed; retrying");
+                        watch_health.failed();
+                        metrics.watch_failed();
+                    }
+                    // Reconcile failures are logged (with their backoff) by the error policy.
+                    Err(error) => tracing::debug!(%error, "reconcile queue"),
+                    Ok(_) => {}
+                }
             }
         })
         .await;

@@ -1,0 +1,93 @@
+//! What runs beside the reconciles: readiness (caches synced, watches healthy) and the sweep
+//! that frees per-resource memory of deleted resources.
+//!
+//! Without a finalizer the controller is never called for a deleted resource, so anything keyed
+//! by resource (mode-Inline keys, backoff counters) would grow with every create/delete until the
+//! operator is OOM-killed; the sweep keeps only what the watch cache still holds.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::Store;
+
+use super::context::Context;
+use crate::api::WorkOSConvexAuth;
+
+/// How often the sweep runs and readiness is re-evaluated.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// `/readyz` fails while the last watch error is more recent than this: kube-runtime retries a
+/// failing watch with backoff, so a watch that stays broken keeps producing errors.
+pub const WATCH_ERROR_GRACE: Duration = Duration::from_secs(30);
+
+/// When a watch last failed.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    last_error: Mutex<Option<Instant>>,
+}
+
+impl WatchHealth {
+    pub fn failed(&self) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(Instant::now());
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        self.last_error
+            .lock()
+            .map(|last| last.is_none_or(|at| at.elapsed() > WATCH_ERROR_GRACE))
+            .unwrap_or(false)
+    }
+}
+
+/// `namespace/name` of every resource in the watch cache, decodable or not.
+fn live_keys(store: &Store<DeserializeGuard<WorkOSConvexAuth>>) -> HashSet<String> {
+    store
+        .state()
+        .iter()
+        .map(|guard| match &guard.0 {
+            Ok(resource) => super::reconciler::key(resource),
+            Err(invalid) => format!(
+                "{}/{}",
+                invalid.metadata.namespace.as_deref().unwrap_or_default(),
+                invalid.metadata.name.as_deref().unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
+/// Waits for the caches, then every [`SWEEP_INTERVAL`]: sweeps, publishes the map sizes and sets
+/// `ready` (synced and no recent watch error).
+pub async fn run(
+    store: Store<DeserializeGuard<WorkOSConvexAuth>>,
+    ctx: Arc<Context>,
+    watch: Arc<WatchHealth>,
+    ready: Arc<AtomicBool>,
+) {
+    // A fresh wait each second: the first one is not always woken when the store fills.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => return, // the controller stopped before its first list
+            Err(_) => continue,
+        }
+    }
+    tracing::info!("caches synced; ready");
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        let healthy = watch.healthy();
+        if ready.swap(healthy, Ordering::Relaxed) != healthy {
+            if healthy {
+                tracing::info!("watches healthy again; ready");
+            } else {
+                tracing::warn!("a watch is failing; /readyz reports not ready");
+            }
+        }
+        let (inline, backoff) = ctx.retain(&live_keys(&store));
+        ctx.metrics.per_resource_entries(inline, backoff);
+        tick.tick().await;
+    }
+}
