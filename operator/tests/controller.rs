@@ -995,3 +995,53 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
         "the redirect target saw no request"
     );
 }
+
+/// Specs that used to be accepted and then fail at the apiserver or in the mirror: refused up
+/// front with the field named, or, when only the apiserver can tell, the apiserver's refusal
+/// shown in the status, naming the child.
+#[tokio::test]
+async fn specs_that_would_fail_later_are_refused_with_the_field_named() {
+    let s = Scenario::new("fail-later").await;
+    for (name, spec, field) in [
+        (
+            "acme.prod",
+            json!({"clientId": "client_01A"}),
+            "metadata.name",
+        ),
+        ("1acme", json!({"clientId": "client_01A"}), "metadata.name"),
+        (
+            "path",
+            json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "path": "/a//b"}}),
+            "spec.ingress.path",
+        ),
+    ] {
+        s.create(name, spec).await;
+        let message = s.refused(name, "InvalidSpec").await;
+        assert!(message.starts_with(field), "{name}: {message}");
+        assert!(!s.has_workloads(name).await);
+    }
+    let long = "a".repeat(64);
+    s.create(
+        &long,
+        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
+    )
+    .await;
+    let message = s.refused(&long, "InvalidSpec").await;
+    assert!(message.contains("allows 63"), "{message}");
+
+    // An annotation key the apiserver refuses: only it can tell, and the status shows its answer.
+    s.create(
+        "badkey",
+        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"not a key!": "x"}}}),
+    )
+    .await;
+    let message = s.refused("badkey", "ApplyRejected").await;
+    assert!(
+        message.starts_with(&format!(
+            "the apiserver refused Ingress {}/badkey-jwks: ",
+            s.ns
+        )),
+        "{message}"
+    );
+    assert!(message.contains("metadata.annotations"), "{message}");
+}

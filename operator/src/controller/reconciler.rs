@@ -36,6 +36,10 @@ const UNAVAILABLE_RESYNC: Duration = Duration::from_secs(15);
 pub enum ReconcileError {
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
+    /// The apiserver refused a child (4xx: invalid, forbidden, over quota, refused by an
+    /// admission webhook); the status names the child and carries the apiserver's message.
+    #[error("the apiserver refused {child}: {message}")]
+    Rejected { child: String, message: String },
     /// Something outside the resource is not there yet (a Secret, the upstream keys); the
     /// status says what, and the resource is retried with backoff.
     #[error("{reason}: {message}")]
@@ -49,6 +53,7 @@ impl ReconcileError {
     pub fn reason(&self) -> &'static str {
         match self {
             ReconcileError::Kube(_) => "KubernetesApi",
+            ReconcileError::Rejected { .. } => "ApplyRejected",
             ReconcileError::Waiting { reason, .. } => reason,
         }
     }
@@ -197,7 +202,20 @@ async fn reconcile_resource(
         }
     };
 
-    let mut observed = apply_children(resource, ctx, &uid, &namespace, &children).await?;
+    let mut observed = match apply_children(resource, ctx, &uid, &namespace, &children).await {
+        Err(rejected @ ReconcileError::Rejected { .. }) => {
+            // Not a silent retry loop: the user sees which child and why; retried with backoff,
+            // as quotas and webhooks change without an edit of the resource.
+            finish(
+                resource,
+                ctx,
+                failing("ApplyRejected", rejected.to_string()),
+            )
+            .await?;
+            return Err(rejected);
+        }
+        other => other?,
+    };
     observed.generation = generation;
     observed.key_ids = key_ids.clone();
     let previous_kids = resource
@@ -250,7 +268,9 @@ async fn apply_children(
     let mut conflicts = Vec::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let config_map_name = children.config_map.name_any();
-    let (applied, _) = apply(&config_maps, uid, &children.config_map).await?;
+    let (applied, _) = apply(&config_maps, uid, &children.config_map)
+        .await
+        .map_err(|e| rejected::<ConfigMap>(ns, &children.config_map.name_any(), e))?;
     match &applied {
         Applied::Created => publish(ctx, resource, EventType::Normal, "ConfigCreated", format!("created ConfigMap {ns}/{config_map_name} with the Convex auth config; push it with npx convex deploy")).await,
         Applied::Updated => publish(ctx, resource, EventType::Normal, "ConfigUpdated", format!("updated ConfigMap {ns}/{config_map_name}; push the new config with npx convex deploy")).await,
@@ -391,7 +411,10 @@ where
         + serde::de::DeserializeOwned,
 {
     match desired {
-        Some(desired) => match apply(api, uid, desired).await? {
+        Some(desired) => match apply(api, uid, desired)
+            .await
+            .map_err(|e| rejected::<K>(&desired.namespace().unwrap_or_default(), name, e))?
+        {
             (Applied::Conflict { object }, _) => {
                 conflicts.push(object);
                 Ok(None)
@@ -402,6 +425,26 @@ where
             remove(api, uid, name).await?;
             Ok(None)
         }
+    }
+}
+
+/// A 4xx from the apiserver about a child becomes [`ReconcileError::Rejected`]; 409 (a
+/// conflicting write), 429 (throttled) and every other error stay transient.
+fn rejected<K: Resource<DynamicType = ()>>(
+    ns: &str,
+    name: &str,
+    error: kube::Error,
+) -> ReconcileError {
+    match error {
+        kube::Error::Api(status)
+            if (400..500).contains(&status.code) && !matches!(status.code, 409 | 429) =>
+        {
+            ReconcileError::Rejected {
+                child: format!("{} {ns}/{name}", K::kind(&())),
+                message: status.message,
+            }
+        }
+        other => ReconcileError::Kube(other),
     }
 }
 

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
+use super::build::mirror_routes;
 use super::names;
 use crate::api::ClientIdSource;
 use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use crate::convex::generate::{InvalidField, check_client_id, is_client_id};
 use crate::duration::parse_duration;
+use crate::proxy::{ConfigError, MirrorSpec};
 
 /// A resource that passed validation, with everything `build` needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,15 +151,24 @@ pub fn validate(
             "set spec.ingress.host to the name Convex reaches the mirror at",
         ));
     }
-    // Service names are DNS-1035 labels (63 characters); ours append "-jwks".
-    if spec.jwks.mode == JwksMode::Proxy && names::mirror_name(&name).len() > 63 {
+    check_name(&name, spec.jwks.mode)?;
+    if spec.ingress.enabled
+        && let Some(path) = &spec.ingress.path
+        && !path
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+    {
         return Err(InvalidField::new(
-            "metadata.name",
-            format!("{name:?} is too long for the mirror's Service name"),
-            "use a name of at most 58 characters",
+            "spec.ingress.path",
+            format!(
+                "{path:?} has an empty, \".\" or \"..\" segment, which the mirror cannot serve below"
+            ),
+            "write it as /segment/segment, e.g. /workos",
         ));
     }
-    Ok(Valid {
+    let valid = Valid {
         config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
         name,
         namespace,
@@ -166,7 +177,70 @@ pub fn validate(
         spec: spec.clone(),
         refresh_interval,
         max_stale,
-    })
+    };
+    // The mirror parses its routes at start-up and exits on a bad one: parse them the same way
+    // here, so a spec it would refuse never reaches a Deployment that crash-loops.
+    if valid.mode() == JwksMode::Proxy {
+        for (path, upstream) in mirror_routes(&valid) {
+            format!("{path}={upstream}")
+                .parse::<MirrorSpec>()
+                .map_err(|e| {
+                    // The reason alone: the URL may hold credentials.
+                    let reason = match e {
+                        ConfigError::Url { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    InvalidField::new(
+                        "spec.jwks.upstreamBase",
+                        format!("the mirror would refuse it: {reason}"),
+                        "use a plain https:// URL without credentials, like https://api.workos.com",
+                    )
+                })?;
+        }
+    }
+    Ok(valid)
+}
+
+/// Names the apiserver would refuse once suffixed: every child carries the name as the
+/// `app.kubernetes.io/instance` label (a label value: at most 63 characters), and in mode Proxy
+/// `<name>-jwks` names a Service (a DNS-1035 label: a lowercase letter first, no dots, at most
+/// 63 characters).
+fn check_name(name: &str, mode: JwksMode) -> Result<(), InvalidField> {
+    if name.len() > 63 {
+        return Err(InvalidField::new(
+            "metadata.name",
+            format!(
+                "{name:?} has {} characters; its children carry it as a label value, which allows 63",
+                name.len()
+            ),
+            "use a name of at most 63 characters (58 in mode Proxy)",
+        ));
+    }
+    if mode != JwksMode::Proxy {
+        return Ok(());
+    }
+    let dns_1035 = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.ends_with('-');
+    if !dns_1035 {
+        return Err(InvalidField::new(
+            "metadata.name",
+            format!(
+                "{name:?} cannot name the mirror's Service ({name}-jwks): Service names start with a lowercase letter and hold only lowercase letters, digits and '-'"
+            ),
+            "rename the resource (e.g. acme-prod instead of acme.prod or 1acme), or use mode Direct or Inline",
+        ));
+    }
+    if names::mirror_name(name).len() > 63 {
+        return Err(InvalidField::new(
+            "metadata.name",
+            format!("{name:?} is too long for the mirror's Service name"),
+            "use a name of at most 58 characters",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,6 +362,50 @@ mod tests {
             assert_eq!(err.field, field, "{yaml}: {err}");
             assert!(!err.fix.is_empty());
         }
+    }
+
+    #[test]
+    fn refuses_names_and_paths_the_apiserver_or_the_mirror_would_refuse() {
+        for (name, mode, ok) in [
+            ("acme-prod", "Proxy", true),
+            ("acme.prod", "Proxy", false),
+            ("1acme", "Proxy", false),
+            ("acme.prod", "Direct", true),
+            ("1acme", "Inline", true),
+        ] {
+            let mut r = resource(&format!("{{clientId: client_1, jwks: {{mode: {mode}}}}}"));
+            r.metadata.name = Some(name.into());
+            let result = validate(&r, None);
+            assert_eq!(result.is_ok(), ok, "{name} in mode {mode}: {result:?}");
+            if let Err(e) = result {
+                assert_eq!(e.field, "metadata.name");
+            }
+        }
+        let mut r = resource("{clientId: client_1, jwks: {mode: Direct}}");
+        r.metadata.name = Some("a".repeat(64));
+        assert_eq!(validate(&r, None).unwrap_err().field, "metadata.name");
+        for path in ["/a//b", "/a/./b", "/a/../b", "//b"] {
+            let r = resource(&format!(
+                "{{clientId: client_1, ingress: {{enabled: true, host: a.b, path: {path:?}}}}}"
+            ));
+            assert_eq!(
+                validate(&r, None).unwrap_err().field,
+                "spec.ingress.path",
+                "{path}"
+            );
+        }
+        for path in ["/", "/workos", "/a/b/"] {
+            let r = resource(&format!(
+                "{{clientId: client_1, ingress: {{enabled: true, host: a.b, path: {path:?}}}}}"
+            ));
+            assert!(validate(&r, None).is_ok(), "{path}");
+        }
+        let r = resource(
+            "{clientId: client_1, jwks: {upstreamBase: 'https://user:pw@api.workos.com'}}",
+        );
+        let error = validate(&r, None).unwrap_err();
+        assert_eq!(error.field, "spec.jwks.upstreamBase");
+        assert!(!error.to_string().contains("pw@"), "{error}");
     }
 
     #[test]

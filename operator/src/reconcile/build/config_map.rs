@@ -11,6 +11,19 @@ pub const TS_KEY: &str = "auth.config.ts";
 pub const JS_KEY: &str = "auth.config.js";
 pub const JSON_KEY: &str = "auth.config.json";
 
+/// Kubernetes refuses a ConfigMap whose data exceeds 1 MiB; keep room for metadata.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024 - 16 * 1024;
+
+/// Bytes of keys and values, as the apiserver counts them against its limit.
+pub fn data_bytes(config_map: &ConfigMap) -> usize {
+    config_map
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len().saturating_add(v.len()))
+        .fold(0, usize::saturating_add)
+}
+
 pub fn config_map(valid: &Valid, config: &AuthConfig, jwks_url: &str) -> ConfigMap {
     let source = valid.display();
     let data = BTreeMap::from([

@@ -84,8 +84,24 @@ pub fn build(valid: &Valid, ctx: &BuildContext) -> Result<Children, InvalidField
     })?;
     let proxy = valid.mode() == JwksMode::Proxy;
     let ingress_enabled = proxy && spec.ingress.enabled;
+    let config_map = config_map::config_map(valid, &config, &urls.workos);
+    let size = config_map::data_bytes(&config_map);
+    if size > config_map::MAX_DATA_BYTES {
+        return Err(InvalidField::new(
+            if valid.mode() == JwksMode::Inline {
+                "spec.jwks.mode"
+            } else {
+                "spec.extraIssuers"
+            },
+            format!(
+                "the generated ConfigMap would hold {size} bytes, over Kubernetes' limit of {} (1 MiB)",
+                config_map::MAX_DATA_BYTES
+            ),
+            "use mode Proxy (keys are fetched, not embedded) or fewer extraIssuers",
+        ));
+    }
     Ok(Children {
-        config_map: config_map::config_map(valid, &config, &urls.workos),
+        config_map,
         deployment: proxy.then(|| mirror::deployment(valid, ctx)),
         service: proxy.then(|| mirror::service(valid)),
         pod_disruption_budget: (proxy && spec.proxy.replicas > 1)

@@ -113,6 +113,23 @@ fn inline_mode_embeds_the_keys_as_a_data_url() {
 }
 
 #[test]
+fn a_config_map_over_the_kubernetes_limit_is_refused_up_front() {
+    // Keys that fit the fetcher's cap but, embedded in four renderings, not a ConfigMap.
+    let n = "A".repeat(200 * 1024);
+    let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","n":"{n}","e":"AQAB"}}]}}"#);
+    let ctx = BuildContext {
+        inline_keys: Some(InlineKeys {
+            workos: doc,
+            authkit: None,
+        }),
+        ..ctx()
+    };
+    let err = build(&valid("{clientId: client_01A, jwks: {mode: Inline}}"), &ctx).unwrap_err();
+    assert_eq!(err.field, "spec.jwks.mode");
+    assert!(err.problem.contains("over Kubernetes' limit"), "{err}");
+}
+
+#[test]
 fn deployment_is_hardened_and_runs_the_mirror_with_the_spec_settings() {
     let c = build(&valid("{clientId: client_01A, authkitDomain: acme.authkit.app, proxy: {replicas: 1, refreshInterval: 90s}}"), &ctx()).unwrap();
     assert!(c.pod_disruption_budget.is_none(), "one replica gets no PDB");
