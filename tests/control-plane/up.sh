@@ -29,9 +29,12 @@ source "$here/lib.sh"
 cp_pki "$dir" IP:127.0.0.1 DNS:localhost
 cp_start_etcd "$dir" "$dir/etcd"
 # No ServiceAccount admission (no token controller runs to back it) and no endpoint reconciler:
-# nothing but this API server exists.
+# nothing but this API server exists. OwnerReferencesPermissionEnforcement is on, as on clusters
+# that harden owner references: the chart's RBAC must work there (the children's owner
+# references carry no blockOwnerDeletion, which it would check against */finalizers).
 cp_start_apiserver "$dir" 127.0.0.1 10.96.0.0/16 \
-  --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none
+  --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none \
+  --enable-admission-plugins OwnerReferencesPermissionEnforcement
 
 start=$SECONDS
 cp_wait_ready "$dir" || exit 1

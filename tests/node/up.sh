@@ -123,7 +123,8 @@ cp_pki "$dir" "IP:$NODE_IP" IP:127.0.0.1 IP:198.19.0.1 DNS:localhost DNS:kuberne
   DNS:kubernetes.default DNS:kubernetes.default.svc DNS:kubernetes.default.svc.cluster.local
 cp_start_etcd "$dir" "$dir/etcd"
 echo "${pids[-1]} etcd" >>"$dir/pids"
-cp_start_apiserver "$dir" "$NODE_IP" "$SERVICE_CIDR" --kubelet-preferred-address-types InternalIP
+cp_start_apiserver "$dir" "$NODE_IP" "$SERVICE_CIDR" --kubelet-preferred-address-types InternalIP \
+  --enable-admission-plugins OwnerReferencesPermissionEnforcement
 echo "${pids[-1]} apiserver" >>"$dir/pids"
 cp_wait_ready "$dir"
 kubeconfig="$dir/kubeconfig"

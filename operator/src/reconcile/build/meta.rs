@@ -35,6 +35,10 @@ fn owner_reference(valid: &Valid) -> Option<OwnerReference> {
         name: valid.name.clone(),
         uid: valid.uid.clone()?,
         controller: Some(true),
-        block_owner_deletion: Some(true),
+        // Unset on purpose: with it, clusters running OwnerReferencesPermissionEnforcement
+        // demand `update` on workosconvexauths/finalizers, a right the operator has no other
+        // use for. All it adds is that a foreground deletion of the resource waits for its
+        // children; the garbage collector removes them either way.
+        block_owner_deletion: None,
     })
 }
