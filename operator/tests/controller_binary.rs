@@ -237,3 +237,81 @@ async fn churn_frees_per_resource_memory() {
     );
     assert!(upstream.total_hits() >= 2 * RESOURCES);
 }
+
+/// A control plane that goes away: the watches fail, and `/readyz` says so (within the sweep
+/// interval plus a margin) while `/healthz` stays up, so Kubernetes stops counting the pod as
+/// ready without restarting it.
+#[tokio::test]
+async fn readyz_fails_while_the_watches_fail() {
+    let cp = ControlPlane::start().unwrap();
+    cp.install_crds().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+        .args(["run", "--admin-addr", &admin, "--log-format", "text"])
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let readyz = || {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move {
+            http.get(format!("http://{admin}/readyz"))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status().as_u16())
+        }
+    };
+    wca_test_harness::eventually(Duration::from_secs(30), "ready", || async {
+        (readyz().await? == 200).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Killed, not stopped: a graceful apiserver shutdown waits up to a minute for open watches.
+    for pid in &cp.pids {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let stopped = Instant::now();
+    wca_test_harness::eventually(Duration::from_secs(60), "/readyz 503", || async {
+        (readyz().await? == 503).then_some(())
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "/readyz 503 {:.1} s after the control plane stopped",
+        stopped.elapsed().as_secs_f64()
+    );
+    let health = http
+        .get(format!("http://{admin}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.status().is_success(), "alive, only not ready");
+    let metrics = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&metrics, "wca_watch_errors_total").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    let _ = operator.kill();
+    let output = operator.wait_with_output().unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(logs.contains("watch failed; retrying"), "{logs}");
+}
