@@ -4,7 +4,7 @@
 //! the interesting paths (three-part tokens with extreme claims, key sets with odd members,
 //! digit-heavy durations), not only random bytes.
 //!
-//! Cases: proptest's default of 256 per property (a few seconds in all); `PROPTEST_CASES=N`
+//! Cases: proptest's default of 256 per property (10-20 s in all on 2 cores); `PROPTEST_CASES=N`
 //! runs deeper. A failing input is saved to tests/properties.regressions and replayed first.
 //!
 //! Debug and release: this runs in the test profile, with overflow checks and debug assertions.
