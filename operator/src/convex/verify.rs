@@ -3,8 +3,8 @@
 //! then the time claims with ±5 s skew. The conformance tests and `check-token` both use it.
 
 use base64::Engine;
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
 use super::config::{AuthConfig, CustomJwtProvider};
@@ -213,15 +213,18 @@ fn check_signature(
         .parse()
         .map_err(|_| format!("unsupported algorithm {algorithm}"))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("the JWK is unusable: {e}"))?;
-    let mut validation = Validation::new(alg);
-    // Claims are checked above with Convex's own rules; only the signature is checked here.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(raw_token.trim(), &key, &validation)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    // Only the signature over the first two parts as sent: claims are checked above with
+    // Convex's own rules. Not `jsonwebtoken::decode`, which also parses the claims and reported
+    // a validly signed token with, say, `"nbf": [1]` as a bad signature.
+    let (message, signature) = raw_token
+        .trim()
+        .rsplit_once('.')
+        .ok_or_else(|| "the token has no signature part".to_string())?;
+    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("InvalidSignature".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +246,31 @@ mod tests {
             decode(&"a".repeat(MAX_TOKEN_BYTES + 1)),
             Err(MalformedToken::TooLong(MAX_TOKEN_BYTES + 1))
         );
+    }
+
+    /// Found by tests/properties.rs: a token signed with the EC test key whose `nbf` is not a
+    /// number was reported as "the signature does not verify", because the signature check
+    /// also parsed the claims. The signature is valid; the claim rules alone decide.
+    #[test]
+    fn a_valid_signature_verifies_whatever_the_claims_hold() {
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_slice(include_bytes!("../../../tests/fixtures/keys/ec-a.jwk.json"))
+                .unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
+            "../../../tests/fixtures/keys/ec-a.pem"
+        ))
+        .unwrap();
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        for claims in [
+            serde_json::json!({"sub": "u", "nbf": [1]}),
+            serde_json::json!({"sub": "u", "exp": "soon", "iat": {"t": 1}}),
+        ] {
+            let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+            assert_eq!(check_signature(&token, &jwk, "ES256"), Ok(()), "{claims}");
+            let (signed, _) = token.rsplit_once('.').unwrap();
+            let forged = format!("{signed}.{}", "A".repeat(86));
+            assert!(check_signature(&forged, &jwk, "ES256").is_err());
+        }
     }
 
     #[test]
