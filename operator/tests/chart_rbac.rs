@@ -111,6 +111,7 @@ impl Installed {
             namespace: namespace.map(str::to_string),
             proxy_image: "example.com/workos-convex-auth:test".into(),
             admin_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_limits: Default::default(),
             secret_resync: Duration::from_secs(60),
             log_format: LogFormat::Text,
         };

@@ -48,6 +48,7 @@ impl Scenario {
             namespace: Some(self.ns.clone()),
             proxy_image: "example.com/workos-convex-auth:test".into(),
             admin_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_limits: Default::default(),
             secret_resync: Duration::from_secs(60),
             log_format: LogFormat::Text,
         };
@@ -699,6 +700,7 @@ async fn starting_before_the_crd_exists_is_a_clear_error() {
         namespace: None,
         proxy_image: "x".into(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_limits: Default::default(),
         secret_resync: Duration::from_secs(60),
         log_format: LogFormat::Text,
     };
