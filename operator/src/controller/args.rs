@@ -51,6 +51,7 @@ pub struct AdminLimitsArgs {
         long = "admin-header-read-timeout",
         env = "WCA_ADMIN_HEADER_READ_TIMEOUT",
         default_value = "5s",
+        value_name = "DURATION",
         value_parser = parse_duration_arg
     )]
     pub header_read_timeout: Duration,
@@ -58,14 +59,16 @@ pub struct AdminLimitsArgs {
     #[arg(
         long = "admin-max-connections",
         env = "WCA_ADMIN_MAX_CONNECTIONS",
-        default_value_t = DEFAULT_ADMIN_MAX_CONNECTIONS
+        default_value_t = DEFAULT_ADMIN_MAX_CONNECTIONS,
+        value_name = "N"
     )]
     pub max_connections: usize,
     /// Largest admin request head (start line and headers) in bytes; larger ones get 431.
     #[arg(
         long = "admin-max-header-bytes",
         env = "WCA_ADMIN_MAX_HEADER_BYTES",
-        default_value_t = DEFAULT_ADMIN_MAX_HEADER_BYTES
+        default_value_t = DEFAULT_ADMIN_MAX_HEADER_BYTES,
+        value_name = "BYTES"
     )]
     pub max_header_bytes: usize,
 }

@@ -54,14 +54,25 @@ pub struct ProxyArgs {
         long,
         env = "WCA_PROXY_HEADER_READ_TIMEOUT",
         default_value = "5s",
+        value_name = "DURATION",
         value_parser = parse_duration
     )]
     pub header_read_timeout: Duration,
     /// Most client connections open at once; further ones are closed at accept.
-    #[arg(long, env = "WCA_PROXY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(
+        long,
+        env = "WCA_PROXY_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_name = "N"
+    )]
     pub max_connections: usize,
     /// Largest request head (start line and headers) in bytes; larger ones get 431.
-    #[arg(long, env = "WCA_PROXY_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    #[arg(
+        long,
+        env = "WCA_PROXY_MAX_HEADER_BYTES",
+        default_value_t = DEFAULT_MAX_HEADER_BYTES,
+        value_name = "BYTES"
+    )]
     pub max_header_bytes: usize,
 }
 
