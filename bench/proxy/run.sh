@@ -4,10 +4,12 @@
 #   bench/proxy/run.sh            # writes bench/proxy/results.md and the BENCHMARKS.md section
 #
 # Env: DURATION (default 10s), CONNECTIONS (64), THREADS (2), ROUNDS (2), PORT_BASE (18080).
-# Installs wrk and nginx with apt-get when missing; builds the release binary.
+# Installs wrk and nginx with apt-get when missing; builds the release binary (into
+# $CARGO_TARGET_DIR when set, else target/).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+RELEASE="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
@@ -40,10 +42,10 @@ echo "building (release)" >&2
 cd "$ROOT"
 cargo build --release -q -p workos-convex-auth --example jwks_mirror
 cargo build --release -q -p wca-test-harness --bin fake-workos
-MIRROR_CMD=("$ROOT/target/release/examples/jwks_mirror")
+MIRROR_CMD=("$RELEASE/examples/jwks_mirror")
 if cargo build --release -q -p workos-convex-auth --bin workos-convex-auth 2>/dev/null \
-  && "$ROOT/target/release/workos-convex-auth" proxy --help >/dev/null 2>&1; then
-  MIRROR_CMD=("$ROOT/target/release/workos-convex-auth" proxy)
+  && "$RELEASE/workos-convex-auth" proxy --help >/dev/null 2>&1; then
+  MIRROR_CMD=("$RELEASE/workos-convex-auth" proxy)
 fi
 echo "mirror: ${MIRROR_CMD[*]}" >&2
 
@@ -53,7 +55,7 @@ wait_http() { # url
 }
 
 # Upstream first; it reports the time from its first JWKS answer to the mirror's /readyz = 200.
-"$ROOT/target/release/fake-workos" --listen "127.0.0.1:$UPSTREAM_PORT" \
+"$RELEASE/fake-workos" --listen "127.0.0.1:$UPSTREAM_PORT" \
   --jwks "$ROOT/tests/fixtures/keys/jwks-rsa.json" --report-ready "http://127.0.0.1:$MIRROR_PORT/readyz" >"$WORK/fake.out" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UPSTREAM_PORT$CLIENT_PATH"

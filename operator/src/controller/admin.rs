@@ -9,11 +9,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::metrics::Metrics;
+use crate::http_serve::ConnectionStats;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// Kept by the HTTP server, shown on `/metrics`.
+    pub connections: Arc<ConnectionStats>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -37,7 +40,7 @@ pub fn router(state: AdminState) -> Router {
             get(|State(s): State<AdminState>| async move {
                 (
                     [("content-type", "text/plain; version=0.0.4")],
-                    s.metrics.render(),
+                    s.metrics.render() + &s.connections.render("wca_admin"),
                 )
             }),
         )

@@ -25,10 +25,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Config, ResourceExt};
 
-pub use args::{LogFormat, RunArgs};
+pub use args::{AdminLimitsArgs, LogFormat, RunArgs};
 pub use context::backoff_for;
 
 use crate::api::WorkOSConvexAuth;
+use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,48 @@ pub enum ControllerError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("admin server: {0}")]
+    AdminLimits(#[from] LimitsError),
+}
+
+/// Serves the admin endpoints (`/healthz`, `/readyz` from `ready`, `/metrics` with no
+/// reconciliations yet) on `listener` within `limits` until `shutdown` completes. `run` serves
+/// the same router with its own metrics; this entry point lets tests exercise the admin server
+/// without a cluster.
+pub async fn serve_admin<F>(
+    listener: tokio::net::TcpListener,
+    ready: Arc<AtomicBool>,
+    limits: ServerLimits,
+    shutdown: F,
+) where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let state = admin::AdminState {
+        ready,
+        metrics: Arc::default(),
+        connections: Arc::default(),
+    };
+    serve_admin_state(listener, state, limits, shutdown).await;
+}
+
+/// The admin router on the bounded server.
+async fn serve_admin_state<F>(
+    listener: tokio::net::TcpListener,
+    state: admin::AdminState,
+    limits: ServerLimits,
+    shutdown: F,
+) where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let connections = Arc::clone(&state.connections);
+    crate::http_serve::serve(
+        listener,
+        admin::router(state),
+        limits,
+        connections,
+        shutdown,
+    )
+    .await;
 }
 
 /// An Api for `K` in the watched namespace, or in all namespaces.
@@ -99,6 +142,8 @@ pub async fn run(args: RunArgs) -> Result<(), ControllerError> {
 
 /// Runs the controller with a ready client (tests pass their own).
 pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), ControllerError> {
+    // Before anything touches the cluster: a bad flag is the operator's mistake to fix first.
+    let admin_limits = args.admin_limits.to_limits()?;
     let ns = args.namespace.as_deref();
     check_crd(&client, ns).await?;
     let metrics = Arc::new(metrics::Metrics::default());
@@ -161,7 +206,11 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         watch_health.clone(),
         ready.clone(),
     ));
-    let admin_state = admin::AdminState { ready, metrics };
+    let admin_state = admin::AdminState {
+        ready,
+        metrics,
+        connections: Arc::default(),
+    };
     let addr = args.admin_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -170,9 +219,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        axum::serve(listener, admin::router(admin_state))
-            .with_graceful_shutdown(shutdown)
-            .await
+        serve_admin_state(listener, admin_state, admin_limits, shutdown).await;
     });
     tracing::info!(namespace = ns.unwrap_or("(all)"), admin = %addr, "controller starting");
 

@@ -6,9 +6,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::http_serve::{LimitsError, ServerLimits};
+use crate::jwks::{FetchLimits, UpstreamRules, parse_network, parse_resolve};
 use ipnet::IpNet;
 
-use crate::jwks::{FetchLimits, UpstreamRules, parse_network, parse_resolve};
+/// Default `--header-read-timeout`: ample for any real client on a cluster network, short
+/// enough that a slow-header client holds a connection for seconds, not minutes.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `--max-connections`. An open connection costs about 20 KiB of RSS (hyper's 8 KiB read
+/// and write buffers and the task; measured by tests/slowloris.rs), so a full table adds about
+/// 20 MiB to a mirror that idles under 16 MiB: well inside its 64 MiB memory limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default `--max-header-bytes`: the start line and headers of a request; JWKS clients send a
+/// few hundred bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// `workos-convex-auth proxy`: serve WorkOS JWKS documents from memory.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +61,32 @@ pub struct ProxyArgs {
     /// tests). The address is checked like any other. Repeatable.
     #[arg(long = "upstream-resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
     pub upstream_resolve: Vec<(String, IpAddr)>,
+    /// Time a client has to send a complete request head, counted from accept or from the end
+    /// of its previous response; so also how long an idle keep-alive connection stays open.
+    #[arg(
+        long,
+        env = "WCA_PROXY_HEADER_READ_TIMEOUT",
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub header_read_timeout: Duration,
+    /// Most client connections open at once; further ones are closed at accept.
+    #[arg(
+        long,
+        env = "WCA_PROXY_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+    /// Largest request head (start line and headers) in bytes; larger ones get 431.
+    #[arg(
+        long,
+        env = "WCA_PROXY_MAX_HEADER_BYTES",
+        default_value_t = DEFAULT_MAX_HEADER_BYTES,
+        value_name = "BYTES"
+    )]
+    pub max_header_bytes: usize,
 }
 
 impl ProxyArgs {
@@ -61,6 +98,11 @@ impl ProxyArgs {
             self.allowed_upstream_networks,
             self.upstream_resolve,
         );
+        config.server = ServerLimits::new(
+            self.header_read_timeout,
+            self.max_connections,
+            self.max_header_bytes,
+        )?;
         Ok(config)
     }
 }
@@ -104,6 +146,9 @@ pub enum ConfigError {
     /// Max-stale not above the refresh interval, so a healthy mirror would go stale.
     #[error("--max-stale must be longer than --refresh")]
     MaxStaleTooShort,
+    /// `--header-read-timeout`, `--max-connections` or `--max-header-bytes` out of range.
+    #[error(transparent)]
+    Server(#[from] LimitsError),
 }
 
 impl FromStr for MirrorSpec {
@@ -177,6 +222,8 @@ pub struct ProxyConfig {
     pub max_stale: Duration,
     /// Limits on each upstream request.
     pub limits: FetchLimits,
+    /// Limits on the clients of the mirror's HTTP server.
+    pub server: ServerLimits,
     /// Where upstream requests may go.
     pub upstream: UpstreamRules,
 }
@@ -200,7 +247,7 @@ pub fn upstream_rules(
 
 impl ProxyConfig {
     /// Checks a configuration: at least one mirror, distinct paths, refresh > 0 and
-    /// max-stale > refresh. Upstream limits start at their defaults.
+    /// max-stale > refresh. Upstream and server limits start at their defaults.
     pub fn new(
         mirrors: Vec<MirrorSpec>,
         refresh: Duration,
@@ -226,8 +273,19 @@ impl ProxyConfig {
             max_stale,
             limits: FetchLimits::default(),
             upstream: UpstreamRules::default(),
+            server: default_server_limits(),
         })
     }
+}
+
+/// The server limits of the flags' defaults.
+fn default_server_limits() -> ServerLimits {
+    ServerLimits::new(
+        DEFAULT_HEADER_READ_TIMEOUT,
+        DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_HEADER_BYTES,
+    )
+    .expect("the default server limits are valid")
 }
 
 #[cfg(test)]
@@ -261,6 +319,39 @@ mod tests {
         assert_eq!(args.mirrors[1].url, "https://a.authkit.app/oauth2/jwks");
         let config = args.into_config().unwrap();
         assert_eq!(config.mirrors.len(), 2);
+        assert_eq!(config.server, default_server_limits());
+        assert_eq!(config.server.header_read_timeout(), Duration::from_secs(5));
+        assert_eq!(config.server.max_connections(), 1024);
+        assert_eq!(config.server.max_header_bytes(), 16 * 1024);
+    }
+
+    #[test]
+    fn parses_and_checks_server_limits() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--mirror",
+            CLIENT,
+            "--header-read-timeout",
+            "2s",
+            "--max-connections",
+            "10",
+            "--max-header-bytes",
+            "4096",
+        ])
+        .unwrap();
+        let server = cli.proxy.into_config().unwrap().server;
+        assert_eq!(server.header_read_timeout(), Duration::from_secs(2));
+        assert_eq!(server.max_connections(), 10);
+        assert_eq!(server.max_header_bytes(), 4096);
+        let zero_connections =
+            Cli::try_parse_from(["x", "--mirror", CLIENT, "--max-connections", "0"]).unwrap();
+        assert_eq!(
+            zero_connections.proxy.into_config(),
+            Err(ConfigError::Server(LimitsError::ZeroMaxConnections))
+        );
+        assert!(
+            Cli::try_parse_from(["x", "--mirror", CLIENT, "--header-read-timeout", "5"]).is_err()
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@ mod server;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-pub use cli::{ConfigError, MirrorSpec, ProxyArgs, ProxyConfig, upstream_rules};
+pub use cli::{
+    ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
+    MirrorSpec, ProxyArgs, ProxyConfig, upstream_rules,
+};
 
 use crate::jwks::{FetchError, Fetcher};
 
@@ -37,9 +39,6 @@ pub enum ProxyError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The server failed while running.
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Runs `workos-convex-auth proxy` until SIGTERM or Ctrl-C.
@@ -54,12 +53,16 @@ pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
         mirrors = ?config.mirrors.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
         refresh_s = config.refresh.as_secs_f64(),
         max_stale_s = config.max_stale.as_secs_f64(),
+        header_read_timeout_s = config.server.header_read_timeout().as_secs_f64(),
+        max_connections = config.server.max_connections(),
+        max_header_bytes = config.server.max_header_bytes(),
         "JWKS mirror listening"
     );
     serve(listener, config, shutdown_signal()).await
 }
 
 /// Serves `config` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Clients are held to `config.server` (see [`crate::http_serve`]).
 /// Refreshers start at once; the mirror answers 503 (and `/readyz` fails) until each document
 /// has been fetched.
 pub async fn serve<F>(
@@ -81,16 +84,18 @@ where
             config.refresh,
         ));
     }
-    let listener = listener.tap_io(|tcp| {
-        // Responses are one small write; Nagle would only add latency.
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, server::router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let connections = Arc::clone(&shared.connections);
+    crate::http_serve::serve(
+        listener,
+        server::router(shared),
+        config.server,
+        connections,
+        shutdown,
+    )
+    .await;
     refreshers.abort_all();
     tracing::info!("JWKS mirror stopped");
-    served.map_err(ProxyError::Serve)
+    Ok(())
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.

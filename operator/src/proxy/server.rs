@@ -15,6 +15,7 @@ use axum::routing::{any, get};
 use super::cache::{Freshness, Slot};
 use super::cli::{MirrorSpec, ProxyConfig};
 use super::metrics::{DocumentView, Metrics, Route};
+use crate::http_serve::ConnectionStats;
 
 /// Upper bound on the `max-age` we tell clients, whatever `--refresh` is: Convex caches per
 /// these headers, and a rotated key should reach it within minutes.
@@ -32,6 +33,8 @@ pub(crate) struct Mirror {
 pub(crate) struct Shared {
     pub mirrors: Vec<Mirror>,
     pub metrics: Metrics,
+    /// Kept by the HTTP server, shown on `/metrics`.
+    pub connections: Arc<ConnectionStats>,
     cache_control: HeaderValue,
 }
 
@@ -52,6 +55,7 @@ impl Shared {
         Self {
             mirrors,
             metrics: Metrics::new(&paths),
+            connections: Arc::default(),
             cache_control,
         }
     }
@@ -192,7 +196,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             keys: m.slot.held().map_or(0, |d| d.kids.len()),
         })
         .collect();
-    let mut response = Response::new(Body::from(shared.metrics.render(&docs, shared.ready(now))));
+    let mut text = shared.metrics.render(&docs, shared.ready(now));
+    text.push_str(&shared.connections.render("wca_proxy"));
+    let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

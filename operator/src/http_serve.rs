@@ -1,0 +1,305 @@
+//! Serving an axum router with bounds on what a client can hold: the JWKS mirror and the
+//! controller's admin server both face clients they do not control (anything that can reach the
+//! Service), so neither may keep a connection, or memory, on a client's say-so.
+//!
+//! `axum::serve` runs hyper without a timer: no header-read timeout, no idle limit, no
+//! connection cap. Here each connection is HTTP/1.1 only (both servers sit behind a Service or
+//! an Ingress, which speak HTTP/1.1 to their backends; refusing the HTTP/2 preface keeps one
+//! protocol's limits to reason about) with:
+//! - hyper's header-read timeout, driven by [`TokioTimer`]. hyper starts it whenever it waits for
+//!   a request head: at accept, and again after each response on a keep-alive connection, so it
+//!   also closes keep-alive connections that stay idle that long;
+//! - a cap on the size of a request head (start line and headers), answered with 431;
+//! - a cap on open connections: over it, a new connection is accepted and closed at once (never
+//!   queued), and counted;
+//! - graceful shutdown: stop accepting, let in-flight requests finish, close idle connections.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// hyper refuses a read buffer smaller than this (`max_buf_size` panics below it).
+const HYPER_MIN_BUF_SIZE: usize = 8192;
+
+/// How long to pause accepting after an accept error that is not about one connection (e.g.
+/// out of file descriptors), so the loop does not spin; the same pause `axum::serve` makes.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The bounds one server enforces on its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
+}
+
+/// Limits a server refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// A zero header-read timeout would close every connection before its first request.
+    #[error("the header read timeout must be more than zero")]
+    ZeroHeaderReadTimeout,
+    /// No connection could ever be served.
+    #[error("the connection limit must be at least 1")]
+    ZeroMaxConnections,
+    /// Too small for an ordinary request head.
+    #[error("the header size limit must be at least {min} bytes, got {got}")]
+    HeaderBytesTooSmall {
+        /// The smallest accepted value.
+        min: usize,
+        /// The value given.
+        got: usize,
+    },
+}
+
+impl ServerLimits {
+    /// The smallest accepted `max_header_bytes`: a browser's or a proxy's ordinary request head
+    /// fits, a header-stuffing one does not.
+    pub const MIN_HEADER_BYTES: usize = 1024;
+
+    /// Checks and builds the limits.
+    pub fn new(
+        header_read_timeout: Duration,
+        max_connections: usize,
+        max_header_bytes: usize,
+    ) -> Result<Self, LimitsError> {
+        if header_read_timeout.is_zero() {
+            return Err(LimitsError::ZeroHeaderReadTimeout);
+        }
+        if max_connections == 0 {
+            return Err(LimitsError::ZeroMaxConnections);
+        }
+        if max_header_bytes < Self::MIN_HEADER_BYTES {
+            return Err(LimitsError::HeaderBytesTooSmall {
+                min: Self::MIN_HEADER_BYTES,
+                got: max_header_bytes,
+            });
+        }
+        Ok(Self {
+            header_read_timeout,
+            max_connections,
+            max_header_bytes,
+        })
+    }
+
+    /// Time a client has to send a complete request head, counted from accept or from the end of
+    /// the previous response.
+    pub fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
+    /// Most connections open at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Largest request head (start line and headers) in bytes.
+    pub fn max_header_bytes(&self) -> usize {
+        self.max_header_bytes
+    }
+}
+
+/// Counters a server keeps about its connections, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicU64,
+    refused: AtomicU64,
+    header_timeouts: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Connections being served now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed at accept because `max_connections` were open.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because a request head did not arrive in time.
+    pub fn header_timeouts(&self) -> u64 {
+        self.header_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// The counters in Prometheus text format, each name prefixed with `prefix` (e.g.
+    /// `wca_proxy`).
+    pub fn render(&self, prefix: &str) -> String {
+        format!(
+            "# HELP {prefix}_connections_open HTTP connections being served.\n\
+             # TYPE {prefix}_connections_open gauge\n\
+             {prefix}_connections_open {open}\n\
+             # HELP {prefix}_connections_refused_total Connections closed at accept because the connection limit was reached.\n\
+             # TYPE {prefix}_connections_refused_total counter\n\
+             {prefix}_connections_refused_total {refused}\n\
+             # HELP {prefix}_connections_header_timeouts_total Connections closed because a request head did not arrive within the header read timeout.\n\
+             # TYPE {prefix}_connections_header_timeouts_total counter\n\
+             {prefix}_connections_header_timeouts_total {timeouts}\n",
+            open = self.open(),
+            refused = self.refused(),
+            timeouts = self.header_timeouts(),
+        )
+    }
+}
+
+/// Decrements the open-connection gauge however the connection task ends.
+struct OpenConnection(Arc<ConnectionStats>);
+
+impl OpenConnection {
+    fn new(stats: Arc<ConnectionStats>) -> Self {
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish and returns once every connection is closed (at
+/// most a header-read timeout later for a client still sending a head).
+pub async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    stats: Arc<ConnectionStats>,
+    shutdown: F,
+) where
+    F: Future<Output = ()> + Send,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        // The read buffer never needs to grow past one request head: requests here have no
+        // body worth buffering, and a smaller cap bounds the memory of each connection.
+        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_error(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Over the cap the connection is closed at once: a queue of waiting connections would
+        // be exactly the unbounded memory this module exists to prevent.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        prepare(&stream);
+        let open = OpenConnection::new(Arc::clone(&stats));
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                if error.is_timeout() {
+                    open.0.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(open);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Socket options for one accepted connection.
+fn prepare(stream: &TcpStream) {
+    // Responses are one small write; Nagle would only add latency.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+}
+
+/// Errors about one connection (reset before accept) are skipped; others, such as running out
+/// of file descriptors, pause accepting for a moment instead of spinning.
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::warn!(%error, "accept failed; pausing");
+    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_limits_that_cannot_serve() {
+        let s5 = Duration::from_secs(5);
+        assert_eq!(
+            ServerLimits::new(Duration::ZERO, 1, 16_384),
+            Err(LimitsError::ZeroHeaderReadTimeout)
+        );
+        assert_eq!(
+            ServerLimits::new(s5, 0, 16_384),
+            Err(LimitsError::ZeroMaxConnections)
+        );
+        assert_eq!(
+            ServerLimits::new(s5, 1, 100),
+            Err(LimitsError::HeaderBytesTooSmall {
+                min: 1024,
+                got: 100
+            })
+        );
+        let limits = ServerLimits::new(s5, 7, 2048).expect("valid");
+        assert_eq!(
+            (
+                limits.header_read_timeout(),
+                limits.max_connections(),
+                limits.max_header_bytes()
+            ),
+            (s5, 7, 2048)
+        );
+    }
+
+    #[test]
+    fn renders_the_counters() {
+        let stats = Arc::new(ConnectionStats::default());
+        let open = OpenConnection::new(Arc::clone(&stats));
+        stats.refused.fetch_add(3, Ordering::Relaxed);
+        let text = stats.render("wca_x");
+        assert!(text.contains("\nwca_x_connections_open 1\n"), "{text}");
+        assert!(
+            text.contains("\nwca_x_connections_refused_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nwca_x_connections_header_timeouts_total 0\n"),
+            "{text}"
+        );
+        drop(open);
+        assert_eq!(stats.open(), 0);
+    }
+}

@@ -1,0 +1,539 @@
+//! Slow clients against the bounded servers (issue 11, "Bounded servers"): thousands of
+//! connections that send a request head a byte at a time must not keep the mirror or the admin
+//! server from answering, must be closed by the header-read timeout, and must not grow the
+//! server past the mirror's 64 MiB memory limit. Loopback only; every wait is bounded. Run with
+//! `--nocapture` to see the measured memory per connection.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::mirror::{Mirror, client, fixture, metric_value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+use wca_test_harness::fake_workos::FakeWorkos;
+use workos_convex_auth::http_serve::ServerLimits;
+use workos_convex_auth::proxy::DEFAULT_MAX_CONNECTIONS;
+
+const CLIENT: &str = "/sso/jwks/client_01SLOWLORIS";
+/// A key id of `jwks-rsa.json`, as the mirror serves it.
+const KID: &str = r#""kid":"test-rsa-a""#;
+const HOUR: Duration = Duration::from_secs(3600);
+/// The mirror's memory limit in the Deployment the operator generates.
+const MEMORY_LIMIT_KIB: u64 = 64 * 1024;
+/// The mirror's RSS under load in a release build, the bench's target (BENCHMARKS.md).
+const RELEASE_MIRROR_KIB: u64 = 16 * 1024;
+/// The controller's memory limit is 256 MiB (chart values); the admin test's process holds both
+/// ends of every connection, so it gets half of that rather than the mirror's 64 MiB.
+const ADMIN_TEST_PROCESS_LIMIT_KIB: u64 = 128 * 1024;
+/// Slow connections per test: the issue's "~200 would OOM a mirror", ten times over. Each test
+/// holds 2 fds per connection at most (client and, in-process, server side); `ulimit -n` here
+/// is 20000, and the test raises nothing.
+const SLOW_CONNECTIONS: usize = 2000;
+/// Header-read timeout of the many-connections tests. Long enough that all of them are open at
+/// once on a busy machine (hyper starts the timer at accept), short enough for a test.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A slow client sends one byte this often.
+const BYTE_EVERY: Duration = Duration::from_millis(250);
+/// A slow client that is still open after this has not been closed by the server.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// The tests measure one process's memory and open many sockets: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// How one slow connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlowEnd {
+    /// The server closed it (EOF or reset) this long after the client started connecting.
+    ClosedAfter(Duration),
+    /// The server answered something (a byte-at-a-time head never completes, so it should not).
+    Answered,
+    /// Still open at [`GIVE_UP_AFTER`].
+    StillOpen,
+    /// Could not connect.
+    ConnectFailed,
+}
+
+/// Starts `n` slow clients, connecting at most 256 at a time so the listen backlog never drops
+/// SYNs (a dropped SYN costs a 1 s retransmit and would spread the connects out).
+fn start_slow_clients(addr: SocketAddr, n: usize) -> SlowClients {
+    let connecting = Arc::new(Semaphore::new(256));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..n {
+        let connecting = Arc::clone(&connecting);
+        let connected = Arc::clone(&connected);
+        tasks.spawn(async move {
+            let permit = connecting.acquire_owned().await;
+            // Taken before connecting: the server's timer starts at accept, later than this,
+            // so "closed after" measured from here is never shorter than the server's timeout.
+            // (Measured after connect, a busy machine could resume this task seconds late.)
+            let connecting_at = Instant::now();
+            let stream = TcpStream::connect(addr).await;
+            drop(permit);
+            match stream {
+                Ok(stream) => {
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    slow_client_on(stream, connecting_at).await
+                }
+                Err(_) => SlowEnd::ConnectFailed,
+            }
+        });
+    }
+    SlowClients { tasks, connected }
+}
+
+/// Running slow clients.
+struct SlowClients {
+    tasks: JoinSet<SlowEnd>,
+    /// How many have connected (the kernel accepted; the server may not have yet).
+    connected: Arc<AtomicUsize>,
+}
+
+/// One client sending an endless request head, a byte every [`BYTE_EVERY`].
+async fn slow_client_on(mut stream: TcpStream, opened: Instant) -> SlowEnd {
+    let closed = || SlowEnd::ClosedAfter(opened.elapsed());
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+        .await
+        .is_err()
+    {
+        return closed();
+    }
+    let mut buf = [0u8; 512];
+    while opened.elapsed() < GIVE_UP_AFTER {
+        if stream.write_all(b"a").await.is_err() {
+            return closed();
+        }
+        match tokio::time::timeout(BYTE_EVERY, stream.read(&mut buf)).await {
+            Err(_still_waiting) => {}
+            Ok(Ok(0) | Err(_)) => return closed(),
+            Ok(Ok(_)) => return SlowEnd::Answered,
+        }
+    }
+    SlowEnd::StillOpen
+}
+
+/// Every slow client's end.
+async fn ends(mut clients: SlowClients) -> Vec<SlowEnd> {
+    let mut ends = Vec::new();
+    while let Some(end) = clients.tasks.join_next().await {
+        ends.push(end.expect("slow client task"));
+    }
+    ends
+}
+
+/// Asserts every slow client was closed by the server, none before `not_before`.
+fn assert_all_closed_by_timeout(ends: &[SlowEnd], not_before: Duration) {
+    let mut early = 0;
+    for end in ends {
+        match end {
+            SlowEnd::ClosedAfter(after) if *after >= not_before => {}
+            SlowEnd::ClosedAfter(_) => early += 1,
+            other => panic!("a slow client ended as {other:?}; all: {}", summary(ends)),
+        }
+    }
+    assert_eq!(
+        early,
+        0,
+        "slow clients closed before {not_before:?}, i.e. not by the header timeout: {}",
+        summary(ends)
+    );
+}
+
+fn summary(ends: &[SlowEnd]) -> String {
+    let closed: Vec<Duration> = ends
+        .iter()
+        .filter_map(|e| match e {
+            SlowEnd::ClosedAfter(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let count = |want: SlowEnd| ends.iter().filter(|e| **e == want).count();
+    format!(
+        "{} closed (first after {:?}, last after {:?}), {} answered, {} still open, {} failed to connect",
+        closed.len(),
+        closed.iter().min(),
+        closed.iter().max(),
+        count(SlowEnd::Answered),
+        count(SlowEnd::StillOpen),
+        count(SlowEnd::ConnectFailed),
+    )
+}
+
+/// VmRSS of process `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Polls `/metrics` at `metrics_url` until `sample` is at least `want` (bounded: 60 s).
+async fn wait_for_metric(metrics_url: &str, sample: &str, want: f64, clients: &SlowClients) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(response) = client().get(metrics_url).send().await
+            && let Ok(text) = response.text().await
+        {
+            last = metric_value(&text, sample);
+            if last.is_some_and(|v| v >= want) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{sample} never reached {want}; last {last:?}; {} slow clients connected",
+        clients.connected.load(Ordering::Relaxed)
+    );
+}
+
+/// The `workos-convex-auth proxy` process; killed on drop.
+struct MirrorProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl MirrorProcess {
+    fn spawn(upstream: &str, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .arg("proxy")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--mirror")
+            .arg(format!("{CLIENT}={upstream}{CLIENT}"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start workos-convex-auth proxy");
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for MirrorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GETs `url` `times` times on fresh connections; each must answer 200 with a body holding
+/// `expected`.
+async fn assert_well_formed_gets_succeed(url: &str, times: usize, expected: &str) {
+    for _ in 0..times {
+        let response = client()
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} while slow clients are held: {e}"));
+        assert_eq!(response.status(), 200, "GET {url}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains(expected), "GET {url}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_process_survives_thousands_of_byte_at_a_time_clients() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let mirror = MirrorProcess::spawn(
+        &fake.base_url(),
+        &[
+            "--header-read-timeout",
+            "5s",
+            // Above the number of slow clients: this test is about the timeout and memory.
+            "--max-connections",
+            "4096",
+        ],
+    );
+    let pid = mirror.child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client()
+        .get(mirror.url("/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the mirror never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let idle_rss = rss_kib(pid);
+
+    let started = Instant::now();
+    let clients = start_slow_clients(mirror.addr, SLOW_CONNECTIONS);
+    // All of them open at once (the gauge counts the /metrics request itself too).
+    wait_for_metric(
+        &mirror.url("/metrics"),
+        "wca_proxy_connections_open",
+        SLOW_CONNECTIONS as f64,
+        &clients,
+    )
+    .await;
+    let held_rss = rss_kib(pid);
+    assert_well_formed_gets_succeed(&mirror.url(CLIENT), 20, KID).await;
+    eprintln!(
+        "mirror: RSS {idle_rss} KiB idle, {held_rss} KiB with {SLOW_CONNECTIONS} slow clients \
+         ({:.1} KiB each), all open {:?} after the first connect",
+        (held_rss.saturating_sub(idle_rss)) as f64 / SLOW_CONNECTIONS as f64,
+        started.elapsed()
+    );
+
+    // The binary under test is a debug build, whose idle RSS (mapped code) is twice a release
+    // build's; what carries over is the growth per connection. A release mirror stays under
+    // 16 MiB under load (bench/proxy/run.sh), so the growth must fit in the rest of the limit,
+    // both for these 2000 connections and for a full table at the default cap.
+    let growth = held_rss.saturating_sub(idle_rss);
+    let per_connection = growth as f64 / SLOW_CONNECTIONS as f64;
+    let headroom = MEMORY_LIMIT_KIB - RELEASE_MIRROR_KIB;
+    assert!(
+        growth < headroom,
+        "{SLOW_CONNECTIONS} slow clients grew the mirror by {growth} KiB (idle {idle_rss} KiB)"
+    );
+    let full_default_table = per_connection * DEFAULT_MAX_CONNECTIONS as f64;
+    assert!(
+        full_default_table < headroom as f64,
+        "{per_connection:.1} KiB per connection: {DEFAULT_MAX_CONNECTIONS} would take {full_default_table:.0} KiB"
+    );
+
+    let ends = ends(clients).await;
+    assert_all_closed_by_timeout(&ends, HEADER_TIMEOUT);
+    let metrics = client()
+        .get(mirror.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let timeouts = metric_value(&metrics, "wca_proxy_connections_header_timeouts_total");
+    // hyper reports a header timeout as such unless the client's own close races it: allow 1%.
+    assert!(
+        timeouts.is_some_and(|t| t >= (SLOW_CONNECTIONS - SLOW_CONNECTIONS / 100) as f64),
+        "header timeouts counted: {timeouts:?}"
+    );
+    assert_eq!(
+        metric_value(&metrics, "wca_proxy_connections_refused_total"),
+        Some(0.0)
+    );
+    assert_well_formed_gets_succeed(&mirror.url(CLIENT), 5, KID).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let limits = ServerLimits::new(HEADER_TIMEOUT, 4096, 16 * 1024).expect("limits");
+    let ready = Arc::new(AtomicBool::new(true));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The server gets its own runtime, as in the controller: the 2000 client tasks of this
+    // test must not be what decides whether it gets to accept.
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            workos_convex_auth::controller::serve_admin(listener, ready, limits, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let url = |path: &str| format!("http://{addr}{path}");
+    assert_well_formed_gets_succeed(&url("/readyz"), 1, "ok").await;
+    // Server and clients share this process: its RSS bounds the server's from above.
+    let idle_rss = rss_kib(std::process::id());
+
+    let clients = start_slow_clients(addr, SLOW_CONNECTIONS);
+    wait_for_metric(
+        &url("/metrics"),
+        "wca_admin_connections_open",
+        SLOW_CONNECTIONS as f64,
+        &clients,
+    )
+    .await;
+    let held_rss = rss_kib(std::process::id());
+    assert_well_formed_gets_succeed(&url("/healthz"), 20, "ok").await;
+    assert_well_formed_gets_succeed(&url("/readyz"), 5, "ok").await;
+    assert!(
+        held_rss < ADMIN_TEST_PROCESS_LIMIT_KIB,
+        "test process RSS {held_rss} KiB with {SLOW_CONNECTIONS} slow admin clients"
+    );
+    eprintln!(
+        "admin: test process RSS {idle_rss} KiB idle, {held_rss} KiB with {SLOW_CONNECTIONS} \
+         slow clients, both ends"
+    );
+
+    let ends = ends(clients).await;
+    assert_all_closed_by_timeout(&ends, HEADER_TIMEOUT);
+    let metrics = client()
+        .get(url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let timeouts = metric_value(&metrics, "wca_admin_connections_header_timeouts_total");
+    assert!(
+        timeouts.is_some_and(|t| t >= (SLOW_CONNECTIONS - SLOW_CONNECTIONS / 100) as f64),
+        "header timeouts counted: {timeouts:?}"
+    );
+    assert!(
+        metrics.contains("wca_reconciles_total 0"),
+        "the controller's own metrics are still there:\n{metrics}"
+    );
+
+    let _ = stop.send(());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the admin server stops on its shutdown signal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.join().expect("admin server thread");
+}
+
+/// A mirror in this process with `config.server` replaced by `limits`.
+async fn mirror_with(fake: &FakeWorkos, limits: ServerLimits) -> Mirror {
+    let spec = format!("{CLIENT}={}{CLIENT}", fake.base_url())
+        .parse()
+        .expect("mirror spec");
+    let mut config =
+        workos_convex_auth::proxy::ProxyConfig::new(vec![spec], Duration::from_secs(60), HOUR)
+            .expect("config");
+    config.server = limits;
+    let mirror = Mirror::start_with(config).await;
+    mirror.wait_ready().await;
+    mirror
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_cap_new_connections_are_closed_and_counted_not_queued() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let cap = 50;
+    let mirror = mirror_with(
+        &fake,
+        ServerLimits::new(HEADER_TIMEOUT, cap, 16 * 1024).expect("limits"),
+    )
+    .await;
+    // More slow clients than the cap: those over it are closed at once (at accept), the rest
+    // are held until the header timeout. Connections left by `wait_ready` may take a few slots
+    // for a moment, so only bounds are exact.
+    let over = 20;
+    let ends = ends(start_slow_clients(mirror.addr, cap + over)).await;
+    let refused_at_once = Duration::from_secs(1);
+    let closed_at_once = ends
+        .iter()
+        .filter(|e| matches!(e, SlowEnd::ClosedAfter(d) if *d < refused_at_once))
+        .count();
+    let held_until_timeout = ends
+        .iter()
+        .filter(|e| matches!(e, SlowEnd::ClosedAfter(d) if *d >= HEADER_TIMEOUT))
+        .count();
+    assert!(
+        closed_at_once >= over && held_until_timeout <= cap && held_until_timeout > 0,
+        "cap {cap}, {} clients: {}",
+        cap + over,
+        summary(&ends)
+    );
+    assert_eq!(
+        closed_at_once + held_until_timeout,
+        ends.len(),
+        "every client was either refused or timed out: {}",
+        summary(&ends)
+    );
+    let refused = closed_at_once;
+    // With the slow clients gone, the mirror serves again, and it counted the refusals.
+    let refused_total = mirror.metric("wca_proxy_connections_refused_total").await;
+    assert!(
+        refused_total >= refused as f64,
+        "{refused} clients were closed at once, the metric counts {refused_total} refusals"
+    );
+    assert_eq!(mirror.get(CLIENT).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_size_cap_gets_431() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let mirror = mirror_with(
+        &fake,
+        ServerLimits::new(Duration::from_secs(5), 16, 4096).expect("limits"),
+    )
+    .await;
+    let small = client()
+        .get(mirror.url(CLIENT))
+        .header("x-filler", "a".repeat(2000))
+        .send()
+        .await
+        .expect("request under the cap");
+    assert_eq!(small.status(), 200);
+    let large = client()
+        .get(mirror.url(CLIENT))
+        .header("x-filler", "a".repeat(8000))
+        .send()
+        .await
+        .expect("request over the cap");
+    assert_eq!(large.status(), 431);
+}
+
+#[tokio::test]
+async fn a_silent_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let timeout = Duration::from_secs(1);
+    let mirror = mirror_with(
+        &fake,
+        ServerLimits::new(timeout, 16, 16 * 1024).expect("limits"),
+    )
+    .await;
+    let mut stream = TcpStream::connect(mirror.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: keep-alive\r\n\r\n")
+        .await
+        .expect("send");
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // Then silence: the server must hang up, not hold the connection forever.
+    let answered = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest))
+        .await
+        .expect("an idle keep-alive connection is closed")
+        .expect("closed cleanly");
+    assert!(
+        answered.elapsed() >= timeout - Duration::from_millis(200),
+        "closed after {:?}, before the header timeout",
+        answered.elapsed()
+    );
+}
