@@ -315,3 +315,76 @@ async fn readyz_fails_while_the_watches_fail() {
     );
     assert!(logs.contains("watch failed; retrying"), "{logs}");
 }
+
+/// A Secret's value that is not a client id appears in no operator log line (the status and
+/// Events are checked in controller.rs).
+#[tokio::test]
+async fn a_secret_value_never_reaches_the_operator_logs() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, PostParams};
+    use workos_convex_auth::api::WorkOSConvexAuth;
+
+    let leaked = "postgres://admin:S3cr3t@db";
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, "secret-logs").await.unwrap();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db"}, "stringData": {"url": leaked}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    // A file, not a pipe: at trace level a pipe nobody reads fills and blocks the operator.
+    let log_path = std::env::temp_dir().join(format!("wca-secret-logs-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+        .args(["run", "--namespace", &ns, "--admin-addr", &admin])
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        // Everything the operator logs, its dependencies included.
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+    let r: WorkOSConvexAuth = serde_json::from_value(serde_json::json!({
+        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+        "metadata": {"name": "acme"},
+        "spec": {"clientIdFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "jwks": {"mode": "Direct"}}
+    }))
+    .unwrap();
+    resources.create(&PostParams::default(), &r).await.unwrap();
+    let message = wca_test_harness::eventually(Duration::from_secs(30), "InvalidSpec", || async {
+        let r = resources.get("acme").await.ok()?;
+        r.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.reason == "InvalidSpec")
+            .map(|c| c.message)
+    })
+    .await
+    .unwrap();
+    assert!(
+        message.contains("key \"url\" of Secret \"db\""),
+        "{message}"
+    );
+    // A few more reconciles' worth of logging.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &operator.id().to_string()])
+        .status();
+    let _ = operator.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(logs.contains("acme"), "the logs cover the reconcile");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(leaked);
+    assert!(
+        !logs.contains("S3cr3t") && !logs.contains("postgres://") && !logs.contains(&encoded),
+        "the Secret's value reached the logs"
+    );
+}

@@ -168,6 +168,11 @@ fn summary(ends: &[SlowEnd]) -> String {
     )
 }
 
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
 /// VmRSS of process `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -182,19 +187,24 @@ fn rss_kib(pid: u32) -> u64 {
 async fn wait_for_metric(metrics_url: &str, sample: &str, want: f64, clients: &SlowClients) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = None;
+    let mut last_error = None;
     while Instant::now() < deadline {
-        if let Ok(response) = client().get(metrics_url).send().await
-            && let Ok(text) = response.text().await
-        {
-            last = metric_value(&text, sample);
-            if last.is_some_and(|v| v >= want) {
-                return;
-            }
+        match client().get(metrics_url).send().await {
+            Ok(response) => match response.text().await {
+                Ok(text) => {
+                    last = metric_value(&text, sample);
+                    if last.is_some_and(|v| v >= want) {
+                        return;
+                    }
+                }
+                Err(e) => last_error = Some(format!("body: {e:?}")),
+            },
+            Err(e) => last_error = Some(format!("{e:?}")),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
-        "{sample} never reached {want}; last {last:?}; {} slow clients connected",
+        "{sample} never reached {want}; last {last:?}; last error {last_error:?}; {} slow clients connected; from {metrics_url}",
         clients.connected.load(Ordering::Relaxed)
     );
 }
@@ -203,6 +213,8 @@ async fn wait_for_metric(metrics_url: &str, sample: &str, want: f64, clients: &S
 struct MirrorProcess {
     child: Child,
     addr: SocketAddr,
+    /// Its stdout and stderr, shown when the test fails.
+    log: std::path::PathBuf,
 }
 
 impl MirrorProcess {
@@ -212,6 +224,8 @@ impl MirrorProcess {
             .expect("a free port")
             .port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log_path = std::env::temp_dir().join(format!("wca-slowloris-mirror-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("mirror log file");
         let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
             .arg("proxy")
             .arg("--listen")
@@ -225,12 +239,16 @@ impl MirrorProcess {
                 "127.0.0.0/8",
             ])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("start workos-convex-auth proxy");
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            log: log_path,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -240,8 +258,14 @@ impl MirrorProcess {
 
 impl Drop for MirrorProcess {
     fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("mirror process (exited before the end: {exited:?}) logged:\n{log}");
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -289,14 +313,18 @@ async fn the_mirror_process_survives_thousands_of_byte_at_a_time_clients() {
 
     let started = Instant::now();
     let clients = start_slow_clients(mirror.addr, SLOW_CONNECTIONS);
-    // All of them open at once (the gauge counts the /metrics request itself too).
-    wait_for_metric(
-        &mirror.url("/metrics"),
-        "wca_proxy_connections_open",
-        SLOW_CONNECTIONS as f64,
-        &clients,
-    )
-    .await;
+    // All of them open at once: the kernel's count of the mirror's sockets first, then its own
+    // gauge (which counts the /metrics request itself too).
+    let fd_deadline = Instant::now() + Duration::from_secs(60);
+    while open_fds(pid) < SLOW_CONNECTIONS {
+        assert!(
+            Instant::now() < fd_deadline,
+            "the mirror holds {} descriptors, not {SLOW_CONNECTIONS} connections; {} clients connected",
+            open_fds(pid),
+            clients.connected.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let held_rss = rss_kib(pid);
     assert_well_formed_gets_succeed(&mirror.url(CLIENT), 20, KID).await;
     eprintln!(

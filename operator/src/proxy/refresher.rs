@@ -31,7 +31,9 @@ pub(crate) fn failure_delay(refresh: Duration, failures: u32) -> Duration {
 
 /// Spreads refreshes of many replicas over the last fifth of the interval (never later).
 fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(rand::rng().random_range(0.8..=1.0))
+    // Checked: `mul_f64` panics on overflow, and `delay` comes from flags.
+    Duration::try_from_secs_f64(delay.as_secs_f64() * rand::rng().random_range(0.8..=1.0))
+        .unwrap_or(delay)
 }
 
 /// Fetches mirror `index` now, then forever on the schedule above. Aborted at shutdown.

@@ -152,6 +152,24 @@ pub fn validate(
         ));
     }
     check_name(&name, spec.jwks.mode)?;
+    for (field, domain) in [
+        ("spec.authDomain", &spec.auth_domain),
+        ("spec.authkitDomain", &spec.authkit_domain),
+    ] {
+        // The CRD's host-name pattern admits `10.0.0.1`; no top-level domain is all digits.
+        if let Some(domain) = domain
+            && domain
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(InvalidField::new(
+                field,
+                format!("{domain:?} is an IP address; WorkOS domains are DNS names"),
+                "use the domain's name, e.g. auth.example.com or acme.authkit.app",
+            ));
+        }
+    }
     if spec.ingress.enabled
         && let Some(path) = &spec.ingress.path
         && !path
@@ -406,6 +424,29 @@ mod tests {
         let error = validate(&r, None).unwrap_err();
         assert_eq!(error.field, "spec.jwks.upstreamBase");
         assert!(!error.to_string().contains("pw@"), "{error}");
+    }
+
+    #[test]
+    fn domains_are_names_never_addresses() {
+        for (yaml, field) in [
+            (
+                "{clientId: client_1, authDomain: 10.0.0.1}",
+                "spec.authDomain",
+            ),
+            (
+                "{clientId: client_1, authkitDomain: 169.254.169.254}",
+                "spec.authkitDomain",
+            ),
+        ] {
+            assert_eq!(validate(&resource(yaml), None).unwrap_err().field, field);
+        }
+        assert!(
+            validate(
+                &resource("{clientId: client_1, authkitDomain: a1.authkit.app}"),
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]
