@@ -40,13 +40,9 @@ NGINX="$(PATH="$PATH:/usr/sbin" command -v nginx)"
 
 echo "building (release)" >&2
 cd "$ROOT"
-cargo build --release -q -p workos-convex-auth --example jwks_mirror
+cargo build --release -q -p workos-convex-auth --bin workos-convex-auth
 cargo build --release -q -p wca-test-harness --bin fake-workos
-MIRROR_CMD=("$RELEASE/examples/jwks_mirror")
-if cargo build --release -q -p workos-convex-auth --bin workos-convex-auth 2>/dev/null \
-  && "$RELEASE/workos-convex-auth" proxy --help >/dev/null 2>&1; then
-  MIRROR_CMD=("$RELEASE/workos-convex-auth" proxy)
-fi
+MIRROR_CMD=("$RELEASE/workos-convex-auth" proxy)
 echo "mirror: ${MIRROR_CMD[*]}" >&2
 
 wait_http() { # url

@@ -17,7 +17,7 @@ pub enum Command {
     /// Run the controller: reconcile WorkOSConvexAuth resources.
     Run(crate::controller::RunArgs),
     /// Run the JWKS mirror: serve WorkOS's signing keys from memory.
-    Proxy(crate::proxy::ProxyArgs),
+    Proxy(crate::mirror::MirrorArgs),
     /// Print the WorkOSConvexAuth CustomResourceDefinition as YAML.
     Crd,
     /// Explain whether Convex accepts a token, and what to change when it does not.

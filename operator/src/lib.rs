@@ -11,7 +11,7 @@ pub mod convex;
 pub mod duration;
 pub mod http_serve;
 pub mod jwks;
-pub mod proxy;
+pub mod mirror;
 pub mod reconcile;
 pub mod render;
 

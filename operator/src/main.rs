@@ -9,7 +9,7 @@ use workos_convex_auth::cli::{Cli, Command, RenderArgs};
 use workos_convex_auth::controller::{self, LogFormat};
 use workos_convex_auth::reconcile::InlineKeys;
 use workos_convex_auth::render::{RenderOptions, render};
-use workos_convex_auth::{api, jwks, proxy};
+use workos_convex_auth::{api, jwks, mirror};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Render(args) => print!("{}", render_command(&args)?),
         Command::Proxy(args) => {
             init_logging(LogFormat::Json);
-            proxy::run(args).await?;
+            mirror::run(args).await?;
         }
         Command::Run(args) => {
             init_logging(args.log_format);

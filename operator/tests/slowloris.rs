@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 use wca_test_harness::fake_workos::FakeWorkos;
 use workos_convex_auth::http_serve::ServerLimits;
-use workos_convex_auth::proxy::DEFAULT_MAX_CONNECTIONS;
+use workos_convex_auth::mirror::DEFAULT_MAX_CONNECTIONS;
 
 const CLIENT: &str = "/sso/jwks/client_01SLOWLORIS";
 /// A key id of `jwks-rsa.json`, as the mirror serves it.
@@ -462,7 +462,7 @@ async fn mirror_with(fake: &FakeWorkos, limits: ServerLimits) -> Mirror {
         .parse()
         .expect("mirror spec");
     let mut config =
-        workos_convex_auth::proxy::ProxyConfig::new(vec![spec], Duration::from_secs(60), HOUR)
+        workos_convex_auth::mirror::MirrorConfig::new(vec![spec], Duration::from_secs(60), HOUR)
             .expect("config");
     config.server = limits;
     config.upstream = loopback_rules();

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::jwks::{parse_network, parse_resolve};
-use crate::proxy::upstream_rules;
+use crate::mirror::upstream_rules;
 use crate::reconcile::Policy;
 use crate::reconcile::policy::quantity_value;
 

@@ -18,7 +18,7 @@ use super::context::Context;
 use super::references::{ReferenceError, read_client_id};
 use crate::api::{JwksMode, WorkOSConvexAuth};
 use crate::reconcile::apply::{Applied, apply, remove, remove_others};
-use crate::reconcile::build::mirror_routes;
+use crate::reconcile::children::mirror_routes;
 use crate::reconcile::names::{self, mirror_name};
 use crate::reconcile::status::{
     self, CONFIG_READY, Observed, PROXY_AVAILABLE, Verdict, desired_status,

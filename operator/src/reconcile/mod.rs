@@ -1,13 +1,13 @@
 //! The reconcile pipeline: `validate → build` are pure (no client, unit-tested);
 //! `apply` and `status` are the thin I/O steps the controller runs around them.
 pub mod apply;
-pub mod build;
+pub mod children;
 pub mod names;
 pub mod policy;
 pub mod status;
 pub mod validate;
 pub mod verdicts;
 
-pub use build::{BuildContext, Children, InlineKeys, build};
+pub use children::{BuildContext, Children, InlineKeys, build};
 pub use policy::{NotAllowed, Policy, admit};
 pub use validate::{Valid, validate};

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Valid;
-use super::build::mirror_routes;
+use super::children::mirror_routes;
 use crate::api::JwksMode;
 use crate::convex::generate::WORKOS_API_HOST;
 use crate::jwks::UpstreamRules;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
-use super::build::mirror_routes;
+use super::children::mirror_routes;
 use super::names;
 use crate::api::ClientIdSource;
 use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use crate::convex::generate::{InvalidField, check_client_id, is_client_id};
 use crate::duration::parse_duration;
-use crate::proxy::{ConfigError, MirrorSpec};
+use crate::mirror::{ConfigError, MirrorSpec};
 
 /// A resource that passed validation, with everything `build` needs.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use workos_convex_auth::jwks::{UpstreamRules, parse_network};
-use workos_convex_auth::proxy::{MirrorSpec, ProxyConfig, ProxyError, serve};
+use workos_convex_auth::mirror::{MirrorConfig, MirrorError, MirrorSpec, serve};
 
 /// Reads a file of `tests/fixtures/keys`.
 pub fn fixture(name: &str) -> String {
@@ -38,11 +38,11 @@ pub fn jwks_of(files: &[&str]) -> String {
     serde_json::json!({ "keys": keys }).to_string()
 }
 
-/// A mirror served by `workos_convex_auth::proxy::serve` on `127.0.0.1:0`; stopped on drop.
+/// A mirror served by `workos_convex_auth::mirror::serve` on `127.0.0.1:0`; stopped on drop.
 pub struct Mirror {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ProxyError>>>,
+    task: Option<JoinHandle<Result<(), MirrorError>>>,
 }
 
 impl Mirror {
@@ -56,7 +56,7 @@ impl Mirror {
                     .expect("mirror spec")
             })
             .collect();
-        let mut config = ProxyConfig::new(specs, refresh, max_stale).expect("config");
+        let mut config = MirrorConfig::new(specs, refresh, max_stale).expect("config");
         config.limits.connect_timeout = Duration::from_millis(500);
         config.limits.total_timeout = Duration::from_secs(1);
         config.limits.max_body_bytes = 64 * 1024;
@@ -65,7 +65,7 @@ impl Mirror {
     }
 
     /// Runs an explicit configuration.
-    pub async fn start_with(config: ProxyConfig) -> Self {
+    pub async fn start_with(config: MirrorConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the mirror");
@@ -124,7 +124,7 @@ impl Mirror {
     }
 
     /// Stops the server gracefully and returns what `serve` returned.
-    pub async fn stop(mut self) -> Result<(), ProxyError> {
+    pub async fn stop(mut self) -> Result<(), MirrorError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -1,4 +1,4 @@
-//! Controller benchmark on the local control plane (run: `bench/controller/run.sh`).
+//! Controller benchmark on the local control plane (run: `bash bench/controller/run.sh`).
 //!
 //! Starts etcd + kube-apiserver (tests/harness), runs the operator binary given in
 //! `WCA_OPERATOR_BIN` as a ServiceAccount (so the audit log records each of its requests), and

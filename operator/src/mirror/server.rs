@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{any, get};
 
 use super::cache::{Freshness, Slot};
-use super::cli::{MirrorSpec, ProxyConfig};
+use super::cli::{MirrorConfig, MirrorSpec};
 use super::metrics::{DocumentView, Metrics, Route};
 use crate::http_serve::ConnectionStats;
 
@@ -39,7 +39,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: &ProxyConfig) -> Self {
+    pub fn new(config: &MirrorConfig) -> Self {
         let mirrors: Vec<Mirror> = config
             .mirrors
             .iter()

@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// `workos-convex-auth proxy`: serve WorkOS JWKS documents from memory.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ProxyArgs {
+pub struct MirrorArgs {
     /// Address to listen on.
     #[arg(
         long,
@@ -89,10 +89,10 @@ pub struct ProxyArgs {
     pub max_header_bytes: usize,
 }
 
-impl ProxyArgs {
-    /// Checks the arguments as a whole and turns them into a [`ProxyConfig`].
-    pub fn into_config(self) -> Result<ProxyConfig, ConfigError> {
-        let mut config = ProxyConfig::new(self.mirrors, self.refresh, self.max_stale)?;
+impl MirrorArgs {
+    /// Checks the arguments as a whole and turns them into a [`MirrorConfig`].
+    pub fn into_config(self) -> Result<MirrorConfig, ConfigError> {
+        let mut config = MirrorConfig::new(self.mirrors, self.refresh, self.max_stale)?;
         config.upstream = upstream_rules(
             self.allow_http_upstream,
             self.allowed_upstream_networks,
@@ -213,7 +213,7 @@ fn is_workos_jwks_path(path: &str) -> bool {
 
 /// A checked mirror configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
+pub struct MirrorConfig {
     /// The documents to mirror, distinct paths.
     pub mirrors: Vec<MirrorSpec>,
     /// Longest interval between two refreshes of a document.
@@ -245,7 +245,7 @@ pub fn upstream_rules(
     }
 }
 
-impl ProxyConfig {
+impl MirrorConfig {
     /// Checks a configuration: at least one mirror, distinct paths, refresh > 0 and
     /// max-stale > refresh. Upstream and server limits start at their defaults.
     pub fn new(
@@ -296,7 +296,7 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        proxy: ProxyArgs,
+        proxy: MirrorArgs,
     }
 
     const CLIENT: &str = "/sso/jwks/client_01HZ=https://api.workos.com/sso/jwks/client_01HZ";
@@ -454,19 +454,22 @@ mod tests {
     fn refuses_inconsistent_configs() {
         let m: MirrorSpec = CLIENT.parse().unwrap();
         let (s5, h1) = (Duration::from_secs(5), Duration::from_secs(3600));
-        assert_eq!(ProxyConfig::new(vec![], s5, h1), Err(ConfigError::NoMirror));
         assert_eq!(
-            ProxyConfig::new(vec![m.clone(), m.clone()], s5, h1),
+            MirrorConfig::new(vec![], s5, h1),
+            Err(ConfigError::NoMirror)
+        );
+        assert_eq!(
+            MirrorConfig::new(vec![m.clone(), m.clone()], s5, h1),
             Err(ConfigError::DuplicatePath(m.path.clone()))
         );
         assert_eq!(
-            ProxyConfig::new(vec![m.clone()], Duration::ZERO, h1),
+            MirrorConfig::new(vec![m.clone()], Duration::ZERO, h1),
             Err(ConfigError::ZeroRefresh)
         );
         assert_eq!(
-            ProxyConfig::new(vec![m.clone()], h1, s5),
+            MirrorConfig::new(vec![m.clone()], h1, s5),
             Err(ConfigError::MaxStaleTooShort)
         );
-        assert!(ProxyConfig::new(vec![m], s5, h1).is_ok());
+        assert!(MirrorConfig::new(vec![m], s5, h1).is_ok());
     }
 }

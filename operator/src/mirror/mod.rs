@@ -17,14 +17,14 @@ use tokio::task::JoinSet;
 
 pub use cli::{
     ConfigError, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
-    MirrorSpec, ProxyArgs, ProxyConfig, upstream_rules,
+    MirrorArgs, MirrorConfig, MirrorSpec, upstream_rules,
 };
 
 use crate::jwks::{FetchError, Fetcher};
 
 /// Why the mirror could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub enum MirrorError {
     /// The command line does not make a valid configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -42,12 +42,12 @@ pub enum ProxyError {
 }
 
 /// Runs `workos-convex-auth proxy` until SIGTERM or Ctrl-C.
-pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
+pub async fn run(args: MirrorArgs) -> Result<(), MirrorError> {
     let addr = args.listen;
     let config = args.into_config()?;
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ProxyError::Bind { addr, source })?;
+        .map_err(|source| MirrorError::Bind { addr, source })?;
     tracing::info!(
         %addr,
         mirrors = ?config.mirrors.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
@@ -67,9 +67,9 @@ pub async fn run(args: ProxyArgs) -> Result<(), ProxyError> {
 /// has been fetched.
 pub async fn serve<F>(
     listener: TcpListener,
-    config: ProxyConfig,
+    config: MirrorConfig,
     shutdown: F,
-) -> Result<(), ProxyError>
+) -> Result<(), MirrorError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
