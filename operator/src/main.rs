@@ -59,9 +59,9 @@ fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
         client_id: args.client_id.clone(),
         context: workos_convex_auth::reconcile::BuildContext {
             default_image: args.image.clone(),
-            inline_keys,
             ..Default::default()
         },
+        inline_keys,
         admit: true,
     };
     Ok(render(&input, &options)?)

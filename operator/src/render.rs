@@ -6,15 +6,19 @@ use serde::Serialize;
 
 use crate::api::WorkOSConvexAuth;
 use crate::convex::generate::InvalidField;
-use crate::reconcile::{BuildContext, Children, NotAllowed, Policy, admit, build, validate};
+use crate::reconcile::{
+    BuildContext, Children, InlineKeys, JwksUrls, NotAllowed, Policy, admit, build, validate,
+};
 
 /// What offline rendering cannot read from a cluster.
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
     /// The client id for resources that use `spec.clientIdFrom`.
     pub client_id: Option<String>,
-    /// Passed to `build` (mirror image, inline keys).
+    /// Passed to `build` (mirror image).
     pub context: BuildContext,
+    /// The keys to embed in mode Inline (`render --jwks FILE`), sanitised.
+    pub inline_keys: Option<InlineKeys>,
     /// Apply the default admin policy (`render` does; `check-token`, which only explains the
     /// config a resource yields, does not).
     pub admit: bool,
@@ -105,7 +109,18 @@ pub fn children_of(
             }
         })?;
     }
-    build(&valid, &options.context).map_err(invalid)
+    let urls = match (&valid.served_urls, &options.inline_keys) {
+        (Some(served), _) => served.clone(),
+        (None, Some(keys)) => JwksUrls::embedded(&valid, keys).map_err(invalid)?,
+        (None, None) => {
+            return Err(invalid(InvalidField::new(
+                "spec.jwks.mode",
+                "mode Inline needs the signing keys, which have not been fetched",
+                "pass the keys (render --jwks FILE) or let the operator fetch them",
+            )));
+        }
+    };
+    Ok(build(&valid, &urls, &options.context))
 }
 
 /// Renders every resource of `input` as one multi-document YAML stream.

@@ -364,7 +364,12 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
     })
     .await
     .unwrap();
-    assert!(!s.events("ConfigUpdated").await.is_empty());
+    // Events are sent once every child is applied, so shortly after the ConfigMap changes.
+    eventually(WAIT, "a ConfigUpdated event", || async {
+        (!s.events("ConfigUpdated").await.is_empty()).then_some(())
+    })
+    .await
+    .unwrap();
 
     s.patch_spec("acme", json!({"ingress": {"enabled": false}}))
         .await;

@@ -33,12 +33,12 @@ fn write_examples(dir: &Path) -> usize {
         client_id: Some("client_01JEXAMPLE0000000000000000".into()),
         context: workos_convex_auth::reconcile::BuildContext {
             default_image: "img".into(),
-            inline_keys: Some(workos_convex_auth::reconcile::InlineKeys {
-                workos: r#"{"keys":[]}"#.into(),
-                authkit: None,
-            }),
             ..workos_convex_auth::reconcile::BuildContext::default()
         },
+        inline_keys: Some(workos_convex_auth::reconcile::InlineKeys {
+            workos: r#"{"keys":[]}"#.into(),
+            authkit: None,
+        }),
         admit: true,
     };
     let mut count = 0;

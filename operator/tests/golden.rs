@@ -19,12 +19,12 @@ fn options() -> RenderOptions {
         client_id: Some("client_01JEXAMPLE0000000000000000".into()),
         context: BuildContext {
             default_image: "ghcr.io/workos-convex-auth/workos-convex-auth:golden".into(),
-            inline_keys: Some(InlineKeys {
-                workos: keys,
-                authkit: None,
-            }),
             ..BuildContext::default()
         },
+        inline_keys: Some(InlineKeys {
+            workos: keys,
+            authkit: None,
+        }),
         admit: true,
     }
 }

@@ -22,7 +22,7 @@ pub struct Explanation {
 
 /// What `explain` may look at besides the rejection.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub struct Evidence<'a> {
     pub token: &'a DecodedToken,
     pub providers: &'a Providers,
     /// For each provider `verify` saw (the customJwt ones), its index in `providers.entries`.
@@ -33,7 +33,7 @@ pub struct Context<'a> {
     pub jwks_source: Option<&'a str>,
 }
 
-impl Context<'_> {
+impl Evidence<'_> {
     /// The 1-based number people see for a provider `verify` numbered.
     fn number(&self, verify_index: usize) -> usize {
         self.positions
@@ -44,7 +44,7 @@ impl Context<'_> {
 }
 
 /// Explains a rejection and proposes the fix.
-pub fn explain(rejection: &Rejection, cx: &Context<'_>) -> Explanation {
+pub fn explain(rejection: &Rejection, cx: &Evidence<'_>) -> Explanation {
     let (reason, fix) = match rejection {
         Rejection::NoIssuer => (
             "the token has no iss claim, so Convex cannot match it to a provider".into(),
@@ -141,7 +141,7 @@ fn jwks_fix(problem: Option<&JwksProblem>) -> String {
 }
 
 /// No provider matched: find the nearest miss and say what would make it match.
-fn no_provider(cx: &Context<'_>) -> (String, String) {
+fn no_provider(cx: &Evidence<'_>) -> (String, String) {
     let raw_iss = cx.token.issuer().unwrap_or_default();
     let iss = normalize_issuer(raw_iss);
     let audience = cx.token.audience();

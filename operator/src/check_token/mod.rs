@@ -18,7 +18,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 pub use args::{CheckTokenArgs, OutputFormat};
-pub use fix::{Context, Explanation, explain};
+pub use fix::{Evidence, Explanation, explain};
 pub use jwks_source::{JwksProblem, Keys};
 pub use output::render;
 pub use report::{Check, JwksSummary, Report, TimeClaim, TokenSummary, Verdict};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::clock::{relative, utc};
-use super::fix::{Context, Explanation, explain};
+use super::fix::{Evidence, Explanation, explain};
 use super::jwks_source::{JwksProblem, Keys};
 use super::source::Providers;
 use super::walk::{ProviderStep, Walk};
@@ -186,7 +186,7 @@ pub fn assemble(f: Findings<'_>) -> Report {
         Some(Err(rejection)) => {
             let Explanation { reason, fix } = explain(
                 rejection,
-                &Context {
+                &Evidence {
                     token: f.token,
                     providers: f.providers,
                     positions: f.positions,

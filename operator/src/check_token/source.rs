@@ -270,9 +270,9 @@ pub fn from_resource_file(
         client_id: client_id.map(str::to_string),
         context: BuildContext {
             default_image: crate::DEFAULT_IMAGE.to_string(),
-            inline_keys,
             ..BuildContext::default()
         },
+        inline_keys,
         admit: false,
     };
     let children = children_of(&resource, &options)?;

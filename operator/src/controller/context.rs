@@ -1,50 +1,26 @@
+//! What the kube-runtime callbacks share: the reconcile's context, metrics and backoff.
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::Client;
-use kube::runtime::events::Recorder;
-
-use super::inline::InlineKeyCache;
 use super::metrics::Metrics;
-use crate::jwks::Fetcher;
-use crate::reconcile::Policy;
+use crate::reconcile;
 
-/// Shared by every reconcile.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub fetcher: Fetcher,
-    pub default_image: String,
-    pub secret_resync: Duration,
+/// Shared by every reconcile and the housekeeping.
+pub struct Shared {
+    pub reconcile: reconcile::Context,
     pub metrics: Arc<Metrics>,
-    pub inline_keys: InlineKeyCache,
-    /// What tenants may ask for.
-    pub policy: Policy,
     /// Consecutive failures per `namespace/name`, for per-object exponential backoff
     /// (kube-runtime has none of its own).
     failures: Mutex<HashMap<String, u32>>,
 }
 
-impl Context {
-    pub fn new(
-        client: Client,
-        recorder: Recorder,
-        fetcher: Fetcher,
-        default_image: String,
-        secret_resync: Duration,
-        metrics: Arc<Metrics>,
-        policy: Policy,
-    ) -> Self {
+impl Shared {
+    pub fn new(reconcile: reconcile::Context, metrics: Arc<Metrics>) -> Self {
         Self {
-            client,
-            recorder,
-            fetcher,
-            default_image,
-            secret_resync,
+            reconcile,
             metrics,
-            inline_keys: InlineKeyCache::default(),
-            policy,
             failures: Mutex::default(),
         }
     }
@@ -68,7 +44,7 @@ impl Context {
     /// Drops per-resource state of resources not in `live` (`namespace/name`); returns the
     /// sizes left: (inline key cache, backoff entries).
     pub fn retain(&self, live: &HashSet<String>) -> (usize, usize) {
-        let inline = self.inline_keys.retain(live);
+        let inline = self.reconcile.inline_keys.retain(live);
         let backoff = self.failures.lock().map_or(0, |mut f| {
             f.retain(|key, _| live.contains(key));
             f.len()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 
-use super::context::Context;
+use super::context::Shared;
 use crate::api::WorkOSConvexAuth;
 
 /// How often the sweep runs and readiness is re-evaluated.
@@ -63,7 +63,7 @@ fn live_keys(store: &Store<DeserializeGuard<WorkOSConvexAuth>>) -> HashSet<Strin
 /// `ready` (synced and no recent watch error).
 pub async fn run(
     store: Store<DeserializeGuard<WorkOSConvexAuth>>,
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     watch: Arc<WatchHealth>,
     ready: Arc<AtomicBool>,
 ) {

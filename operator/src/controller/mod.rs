@@ -4,10 +4,8 @@ mod admin;
 mod args;
 mod context;
 mod housekeeping;
-mod inline;
 mod metrics;
 mod reconciler;
-mod references;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -31,6 +29,7 @@ pub use context::backoff_for;
 use crate::api::WorkOSConvexAuth;
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
+use crate::reconcile::{self, BuildContext, InlineKeyCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -153,14 +152,20 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         instance: std::env::var("POD_NAME").ok(),
     };
     let policy = args.policy().map_err(ControllerError::Policy)?;
-    let ctx = Arc::new(context::Context::new(
-        client.clone(),
-        Recorder::new(client.clone(), reporter),
-        Fetcher::new(FetchLimits::default(), policy.upstream.clone())?,
-        args.proxy_image.clone(),
-        args.secret_resync,
+    let ctx = Arc::new(context::Shared::new(
+        reconcile::Context {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), reporter),
+            fetcher: Fetcher::new(FetchLimits::default(), policy.upstream.clone())?,
+            build: BuildContext {
+                default_image: args.proxy_image.clone(),
+                mirror_upstream: policy.upstream.clone(),
+            },
+            secret_resync: args.secret_resync,
+            inline_keys: InlineKeyCache::default(),
+            policy,
+        },
         metrics.clone(),
-        policy,
     ));
 
     let watch = watcher::Config::default().any_semantic();

@@ -1,13 +1,84 @@
-//! The reconcile pipeline: `validate → build` are pure (no client, unit-tested);
-//! `apply` and `status` are the thin I/O steps the controller runs around them.
+//! The reconcile pipeline, one step per module:
+//!
+//! read references (`read`, I/O) → validate (`validate`, pure) → admit (`policy`, pure) →
+//! fetch keys (`fetch`, I/O in mode Inline) → build (`children`, pure) → apply (`apply`, I/O) →
+//! report (`report`: status, Events and the requeue, decided in one pure function).
+//!
+//! Each step has its own error type; [`Stopped`] gathers them, and `report` alone turns the
+//! outcome into what the user sees.
+
 pub mod apply;
 pub mod children;
+pub mod fetch;
+pub mod findings;
 pub mod names;
 pub mod policy;
+pub mod read;
+pub mod reason;
+pub mod report;
 pub mod status;
 pub mod validate;
-pub mod verdicts;
 
-pub use children::{BuildContext, Children, InlineKeys, build};
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod recorded_api;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+
+pub use children::{BuildContext, Children, InlineKeys, JwksUrls, build};
+pub use fetch::InlineKeyCache;
 pub use policy::{NotAllowed, Policy, admit};
+pub use reason::{ConditionType, Reason};
+pub use report::{Done, Error, Stopped};
 pub use validate::{Valid, validate};
+
+use crate::api::WorkOSConvexAuth;
+use crate::jwks::Fetcher;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub fetcher: Fetcher,
+    /// Mirror image and upstream rules for `build`.
+    pub build: BuildContext,
+    /// How often a resource reading its client id from a Secret reads it again.
+    pub secret_resync: Duration,
+    pub inline_keys: InlineKeyCache,
+    /// What tenants may ask for.
+    pub policy: Policy,
+}
+
+/// One reconcile of a live resource: the pipeline, then its report.
+pub async fn reconcile(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Action, Error> {
+    let outcome = pipeline(resource, ctx).await;
+    let report = report::plan(resource, outcome, ctx.secret_resync);
+    report::deliver(resource, ctx, report).await
+}
+
+async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, Stopped> {
+    let client_id = read::referenced_client_id(&ctx.client, resource).await?;
+    let valid = validate(resource, client_id.as_deref())?;
+    if let Err(refused) = admit(&valid, &ctx.policy) {
+        // Nothing the policy refuses may keep running: the mirror and its routes go (only
+        // objects this resource controls); the ConfigMap, plain data, stays.
+        apply::remove_mirror(&ctx.client, &valid).await?;
+        return Err(refused.into());
+    }
+    let keys = fetch::keys(&valid, &ctx.inline_keys, &ctx.fetcher).await?;
+    let children = build(&valid, &keys.urls, &ctx.build);
+    let applied = apply::apply_children(&ctx.client, &valid, &children).await?;
+    Ok(Done {
+        valid,
+        children,
+        applied,
+        key_ids: keys.key_ids,
+    })
+}

@@ -13,8 +13,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Valid;
-use super::children::mirror_routes;
-use crate::api::JwksMode;
+use super::validate::{IngressPlan, MirrorPlan};
 use crate::convex::generate::WORKOS_API_HOST;
 use crate::jwks::UpstreamRules;
 
@@ -145,9 +144,11 @@ fn host_has_suffix(host: &str, suffix: &str) -> bool {
 
 /// Checks a validated resource against the policy.
 pub fn admit(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
-    check_ingress(valid, policy)?;
-    if valid.mode() == JwksMode::Proxy {
-        check_mirror(valid, policy)?;
+    if let Some(ingress) = valid.ingress() {
+        check_ingress(ingress, policy)?;
+    }
+    if let Some(mirror) = &valid.mirror {
+        check_mirror(mirror, policy)?;
     }
     check_upstream(valid, policy)
 }
@@ -156,11 +157,7 @@ fn list(values: &[String]) -> String {
     values.join(", ")
 }
 
-fn check_ingress(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
-    let ingress = &valid.spec.ingress;
-    if !ingress.enabled {
-        return Ok(());
-    }
+fn check_ingress(ingress: &IngressPlan, policy: &Policy) -> Result<(), NotAllowed> {
     if !policy.ingress_classes.is_empty() {
         match &ingress.class_name {
             Some(class) if policy.ingress_classes.contains(class) => {}
@@ -186,8 +183,8 @@ fn check_ingress(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
             }
         }
     }
-    if let Some(host) = &ingress.host
-        && !policy.ingress_host_suffixes.is_empty()
+    let host = &ingress.host;
+    if !policy.ingress_host_suffixes.is_empty()
         && !policy
             .ingress_host_suffixes
             .iter()
@@ -226,8 +223,7 @@ fn check_ingress(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
     Ok(())
 }
 
-fn check_mirror(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
-    let proxy = &valid.spec.proxy;
+fn check_mirror(proxy: &MirrorPlan, policy: &Policy) -> Result<(), NotAllowed> {
     if let Some(image) = &proxy.image
         && !policy
             .image_prefixes
@@ -313,7 +309,7 @@ fn check_resources(resources: &ResourceRequirements, policy: &Policy) -> Result<
 fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
     // The mirror (Proxy) or the operator (Inline) fetches these; in mode Direct, Convex itself
     // fetches from upstreamBase, and the same rule keeps the config pointing at WorkOS.
-    for (_, url) in mirror_routes(valid) {
+    for url in valid.upstreams() {
         let refused = |problem: String, fix: &str| {
             NotAllowed::new("spec.jwks.upstreamBase", problem, fix.to_string())
         };
@@ -329,11 +325,7 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
-        let own = [
-            Some(WORKOS_API_HOST),
-            valid.spec.auth_domain.as_deref(),
-            valid.spec.authkit_domain.as_deref(),
-        ];
+        let own = host == WORKOS_API_HOST || valid.own_hosts.contains(&host);
         let is_ip = host.parse::<IpAddr>().is_ok();
         let listed = policy.upstream_hosts.iter().any(|allowed| {
             let allowed = allowed.to_ascii_lowercase();
@@ -342,7 +334,7 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
                 _ => allowed == host,
             }
         });
-        if !(listed || (!is_ip && own.contains(&Some(host.as_str())))) {
+        if !(listed || (!is_ip && own)) {
             let what = if is_ip { "IP address" } else { "host" };
             return Err(refused(
                 format!(
@@ -392,17 +384,9 @@ pub fn quantity_value(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
-    use crate::reconcile::validate;
+    use crate::reconcile::fixtures::valid;
 
     const IMAGE: &str = "ghcr.io/workos-convex-auth/workos-convex-auth:0.1.0";
-
-    fn valid(spec_yaml: &str) -> Valid {
-        let spec: WorkOSConvexAuthSpec = serde_saphyr::from_str(spec_yaml).unwrap();
-        let mut r = WorkOSConvexAuth::new("acme", spec);
-        r.metadata.namespace = Some("apps".into());
-        validate(&r, None).unwrap()
-    }
 
     fn refused(spec_yaml: &str, policy: &Policy) -> NotAllowed {
         admit(&valid(spec_yaml), policy).unwrap_err()

@@ -1,38 +1,40 @@
-//! Step 4: the status. `desired_status` is pure (what the status should say, keeping each
-//! condition's `lastTransitionTime` unless its status flips); `write` patches it only when it
-//! differs, so a settled resource causes no writes at all.
+//! The status. `desired_status` is pure (what the status should say, keeping each condition's
+//! `lastTransitionTime` unless its status flips); `write` patches it only when it differs, so a
+//! settled resource causes no writes at all.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use serde::Serialize;
 
 use super::names::FIELD_MANAGER;
+use super::reason::{ConditionType, Reason};
 use crate::api::{Condition, WorkOSConvexAuth, WorkOSConvexAuthStatus};
 
-pub const READY: &str = "Ready";
-pub const CONFIG_READY: &str = "ConfigReady";
-pub const PROXY_AVAILABLE: &str = "ProxyAvailable";
-pub const PUBLIC_JWKS_URL: &str = "PublicJwksUrl";
-
-/// One condition as computed, before timestamps.
+/// One condition as the reconcile found it, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    pub type_: &'static str,
-    pub ok: bool,
-    pub reason: String,
+pub struct Finding {
+    pub condition: ConditionType,
+    pub holds: bool,
+    pub reason: Reason,
     pub message: String,
 }
 
-impl Verdict {
-    pub fn new(
-        type_: &'static str,
-        ok: bool,
-        reason: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+impl Finding {
+    pub fn holds(condition: ConditionType, reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            type_,
-            ok,
-            reason: reason.into(),
+            condition,
+            holds: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn fails(condition: ConditionType, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            condition,
+            holds: false,
+            reason,
             message: message.into(),
         }
     }
@@ -42,36 +44,34 @@ impl Verdict {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub generation: Option<i64>,
-    pub verdicts: Vec<Verdict>,
+    pub findings: Vec<Finding>,
     pub jwks_url: Option<String>,
     pub issuers: Vec<String>,
     pub config_map_name: Option<String>,
     pub key_ids: Vec<String>,
 }
 
-/// The status to write. `Ready` is derived: true when every other condition is, except the
-/// informational `PublicJwksUrl`.
+/// The status to write. `Ready` is derived: it holds when every other condition does, except
+/// the informational `PublicJwksUrl`.
 pub fn desired_status(
     previous: Option<&WorkOSConvexAuthStatus>,
     observed: &Observed,
-    now: &str,
+    now: &Time,
 ) -> WorkOSConvexAuthStatus {
-    let blocking: Vec<&Verdict> = observed
-        .verdicts
+    let ready = match observed
+        .findings
         .iter()
-        .filter(|v| v.type_ != PUBLIC_JWKS_URL)
-        .collect();
-    let ready = match blocking.iter().find(|v| !v.ok) {
-        None => Verdict::new(
-            READY,
-            true,
-            "Reconciled",
+        .filter(|f| f.condition != ConditionType::PublicJwksUrl)
+        .find(|f| !f.holds)
+    {
+        None => Finding::holds(
+            ConditionType::Ready,
+            Reason::Reconciled,
             "the Convex auth config is generated and its JWKS is served",
         ),
-        Some(failing) => Verdict::new(
-            READY,
-            false,
-            failing.reason.clone(),
+        Some(failing) => Finding::fails(
+            ConditionType::Ready,
+            failing.reason,
             failing.message.clone(),
         ),
     };
@@ -79,18 +79,18 @@ pub fn desired_status(
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let conditions = std::iter::once(&ready)
-        .chain(observed.verdicts.iter())
-        .map(|v| {
-            let status = if v.ok { "True" } else { "False" };
+        .chain(observed.findings.iter())
+        .map(|f| {
+            let status = if f.holds { "True" } else { "False" };
             let since = previous_conditions
                 .iter()
-                .find(|c| c.type_ == v.type_ && c.status == status)
-                .map_or_else(|| now.to_string(), |c| c.last_transition_time.clone());
+                .find(|c| c.type_ == f.condition.as_str() && c.status == status)
+                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
             Condition {
-                type_: v.type_.to_string(),
+                type_: f.condition.as_str().to_string(),
                 status: status.to_string(),
-                reason: v.reason.clone(),
-                message: v.message.clone(),
+                reason: f.reason.as_str().to_string(),
+                message: f.message.clone(),
                 last_transition_time: since,
                 observed_generation: observed.generation,
             }
@@ -106,17 +106,30 @@ pub fn desired_status(
     }
 }
 
+/// The body of a server-side apply of the status subresource.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a WorkOSConvexAuthStatus,
+}
+
 /// Writes the status with server-side apply, unless it is already what is wanted.
 pub async fn write(
     api: &Api<WorkOSConvexAuth>,
     resource: &WorkOSConvexAuth,
-    status: WorkOSConvexAuthStatus,
+    status: &WorkOSConvexAuthStatus,
 ) -> kube::Result<bool> {
-    if resource.status.as_ref() == Some(&status) {
+    if resource.status.as_ref() == Some(status) {
         return Ok(false);
     }
     let name = resource.metadata.name.as_deref().unwrap_or_default();
-    let body = json!({"apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth", "status": status});
+    let body = StatusApply {
+        api_version: &WorkOSConvexAuth::api_version(&()),
+        kind: &WorkOSConvexAuth::kind(&()),
+        status,
+    };
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -126,25 +139,38 @@ pub async fn write(
     Ok(true)
 }
 
+/// Now, to the second: conditions carry no sub-second times.
+pub fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn observed(ok: bool) -> Observed {
+    fn at(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    fn observed(available: bool) -> Observed {
         Observed {
             generation: Some(3),
-            verdicts: vec![
-                Verdict::new(CONFIG_READY, true, "Generated", "ok"),
-                Verdict::new(
-                    PROXY_AVAILABLE,
-                    ok,
-                    if ok { "Available" } else { "Unavailable" },
-                    "0/2",
-                ),
-                Verdict::new(
-                    PUBLIC_JWKS_URL,
-                    false,
-                    "ClusterInternalUrl",
+            findings: vec![
+                Finding::holds(ConditionType::ConfigReady, Reason::Generated, "ok"),
+                Finding {
+                    condition: ConditionType::ProxyAvailable,
+                    holds: available,
+                    reason: if available {
+                        Reason::Available
+                    } else {
+                        Reason::Unavailable
+                    },
+                    message: "0/2".into(),
+                },
+                Finding::fails(
+                    ConditionType::PublicJwksUrl,
+                    Reason::ClusterInternalUrl,
                     "only in-cluster",
                 ),
             ],
@@ -152,9 +178,13 @@ mod tests {
         }
     }
 
+    fn condition(s: &WorkOSConvexAuthStatus, t: ConditionType) -> &Condition {
+        s.conditions.iter().find(|c| c.type_ == t.as_str()).unwrap()
+    }
+
     #[test]
     fn ready_follows_the_first_failing_condition_but_ignores_the_url_warning() {
-        let s = desired_status(None, &observed(false), "t1");
+        let s = desired_status(None, &observed(false), &at(1));
         assert_eq!(
             (
                 s.conditions[0].type_.as_str(),
@@ -163,7 +193,7 @@ mod tests {
             ("Ready", "False")
         );
         assert_eq!(s.conditions[0].reason, "Unavailable");
-        let s = desired_status(None, &observed(true), "t1");
+        let s = desired_status(None, &observed(true), &at(1));
         assert_eq!(
             s.conditions[0].status, "True",
             "PublicJwksUrl=False is informational"
@@ -178,20 +208,31 @@ mod tests {
 
     #[test]
     fn transition_time_only_moves_when_the_status_flips() {
-        let first = desired_status(None, &observed(false), "t1");
-        let same = desired_status(Some(&first), &observed(false), "t2");
+        let first = desired_status(None, &observed(false), &at(1));
+        let same = desired_status(Some(&first), &observed(false), &at(2));
         assert_eq!(first, same, "nothing changed, so nothing to write");
-        let flipped = desired_status(Some(&same), &observed(true), "t3");
-        let time = |s: &WorkOSConvexAuthStatus, t: &str| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == t)
-                .unwrap()
-                .last_transition_time
-                .clone()
-        };
-        assert_eq!(time(&flipped, PROXY_AVAILABLE), "t3");
-        assert_eq!(time(&flipped, CONFIG_READY), "t1");
-        assert_eq!(time(&flipped, READY), "t3");
+        let flipped = desired_status(Some(&same), &observed(true), &at(3));
+        let time = |t| condition(&flipped, t).last_transition_time.clone();
+        assert_eq!(time(ConditionType::ProxyAvailable), at(3));
+        assert_eq!(time(ConditionType::ConfigReady), at(1));
+        assert_eq!(time(ConditionType::Ready), at(3));
+    }
+
+    #[test]
+    fn the_status_body_is_a_typed_apply_of_the_status_only() {
+        let status = desired_status(None, &observed(true), &at(0));
+        let body = serde_json::to_value(StatusApply {
+            api_version: &WorkOSConvexAuth::api_version(&()),
+            kind: &WorkOSConvexAuth::kind(&()),
+            status: &status,
+        })
+        .unwrap();
+        assert_eq!(body["apiVersion"], "workos-convex.io/v1alpha1");
+        assert_eq!(body["kind"], "WorkOSConvexAuth");
+        assert_eq!(
+            body["status"]["conditions"][0]["lastTransitionTime"],
+            "2027-01-15T08:00:00Z"
+        );
+        assert!(body.get("spec").is_none() && body.get("metadata").is_none());
     }
 }

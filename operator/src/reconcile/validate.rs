@@ -1,19 +1,24 @@
-//! Step 1, pure: checks a resource and its resolved client id, and fixes every derived value
-//! (durations, names) so `build` cannot fail on user input.
+//! Pure: checks a resource and its resolved client id against everything the apiserver, the
+//! generator or the mirror would refuse later, and resolves every derived value (providers,
+//! durations, names, routes, URLs), so `build` cannot fail.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 
-use super::children::mirror_routes;
+use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
 use super::names;
 use crate::api::ClientIdSource;
-use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
-use crate::convex::generate::{InvalidField, check_client_id, is_client_id};
+use crate::api::{JwksMode, WorkOSConvexAuth};
+use crate::convex::generate::{
+    InvalidField, IssuerInput, ProviderPlan, check_client_id, is_client_id, plan,
+};
 use crate::duration::parse_duration;
 use crate::mirror::{ConfigError, MirrorSpec};
 
-/// A resource that passed validation, with everything `build` needs.
+/// A resource that passed validation: resolved values only, everything `build` needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Valid {
     pub name: String,
@@ -21,20 +26,67 @@ pub struct Valid {
     /// Set on live objects; `render` works without it and then emits no owner reference.
     pub uid: Option<String>,
     pub client_id: String,
-    pub spec: WorkOSConvexAuthSpec,
+    pub mode: JwksMode,
+    /// The providers Convex needs, checked; `build` adds the JWKS URLs.
+    pub providers: ProviderPlan,
+    /// Each document the mirror serves (mode Proxy) or the operator fetches (mode Inline),
+    /// WorkOS's first; in mode Direct, what Convex fetches.
+    pub routes: Vec<MirrorRoute>,
+    /// `spec.authDomain` and `spec.authkitDomain`: hosts of the resource's own that it may
+    /// fetch keys from.
+    pub own_hosts: Vec<String>,
+    /// Where Convex fetches the keys in modes Direct and Proxy; `None` in mode Inline, where
+    /// they are embedded once fetched.
+    pub served_urls: Option<JwksUrls>,
     pub refresh_interval: Duration,
     pub max_stale: Duration,
     pub config_map_name: String,
+    /// The mirror's workload, in mode Proxy.
+    pub mirror: Option<MirrorPlan>,
+}
+
+/// One mirrored document: the path the mirror serves it under, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRoute {
+    pub path: String,
+    pub upstream: String,
+}
+
+/// The mirror's Deployment, as `spec.proxy` and `spec.ingress` ask for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorPlan {
+    /// `spec.proxy.image`; unset runs the operator's own image.
+    pub image: Option<String>,
+    pub replicas: i32,
+    pub resources: Option<ResourceRequirements>,
+    pub ingress: Option<IngressPlan>,
+}
+
+/// The mirror's Ingress, when `spec.ingress.enabled`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressPlan {
+    pub host: String,
+    /// The path prefix routed to the mirror (`/` unless `spec.ingress.path` says otherwise).
+    pub path: String,
+    pub class_name: Option<String>,
+    pub tls_secret_name: Option<String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Valid {
-    pub fn mode(&self) -> JwksMode {
-        self.spec.jwks.mode
-    }
-
     /// `WorkOSConvexAuth <namespace>/<name>`, for headers and messages.
     pub fn display(&self) -> String {
         format!("WorkOSConvexAuth {}/{}", self.namespace, self.name)
+    }
+
+    /// The upstream URLs, in route order.
+    pub fn upstreams(&self) -> Vec<String> {
+        self.routes.iter().map(|r| r.upstream.clone()).collect()
+    }
+
+    /// The mirror's Ingress, if it has one.
+    pub fn ingress(&self) -> Option<&IngressPlan> {
+        self.mirror.as_ref().and_then(|m| m.ingress.as_ref())
     }
 }
 
@@ -186,21 +238,32 @@ pub fn validate(
             "write it as /segment/segment, e.g. /workos",
         ));
     }
-    let valid = Valid {
-        config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
-        name,
-        namespace,
-        uid: resource.metadata.uid.clone(),
-        client_id,
-        spec: spec.clone(),
-        refresh_interval,
-        max_stale,
-    };
+    let providers = plan(&IssuerInput {
+        client_id: &client_id,
+        auth_domain: spec.auth_domain.as_deref(),
+        authkit_domain: spec.authkit_domain.as_deref(),
+        algorithm: spec.algorithm,
+        extra_issuers: &spec.extra_issuers,
+    })?;
+    let ingress = spec.ingress.enabled.then(|| IngressPlan {
+        host: spec.ingress.host.clone().unwrap_or_default(),
+        path: spec.ingress.path.clone().unwrap_or_else(|| "/".to_string()),
+        class_name: spec.ingress.class_name.clone(),
+        tls_secret_name: spec.ingress.tls_secret_name.clone(),
+        annotations: spec.ingress.annotations.clone(),
+    });
+    let routes = routes(
+        &client_id,
+        &spec.jwks.upstream_base,
+        spec.authkit_domain.as_deref(),
+        ingress.as_ref(),
+    );
+    let mode = spec.jwks.mode;
     // The mirror parses its routes at start-up and exits on a bad one: parse them the same way
     // here, so a spec it would refuse never reaches a Deployment that crash-loops.
-    if valid.mode() == JwksMode::Proxy {
-        for (path, upstream) in mirror_routes(&valid) {
-            format!("{path}={upstream}")
+    if mode == JwksMode::Proxy {
+        for route in &routes {
+            format!("{}={}", route.path, route.upstream)
                 .parse::<MirrorSpec>()
                 .map_err(|e| {
                     // The reason alone: the URL may hold credentials.
@@ -216,7 +279,80 @@ pub fn validate(
                 })?;
         }
     }
-    Ok(valid)
+    let served_urls = match mode {
+        JwksMode::Direct => Some(JwksUrls {
+            workos: routes[0].upstream.clone(),
+            authkit: routes.get(1).map(|r| r.upstream.clone()),
+            cluster_internal: false,
+        }),
+        JwksMode::Proxy => {
+            let (base, cluster_internal) = match (&spec.jwks.public_url, &ingress) {
+                (Some(url), _) => (url.trim_end_matches('/').to_string(), false),
+                (None, Some(ingress)) => (format!("https://{}", ingress.host), false),
+                (None, None) => (
+                    format!(
+                        "http://{}.{namespace}.svc.cluster.local",
+                        names::mirror_name(&name)
+                    ),
+                    true,
+                ),
+            };
+            Some(JwksUrls {
+                workos: format!("{base}{}", routes[0].path),
+                authkit: routes.get(1).map(|r| format!("{base}{}", r.path)),
+                cluster_internal,
+            })
+        }
+        JwksMode::Inline => None,
+    };
+    let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
+        image: spec.proxy.image.clone(),
+        replicas: spec.proxy.replicas,
+        resources: spec.proxy.resources.clone(),
+        ingress,
+    });
+    Ok(Valid {
+        config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
+        uid: resource.metadata.uid.clone(),
+        client_id,
+        mode,
+        providers,
+        routes,
+        own_hosts: [&spec.auth_domain, &spec.authkit_domain]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        served_urls,
+        refresh_interval,
+        max_stale,
+        mirror,
+        name,
+        namespace,
+    })
+}
+
+/// The mirrored documents: WorkOS's keys for the client, and the AuthKit domain's if one is
+/// set, served under the Ingress path's prefix.
+fn routes(
+    client_id: &str,
+    upstream_base: &str,
+    authkit_domain: Option<&str>,
+    ingress: Option<&IngressPlan>,
+) -> Vec<MirrorRoute> {
+    let prefix = ingress.map_or("", |i| i.path.trim_end_matches('/'));
+    let path = workos_jwks_path(client_id);
+    let mut routes = vec![MirrorRoute {
+        path: format!("{prefix}{path}"),
+        upstream: format!("{}{path}", upstream_base.trim_end_matches('/')),
+    }];
+    if let Some(domain) = authkit_domain {
+        routes.push(MirrorRoute {
+            path: format!("{prefix}{AUTHKIT_JWKS_PATH}"),
+            upstream: format!("https://{domain}{AUTHKIT_JWKS_PATH}"),
+        });
+    }
+    routes
 }
 
 /// Names the apiserver would refuse once suffixed: every child carries the name as the
@@ -266,12 +402,7 @@ mod tests {
     use super::*;
     use crate::api::{ClientIdSource, KeyRef};
 
-    fn resource(spec_yaml: &str) -> WorkOSConvexAuth {
-        let spec: WorkOSConvexAuthSpec = serde_saphyr::from_str(spec_yaml).unwrap();
-        let mut r = WorkOSConvexAuth::new("acme", spec);
-        r.metadata.namespace = Some("apps".into());
-        r
-    }
+    use crate::reconcile::fixtures::resource;
 
     #[test]
     fn fills_in_defaults_and_names() {
@@ -279,7 +410,7 @@ mod tests {
         assert_eq!(v.config_map_name, "acme-convex-auth");
         assert_eq!(v.refresh_interval, Duration::from_secs(300));
         assert_eq!(v.max_stale, Duration::from_secs(86_400));
-        assert_eq!(v.mode(), JwksMode::Proxy);
+        assert_eq!(v.mode, JwksMode::Proxy);
         assert_eq!(v.display(), "WorkOSConvexAuth apps/acme");
     }
 

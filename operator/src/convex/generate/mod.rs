@@ -46,58 +46,142 @@ impl InvalidField {
     }
 }
 
-/// Builds the provider list in the order Convex should try them.
-pub fn generate(input: &GeneratorInput<'_>) -> Result<AuthConfig, InvalidField> {
+/// The fields that decide which issuers Convex must accept: a [`GeneratorInput`] without the
+/// JWKS URLs, which depend on the mode (and in mode Inline on keys fetched later).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IssuerInput<'a> {
+    pub client_id: &'a str,
+    pub auth_domain: Option<&'a str>,
+    pub authkit_domain: Option<&'a str>,
+    pub algorithm: Algorithm,
+    pub extra_issuers: &'a [ExtraIssuer],
+}
+
+impl<'a> GeneratorInput<'a> {
+    fn issuer_input(&self) -> IssuerInput<'a> {
+        IssuerInput {
+            client_id: self.client_id,
+            auth_domain: self.auth_domain,
+            authkit_domain: self.authkit_domain,
+            algorithm: self.algorithm,
+            extra_issuers: self.extra_issuers,
+        }
+    }
+}
+
+/// Whose keys verify a provider's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySet {
+    WorkOS,
+    AuthKit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedProvider {
+    issuer: String,
+    application_id: Option<String>,
+    keys: KeySet,
+}
+
+/// The providers Convex needs, checked, in the order Convex should try them; only the JWKS
+/// URLs are missing. Turning it into a config ([`ProviderPlan::with_jwks`]) cannot fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPlan {
+    algorithm: &'static str,
+    providers: Vec<PlannedProvider>,
+}
+
+impl ProviderPlan {
+    /// The config, with `workos_jwks` for the WorkOS issuers and the extra issuers and
+    /// `authkit_jwks` for the AuthKit domain (the WorkOS URL if none is given: callers resolve
+    /// one whenever the plan has an AuthKit domain).
+    pub fn with_jwks(&self, workos_jwks: &str, authkit_jwks: Option<&str>) -> AuthConfig {
+        let providers = self
+            .providers
+            .iter()
+            .map(|p| {
+                let jwks = match p.keys {
+                    KeySet::WorkOS => workos_jwks,
+                    KeySet::AuthKit => authkit_jwks.unwrap_or(workos_jwks),
+                };
+                CustomJwtProvider::new(
+                    p.issuer.clone(),
+                    self.algorithm,
+                    jwks,
+                    p.application_id.as_deref(),
+                )
+            })
+            .collect();
+        AuthConfig { providers }
+    }
+
+    /// Issuers in provider order, for status.
+    pub fn issuers(&self) -> Vec<String> {
+        self.providers.iter().map(|p| p.issuer.clone()).collect()
+    }
+}
+
+/// Checks the fields and plans the providers in the order Convex should try them.
+pub fn plan(input: &IssuerInput<'_>) -> Result<ProviderPlan, InvalidField> {
     check_client_id("spec.clientId", input.client_id)?;
-    let alg = input.algorithm.as_str();
     let cid = input.client_id;
-    let mut providers = workos_pair(WORKOS_API_HOST, cid, alg, input.jwks_url);
+    let mut providers = workos_pair(WORKOS_API_HOST, cid);
 
     if let Some(domain) = input.auth_domain {
         check_hostname("spec.authDomain", domain)?;
-        providers.extend(workos_pair(domain, cid, alg, input.jwks_url));
+        providers.extend(workos_pair(domain, cid));
     }
     if let Some(domain) = input.authkit_domain {
         check_hostname("spec.authkitDomain", domain)?;
-        let jwks = input.authkit_jwks_url.ok_or_else(|| {
-            InvalidField::new(
-                "spec.authkitDomain",
-                "no JWKS URL was resolved for the AuthKit domain",
-                "report this as a bug",
-            )
-        })?;
-        providers.push(CustomJwtProvider::new(
-            format!("https://{domain}"),
-            alg,
-            jwks,
-            Some(cid),
-        ));
+        providers.push(PlannedProvider {
+            issuer: format!("https://{domain}"),
+            application_id: Some(cid.to_string()),
+            keys: KeySet::AuthKit,
+        });
     }
     for (i, extra) in input.extra_issuers.iter().enumerate() {
         let field = format!("spec.extraIssuers[{i}]");
         check_extra_issuer(&field, extra)?;
-        providers.push(CustomJwtProvider::new(
-            extra.issuer.clone(),
-            alg,
-            input.jwks_url,
-            extra.application_id.as_deref(),
-        ));
+        providers.push(PlannedProvider {
+            issuer: extra.issuer.clone(),
+            application_id: extra.application_id.clone(),
+            keys: KeySet::WorkOS,
+        });
     }
     check_no_duplicates(&providers, input)?;
-    Ok(AuthConfig { providers })
+    Ok(ProviderPlan {
+        algorithm: input.algorithm.as_str(),
+        providers,
+    })
+}
+
+/// Builds the provider list in the order Convex should try them.
+pub fn generate(input: &GeneratorInput<'_>) -> Result<AuthConfig, InvalidField> {
+    let plan = plan(&input.issuer_input())?;
+    if input.authkit_domain.is_some() && input.authkit_jwks_url.is_none() {
+        return Err(InvalidField::new(
+            "spec.authkitDomain",
+            "no JWKS URL was resolved for the AuthKit domain",
+            "report this as a bug",
+        ));
+    }
+    Ok(plan.with_jwks(input.jwks_url, input.authkit_jwks_url))
 }
 
 /// WorkOS mints two issuer shapes per host: the bare host (needs `aud`, so `applicationID`)
 /// and `/user_management/<clientId>` (no `aud` by default, so no `applicationID`).
-fn workos_pair(host: &str, client_id: &str, alg: &str, jwks: &str) -> Vec<CustomJwtProvider> {
+fn workos_pair(host: &str, client_id: &str) -> Vec<PlannedProvider> {
     vec![
-        CustomJwtProvider::new(format!("https://{host}/"), alg, jwks, Some(client_id)),
-        CustomJwtProvider::new(
-            format!("https://{host}/user_management/{client_id}"),
-            alg,
-            jwks,
-            None,
-        ),
+        PlannedProvider {
+            issuer: format!("https://{host}/"),
+            application_id: Some(client_id.to_string()),
+            keys: KeySet::WorkOS,
+        },
+        PlannedProvider {
+            issuer: format!("https://{host}/user_management/{client_id}"),
+            application_id: None,
+            keys: KeySet::WorkOS,
+        },
     ]
 }
 
@@ -196,8 +280,8 @@ fn check_extra_issuer(field: &str, extra: &ExtraIssuer) -> Result<(), InvalidFie
 }
 
 fn check_no_duplicates(
-    providers: &[CustomJwtProvider],
-    input: &GeneratorInput<'_>,
+    providers: &[PlannedProvider],
+    input: &IssuerInput<'_>,
 ) -> Result<(), InvalidField> {
     for (i, p) in providers.iter().enumerate() {
         let key = (normalize_issuer(&p.issuer), &p.application_id);
@@ -220,7 +304,7 @@ fn check_no_duplicates(
 }
 
 /// Which spec field produced provider `i` (for error messages).
-fn field_of_provider(i: usize, input: &GeneratorInput<'_>) -> String {
+fn field_of_provider(i: usize, input: &IssuerInput<'_>) -> String {
     let mut fields = vec!["spec.clientId"; 2];
     if input.auth_domain.is_some() {
         fields.extend(["spec.authDomain"; 2]);

@@ -4,13 +4,13 @@ use k8s_openapi::api::networking::v1::{
 };
 
 use super::meta::{child_meta, with_annotations};
+use crate::reconcile::validate::IngressPlan;
 use crate::reconcile::{Valid, names};
 
-pub fn ingress(valid: &Valid) -> Ingress {
-    let spec = &valid.spec.ingress;
-    let host = spec.host.clone();
+pub fn ingress(valid: &Valid, spec: &IngressPlan) -> Ingress {
+    let host = Some(spec.host.clone());
     let path = HTTPIngressPath {
-        path: Some(spec.path.clone().unwrap_or_else(|| "/".to_string())),
+        path: Some(spec.path.clone()),
         path_type: "Prefix".to_string(),
         backend: IngressBackend {
             service: Some(IngressServiceBackend {

@@ -1,14 +1,22 @@
 //! The JWKS mirror's Deployment, Service and PodDisruptionBudget.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ResourceRequirements, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::BuildContext;
 use super::meta::child_meta;
-use super::{BuildContext, mirror_routes};
 use crate::duration::format_duration;
+use crate::reconcile::validate::MirrorPlan;
 use crate::reconcile::{Valid, names};
 
 /// The mirror runs as this non-root user (the image's `USER`).
@@ -18,23 +26,20 @@ const RUN_AS_USER: i64 = 65532;
 /// after a 2 s throttle), so a rollout or a deleted pod fails no request. The image has no
 /// shell, so this is the kubelet's own `sleep` action.
 pub const DRAIN_SECONDS: i64 = 5;
+/// The container's port name, which probes, the Service and the Ingress refer to.
+const PORT_NAME: &str = "http";
 
-/// Builds a typed object from a JSON literal; the literals here are static shapes, so a
-/// failure is a bug in this file, caught by the unit tests.
-fn typed<T: DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).expect("static object shape matches its k8s-openapi type")
-}
-
-pub fn deployment(valid: &Valid, ctx: &BuildContext) -> Deployment {
-    let default_image = ctx.default_image.as_str();
-    let proxy = &valid.spec.proxy;
+pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Deployment {
     let mut args = vec![
         "proxy".to_string(),
         "--listen".to_string(),
         format!("0.0.0.0:{}", names::MIRROR_PORT),
     ];
-    for (path, upstream) in mirror_routes(valid) {
-        args.extend(["--mirror".to_string(), format!("{path}={upstream}")]);
+    for route in &valid.routes {
+        args.extend([
+            "--mirror".to_string(),
+            format!("{}={}", route.path, route.upstream),
+        ]);
     }
     args.extend([
         "--refresh".to_string(),
@@ -42,89 +47,163 @@ pub fn deployment(valid: &Valid, ctx: &BuildContext) -> Deployment {
     ]);
     args.extend(["--max-stale".to_string(), format_duration(valid.max_stale)]);
     args.extend(ctx.mirror_upstream.to_args());
-    let resources = proxy.resources.clone().unwrap_or_else(default_resources);
-    let selector = names::mirror_selector(&valid.name);
-    let probe = |path: &str, period: i32| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3});
-    let mut deployment: Deployment = typed(json!({
-        "spec": {
-            "replicas": proxy.replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": names::labels(&valid.name, names::COMPONENT_MIRROR)},
-                "spec": {
-                    "automountServiceAccountToken": false,
-                    "enableServiceLinks": false,
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"}
-                    },
-                    "containers": [{
-                        "name": "jwks-mirror",
-                        "image": proxy.image.as_deref().unwrap_or(default_image),
-                        "args": args,
-                        "ports": [{"name": "http", "containerPort": names::MIRROR_PORT, "protocol": "TCP"}],
-                        "env": [{"name": "RUST_LOG", "value": "info"}],
-                        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-                        "livenessProbe": probe("/healthz", 10),
-                        "readinessProbe": probe("/readyz", 5),
-                        "resources": resources,
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true,
-                            "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"}
-                        }
-                    }]
-                }
-            }
-        }
-    }));
-    deployment.metadata = child_meta(
+    let runtime_default = || {
+        Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            localhost_profile: None,
+        })
+    };
+    let container = Container {
+        name: "jwks-mirror".to_string(),
+        image: Some(
+            mirror
+                .image
+                .clone()
+                .unwrap_or_else(|| ctx.default_image.clone()),
+        ),
+        args: Some(args),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_string()),
+            container_port: names::MIRROR_PORT,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(vec![EnvVar {
+            name: "RUST_LOG".to_string(),
+            value: Some("info".to_string()),
+            value_from: None,
+        }]),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: DRAIN_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        liveness_probe: Some(probe("/healthz", 10)),
+        readiness_probe: Some(probe("/readyz", 5)),
+        resources: Some(mirror.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                add: None,
+            }),
+            seccomp_profile: runtime_default(),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: meta(valid),
+        spec: Some(DeploymentSpec {
+            replicas: Some(mirror.replicas),
+            selector: selector(valid),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(names::labels(&valid.name, names::COMPONENT_MIRROR)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_USER),
+                        run_as_group: Some(RUN_AS_USER),
+                        seccomp_profile: runtime_default(),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn meta(valid: &Valid) -> ObjectMeta {
+    child_meta(
         valid,
         names::mirror_name(&valid.name),
         names::COMPONENT_MIRROR,
-    );
-    deployment
+    )
+}
+
+fn selector(valid: &Valid) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(names::mirror_selector(&valid.name)),
+        match_expressions: None,
+    }
+}
+
+fn probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(PORT_NAME.to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
 }
 
 /// Small: the mirror holds a few kilobytes in memory.
 fn default_resources() -> ResourceRequirements {
-    typed(json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}))
+    let quantities = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    ResourceRequirements {
+        requests: quantities(&[("cpu", "10m"), ("memory", "16Mi")]),
+        limits: quantities(&[("memory", "64Mi")]),
+        claims: None,
+    }
 }
 
 pub fn service(valid: &Valid) -> Service {
-    let mut service: Service = typed(json!({
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names::mirror_selector(&valid.name),
-            "ports": [{"name": "http", "port": names::SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]
-        }
-    }));
-    service.metadata = child_meta(
-        valid,
-        names::mirror_name(&valid.name),
-        names::COMPONENT_MIRROR,
-    );
-    service
+    Service {
+        metadata: meta(valid),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(names::mirror_selector(&valid.name)),
+            ports: Some(vec![ServicePort {
+                name: Some(PORT_NAME.to_string()),
+                port: names::SERVICE_PORT,
+                target_port: Some(IntOrString::String(PORT_NAME.to_string())),
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
 }
 
 /// At least one mirror pod through voluntary disruptions (node drains); pods that are not ready
 /// anyway (no keys, crash loop) may always be evicted, so a broken mirror never blocks a drain.
 pub fn pod_disruption_budget(valid: &Valid) -> PodDisruptionBudget {
-    let mut pdb: PodDisruptionBudget = typed(json!({
-        "spec": {
-            "minAvailable": 1,
-            "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            "selector": {"matchLabels": names::mirror_selector(&valid.name)}
-        }
-    }));
-    pdb.metadata = child_meta(
-        valid,
-        names::mirror_name(&valid.name),
-        names::COMPONENT_MIRROR,
-    );
-    pdb
+    PodDisruptionBudget {
+        metadata: meta(valid),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: Some(IntOrString::Int(1)),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".to_string()),
+            selector: Some(selector(valid)),
+            max_unavailable: None,
+        }),
+        status: None,
+    }
 }

@@ -1,26 +1,9 @@
 use super::*;
-use crate::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
-use crate::reconcile::validate;
-
-fn valid(spec_yaml: &str) -> Valid {
-    let spec: WorkOSConvexAuthSpec = serde_saphyr::from_str(spec_yaml).unwrap();
-    let mut r = WorkOSConvexAuth::new("acme", spec);
-    r.metadata.namespace = Some("apps".into());
-    r.metadata.uid = Some("uid-1".into());
-    validate(&r, None).unwrap()
-}
-
-fn ctx() -> BuildContext {
-    BuildContext {
-        default_image: "ghcr.io/example/workos-convex-auth:test".into(),
-        inline_keys: None,
-        ..BuildContext::default()
-    }
-}
+use crate::reconcile::fixtures::{children, inline_children, valid};
 
 #[test]
 fn proxy_mode_defaults_to_the_in_cluster_service_url() {
-    let c = build(&valid("clientId: client_01A"), &ctx()).unwrap();
+    let c = children("clientId: client_01A");
     assert_eq!(
         c.jwks_url,
         "http://acme-jwks.apps.svc.cluster.local/sso/jwks/client_01A"
@@ -43,20 +26,12 @@ fn proxy_mode_defaults_to_the_in_cluster_service_url() {
 
 #[test]
 fn proxy_mode_prefers_public_url_then_ingress_host() {
-    let c = build(
-        &valid("{clientId: client_01A, jwks: {publicUrl: 'https://keys.acme.com/'}}"),
-        &ctx(),
-    )
-    .unwrap();
+    let c = children("{clientId: client_01A, jwks: {publicUrl: 'https://keys.acme.com/'}}");
     assert_eq!(c.jwks_url, "https://keys.acme.com/sso/jwks/client_01A");
     assert!(!c.cluster_internal_url);
-    let c = build(
-        &valid(
-            "{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, path: /workos}}",
-        ),
-        &ctx(),
-    )
-    .unwrap();
+    let c = children(
+        "{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, path: /workos}}",
+    );
     assert_eq!(
         c.jwks_url,
         "https://jwks.acme.com/workos/sso/jwks/client_01A"
@@ -66,11 +41,8 @@ fn proxy_mode_prefers_public_url_then_ingress_host() {
 
 #[test]
 fn direct_mode_points_at_workos_and_runs_no_mirror() {
-    let c = build(
-        &valid("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Direct}}"),
-        &ctx(),
-    )
-    .unwrap();
+    let c =
+        children("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Direct}}");
     assert_eq!(c.jwks_url, "https://api.workos.com/sso/jwks/client_01A");
     assert_eq!(
         c.config.providers.last().unwrap().jwks,
@@ -87,14 +59,11 @@ fn direct_mode_points_at_workos_and_runs_no_mirror() {
 #[test]
 fn inline_mode_embeds_the_keys_as_a_data_url() {
     let doc = r#"{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}"#;
-    let ctx = BuildContext {
-        inline_keys: Some(InlineKeys {
-            workos: doc.into(),
-            authkit: None,
-        }),
-        ..ctx()
+    let keys = InlineKeys {
+        workos: doc.into(),
+        authkit: None,
     };
-    let c = build(&valid("{clientId: client_01A, jwks: {mode: Inline}}"), &ctx).unwrap();
+    let c = inline_children("{clientId: client_01A, jwks: {mode: Inline}}", &keys);
     let encoded = c
         .jwks_url
         .strip_prefix("data:application/json;base64,")
@@ -104,12 +73,12 @@ fn inline_mode_embeds_the_keys_as_a_data_url() {
         .unwrap();
     assert_eq!(String::from_utf8(decoded).unwrap(), doc);
     assert!(c.deployment.is_none());
-    let err = build(
-        &valid("{clientId: client_01A, jwks: {mode: Inline}}"),
-        &super::tests::ctx(),
+    let without_authkit_keys = JwksUrls::embedded(
+        &valid("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Inline}}"),
+        &keys,
     )
     .unwrap_err();
-    assert_eq!(err.field, "spec.jwks.mode");
+    assert_eq!(without_authkit_keys.field, "spec.authkitDomain");
 }
 
 #[test]
@@ -117,21 +86,24 @@ fn a_config_map_over_the_kubernetes_limit_is_refused_up_front() {
     // Keys that fit the fetcher's cap but, embedded in four renderings, not a ConfigMap.
     let n = "A".repeat(200 * 1024);
     let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","n":"{n}","e":"AQAB"}}]}}"#);
-    let ctx = BuildContext {
-        inline_keys: Some(InlineKeys {
-            workos: doc,
-            authkit: None,
-        }),
-        ..ctx()
+    let keys = InlineKeys {
+        workos: doc,
+        authkit: None,
     };
-    let err = build(&valid("{clientId: client_01A, jwks: {mode: Inline}}"), &ctx).unwrap_err();
+    let err = JwksUrls::embedded(
+        &valid("{clientId: client_01A, jwks: {mode: Inline}}"),
+        &keys,
+    )
+    .unwrap_err();
     assert_eq!(err.field, "spec.jwks.mode");
     assert!(err.problem.contains("over Kubernetes' limit"), "{err}");
 }
 
 #[test]
 fn deployment_is_hardened_and_runs_the_mirror_with_the_spec_settings() {
-    let c = build(&valid("{clientId: client_01A, authkitDomain: acme.authkit.app, proxy: {replicas: 1, refreshInterval: 90s}}"), &ctx()).unwrap();
+    let c = children(
+        "{clientId: client_01A, authkitDomain: acme.authkit.app, proxy: {replicas: 1, refreshInterval: 90s}}",
+    );
     assert!(c.pod_disruption_budget.is_none(), "one replica gets no PDB");
     let d = serde_json::to_value(c.deployment.unwrap()).unwrap();
     let pod = &d["spec"]["template"]["spec"];
@@ -188,11 +160,9 @@ fn deployment_is_hardened_and_runs_the_mirror_with_the_spec_settings() {
 
 #[test]
 fn ingress_carries_class_tls_and_annotations() {
-    let c = build(
-        &valid("{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, className: nginx, tlsSecretName: jwks-tls, annotations: {a: b}}}"),
-        &ctx(),
-    )
-    .unwrap();
+    let c = children(
+        "{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, className: nginx, tlsSecretName: jwks-tls, annotations: {a: b}}}",
+    );
     let i = serde_json::to_value(c.ingress.unwrap()).unwrap();
     assert_eq!(i["spec"]["ingressClassName"], "nginx");
     assert_eq!(i["spec"]["tls"][0]["secretName"], "jwks-tls");
@@ -206,11 +176,7 @@ fn ingress_carries_class_tls_and_annotations() {
 
 #[test]
 fn config_map_holds_all_renderings() {
-    let c = build(
-        &valid("{clientId: client_01A, configMap: {name: convex-auth}}"),
-        &ctx(),
-    )
-    .unwrap();
+    let c = children("{clientId: client_01A, configMap: {name: convex-auth}}");
     let data = c.config_map.data.as_ref().unwrap();
     assert_eq!(c.config_map.metadata.name.as_deref(), Some("convex-auth"));
     assert_eq!(data["auth.config.json"], c.config.to_json());

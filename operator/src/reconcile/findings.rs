@@ -4,19 +4,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::Children;
+use super::apply::{Applied, ChildKind};
 use super::names;
-use super::status::{CONFIG_READY, PROXY_AVAILABLE, PUBLIC_JWKS_URL, Verdict};
-
-/// What `apply` reported for one resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Objects left untouched because this resource does not control them ("Kind ns/name").
-    pub conflicts: Vec<String>,
-    /// `status.availableReplicas` of the mirror Deployment as applied.
-    pub available_replicas: i32,
-    /// What the mirror's pods are doing; read only while none is available, to say why.
-    pub mirror_pods: Vec<PodState>,
-}
+use super::reason::{ConditionType, Reason};
+use super::status::Finding;
 
 /// A mirror pod, as far as status needs to tell (the same facts as `kubectl get pods`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,29 +99,27 @@ fn explain_unavailable(pods: &[PodState], namespace: &str, resource: &str) -> St
 }
 
 /// `ConfigReady`, and in mode Proxy `ProxyAvailable` and `PublicJwksUrl`.
-pub fn verdicts(children: &Children, applied: &Applied) -> Vec<Verdict> {
+pub fn findings(children: &Children, applied: &Applied) -> Vec<Finding> {
     let config_map = format!(
         "{}/{}",
         children.config_map.namespace().unwrap_or_default(),
         children.config_map.name_any()
     );
-    let (config_conflicts, mirror_conflicts): (Vec<&String>, Vec<&String>) = applied
+    let (config_conflicts, mirror_conflicts): (Vec<_>, Vec<_>) = applied
         .conflicts
         .iter()
-        .partition(|c| c.starts_with("ConfigMap "));
-    let mut verdicts = vec![match config_conflicts.first() {
-        Some(object) => Verdict::new(
-            CONFIG_READY,
-            false,
-            "Conflict",
+        .partition(|c| c.kind == ChildKind::ConfigMap);
+    let mut findings = vec![match config_conflicts.first() {
+        Some(object) => Finding::fails(
+            ConditionType::ConfigReady,
+            Reason::Conflict,
             format!(
                 "{object} exists and is not controlled by this WorkOSConvexAuth; it was left untouched: delete it, or set spec.configMap.name to another name"
             ),
         ),
-        None => Verdict::new(
-            CONFIG_READY,
-            true,
-            "Generated",
+        None => Finding::holds(
+            ConditionType::ConfigReady,
+            Reason::Generated,
             format!(
                 "ConfigMap {config_map} holds auth.config.ts, .js and .json ({} providers)",
                 children.config.providers.len()
@@ -138,69 +127,72 @@ pub fn verdicts(children: &Children, applied: &Applied) -> Vec<Verdict> {
         ),
     }];
     let Some(deployment) = &children.deployment else {
-        return verdicts;
+        return findings;
     };
     let wanted = deployment
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(1);
-    verdicts.push(if !mirror_conflicts.is_empty() {
-        let list: Vec<&str> = mirror_conflicts.iter().map(|s| s.as_str()).collect();
-        Verdict::new(
-            PROXY_AVAILABLE,
-            false,
-            "Conflict",
+    findings.push(if !mirror_conflicts.is_empty() {
+        let list: Vec<String> = mirror_conflicts.iter().map(|c| c.to_string()).collect();
+        Finding::fails(
+            ConditionType::ProxyAvailable,
+            Reason::Conflict,
             format!("{} exist and are not controlled by this WorkOSConvexAuth; they were left untouched: delete or rename them", list.join(", ")),
         )
     } else if wanted == 0 {
-        Verdict::new(PROXY_AVAILABLE, false, "ScaledToZero", "spec.proxy.replicas is 0: nothing serves the keys")
+        Finding::fails(ConditionType::ProxyAvailable, Reason::ScaledToZero, "spec.proxy.replicas is 0: nothing serves the keys")
     } else if applied.available_replicas > 0 {
-        Verdict::new(PROXY_AVAILABLE, true, "Available", format!("{}/{wanted} mirror pods available", applied.available_replicas))
+        Finding::holds(ConditionType::ProxyAvailable, Reason::Available, format!("{}/{wanted} mirror pods available", applied.available_replicas))
     } else {
         let namespace = children.config_map.namespace().unwrap_or_default();
         let resource = deployment.labels().get("app.kubernetes.io/instance").cloned().unwrap_or_default();
-        Verdict::new(PROXY_AVAILABLE, false, "Unavailable", format!("0/{wanted} mirror pods available: {}", explain_unavailable(&applied.mirror_pods, &namespace, &resource)))
+        Finding::fails(ConditionType::ProxyAvailable, Reason::Unavailable, format!("0/{wanted} mirror pods available: {}", explain_unavailable(&applied.mirror_pods, &namespace, &resource)))
     });
-    verdicts.push(if children.cluster_internal_url {
-        Verdict::new(
-            PUBLIC_JWKS_URL,
-            false,
-            "ClusterInternalUrl",
+    findings.push(if children.cluster_internal_url {
+        Finding::fails(
+            ConditionType::PublicJwksUrl,
+            Reason::ClusterInternalUrl,
             format!("Convex fetches the keys from {}, which only a Convex backend inside this cluster can reach; for Convex Cloud set spec.jwks.publicUrl or enable spec.ingress", children.jwks_url),
         )
     } else {
-        Verdict::new(PUBLIC_JWKS_URL, true, "PublicUrl", format!("Convex fetches the keys from {}", children.jwks_url))
+        Finding::holds(ConditionType::PublicJwksUrl, Reason::PublicUrl, format!("Convex fetches the keys from {}", children.jwks_url))
     });
-    verdicts
+    findings
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
-    use crate::reconcile::{BuildContext, build, validate};
+    use crate::reconcile::apply::Conflict;
+    use crate::reconcile::fixtures::children;
+    use ConditionType::{
+        ConfigReady as CONFIG_READY, ProxyAvailable as PROXY_AVAILABLE,
+        PublicJwksUrl as PUBLIC_JWKS_URL,
+    };
 
-    fn children(spec_yaml: &str) -> Children {
-        let spec: WorkOSConvexAuthSpec = serde_saphyr::from_str(spec_yaml).unwrap();
-        let mut r = WorkOSConvexAuth::new("acme", spec);
-        r.metadata.namespace = Some("apps".into());
-        build(&validate(&r, None).unwrap(), &BuildContext::default()).unwrap()
+    fn find(v: &[Finding], t: ConditionType) -> &Finding {
+        v.iter().find(|x| x.condition == t).unwrap()
     }
 
-    fn find<'a>(v: &'a [Verdict], t: &str) -> &'a Verdict {
-        v.iter().find(|x| x.type_ == t).unwrap()
+    fn conflict(kind: ChildKind, name: &str) -> Conflict {
+        Conflict {
+            kind,
+            namespace: "apps".into(),
+            name: name.into(),
+        }
     }
 
     #[test]
     fn direct_mode_reports_only_the_config() {
-        let v = verdicts(
+        let v = findings(
             &children("{clientId: client_1, jwks: {mode: Direct}}"),
             &Applied::default(),
         );
         assert_eq!(v.len(), 1);
         assert!(
-            v[0].ok
+            v[0].holds
                 && v[0].message.contains("ConfigMap apps/acme-convex-auth")
                 && v[0].message.contains("2 providers")
         );
@@ -209,53 +201,53 @@ mod tests {
     #[test]
     fn proxy_mode_reports_availability_and_where_convex_fetches() {
         let c = children("clientId: client_1");
-        let v = verdicts(&c, &Applied::default());
+        let v = findings(&c, &Applied::default());
         assert_eq!(
             find(&v, PROXY_AVAILABLE).message,
             "0/2 mirror pods available: no mirror pod exists yet: see kubectl describe deployment"
         );
-        assert!(!find(&v, PUBLIC_JWKS_URL).ok);
-        let v = verdicts(
+        assert!(!find(&v, PUBLIC_JWKS_URL).holds);
+        let v = findings(
             &c,
             &Applied {
                 available_replicas: 1,
                 ..Applied::default()
             },
         );
-        assert!(find(&v, PROXY_AVAILABLE).ok);
-        let v = verdicts(
+        assert!(find(&v, PROXY_AVAILABLE).holds);
+        let v = findings(
             &children("{clientId: client_1, jwks: {publicUrl: 'https://k.acme.com'}}"),
             &Applied::default(),
         );
-        assert!(find(&v, PUBLIC_JWKS_URL).ok);
-        let v = verdicts(
+        assert!(find(&v, PUBLIC_JWKS_URL).holds);
+        let v = findings(
             &children("{clientId: client_1, proxy: {replicas: 0}}"),
             &Applied::default(),
         );
-        assert_eq!(find(&v, PROXY_AVAILABLE).reason, "ScaledToZero");
+        assert_eq!(find(&v, PROXY_AVAILABLE).reason, Reason::ScaledToZero);
     }
 
     #[test]
     fn conflicts_name_the_object_and_the_fix() {
         let applied = Applied {
             conflicts: vec![
-                "ConfigMap apps/acme-convex-auth".into(),
-                "Service apps/acme-jwks".into(),
+                conflict(ChildKind::ConfigMap, "acme-convex-auth"),
+                conflict(ChildKind::Service, "acme-jwks"),
             ],
             available_replicas: 2,
             ..Applied::default()
         };
-        let v = verdicts(&children("clientId: client_1"), &applied);
+        let v = findings(&children("clientId: client_1"), &applied);
         let config = find(&v, CONFIG_READY);
         assert!(
-            !config.ok
+            !config.holds
                 && config
                     .message
                     .starts_with("ConfigMap apps/acme-convex-auth exists and is not controlled")
         );
         assert!(config.message.contains("spec.configMap.name"));
         let proxy = find(&v, PROXY_AVAILABLE);
-        assert_eq!(proxy.reason, "Conflict");
+        assert_eq!(proxy.reason, Reason::Conflict);
         assert!(proxy.message.starts_with("Service apps/acme-jwks exist"));
     }
 
@@ -267,7 +259,7 @@ mod tests {
                 mirror_pods: pods,
                 ..Applied::default()
             };
-            find(&verdicts(&c, &applied), PROXY_AVAILABLE)
+            find(&findings(&c, &applied), PROXY_AVAILABLE)
                 .message
                 .clone()
         };

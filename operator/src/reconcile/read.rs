@@ -1,10 +1,11 @@
-//! Reads the client id named by `spec.clientIdFrom`.
+//! I/O, the pipeline's first step: reads what the resource refers to, the client id named by
+//! `spec.clientIdFrom`.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::Client;
 use kube::api::Api;
+use kube::{Client, ResourceExt};
 
-use crate::api::{ClientIdSource, KeyRef};
+use crate::api::{ClientIdSource, KeyRef, WorkOSConvexAuth};
 
 /// The referenced object or key is missing: a message that names it and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,19 +13,34 @@ use crate::api::{ClientIdSource, KeyRef};
 pub struct SourceMissing(pub String);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReferenceError {
+pub enum ReadError {
     #[error(transparent)]
     Missing(#[from] SourceMissing),
     #[error("reading spec.clientIdFrom: {0}")]
     Api(#[from] kube::Error),
 }
 
+/// The client id read from `spec.clientIdFrom`, or `None` when the resource sets `clientId`
+/// itself (or both, which `validate` refuses).
+pub async fn referenced_client_id(
+    client: &Client,
+    resource: &WorkOSConvexAuth,
+) -> Result<Option<String>, ReadError> {
+    match (&resource.spec.client_id, &resource.spec.client_id_from) {
+        (None, Some(source)) => {
+            let namespace = resource.namespace().unwrap_or_default();
+            read_client_id(client, &namespace, source).await.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Reads the client id; a Secret is read by name (`get` only), never listed.
-pub async fn read_client_id(
+async fn read_client_id(
     client: &Client,
     namespace: &str,
     source: &ClientIdSource,
-) -> Result<String, ReferenceError> {
+) -> Result<String, ReadError> {
     match (&source.secret_key_ref, &source.config_map_key_ref) {
         (Some(r), _) => {
             let secret = Api::<Secret>::namespaced(client.clone(), namespace)
@@ -35,7 +51,7 @@ pub async fn read_client_id(
                 .and_then(|s| s.data.as_ref())
                 .and_then(|d| d.get(&r.key))
                 .map(|v| String::from_utf8_lossy(&v.0).into_owned());
-            found(
+            value_or_missing(
                 "Secret",
                 "secretKeyRef",
                 namespace,
@@ -53,7 +69,7 @@ pub async fn read_client_id(
                 .and_then(|c| c.data.as_ref())
                 .and_then(|d| d.get(&r.key))
                 .cloned();
-            found(
+            value_or_missing(
                 "ConfigMap",
                 "configMapKeyRef",
                 namespace,
@@ -69,14 +85,14 @@ pub async fn read_client_id(
     }
 }
 
-fn found(
+fn value_or_missing(
     kind: &str,
     field: &str,
     ns: &str,
     r: &KeyRef,
     exists: bool,
     value: Option<String>,
-) -> Result<String, ReferenceError> {
+) -> Result<String, ReadError> {
     let name = &r.name;
     match (exists, value) {
         (_, Some(v)) => Ok(v),

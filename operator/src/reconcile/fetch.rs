@@ -1,12 +1,72 @@
-//! Mode Inline: the operator fetches the keys itself (with the mirror's fetcher, so the same
-//! validation and sanitising apply) and remembers them per resource between refreshes.
+//! I/O, the pipeline's fetch step: the JWKS URLs Convex will use. In modes Direct and Proxy
+//! they follow from the spec; in mode Inline the operator fetches the keys itself (with the
+//! mirror's fetcher, so the same validation and sanitising apply), embeds them, and remembers
+//! them per resource between refreshes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::convex::generate::InvalidField;
 use crate::jwks::{FetchError, FetchOutcome, Fetcher, Validators};
-use crate::reconcile::InlineKeys;
+use crate::reconcile::{InlineKeys, JwksUrls, Valid};
+
+/// What the fetch step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub urls: JwksUrls,
+    /// The key ids of the embedded keys (mode Inline), for status and the rotation event.
+    pub key_ids: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailed {
+    /// The upstream did not give usable keys; retried with backoff.
+    #[error(
+        "fetching the signing keys from {urls} failed: {error}; check spec.jwks.upstreamBase and that the operator can reach it"
+    )]
+    Unavailable { urls: String, error: FetchError },
+    /// The keys do not fit the ConfigMap they would be embedded in.
+    #[error(transparent)]
+    TooLarge(#[from] InvalidField),
+}
+
+/// The fetch step: the URLs from the spec, or in mode Inline the keys embedded as URLs.
+pub async fn keys(
+    valid: &Valid,
+    cache: &InlineKeyCache,
+    fetcher: &Fetcher,
+) -> Result<Keys, FetchFailed> {
+    if let Some(urls) = &valid.served_urls {
+        return Ok(Keys {
+            urls: urls.clone(),
+            key_ids: Vec::new(),
+        });
+    }
+    let upstreams = valid.upstreams();
+    let fetched = cache
+        .get(
+            fetcher,
+            &cache_key(valid),
+            &upstreams,
+            valid.refresh_interval,
+            valid.max_stale,
+        )
+        .await
+        .map_err(|error| FetchFailed::Unavailable {
+            urls: upstreams.join(", "),
+            error,
+        })?;
+    Ok(Keys {
+        urls: JwksUrls::embedded(valid, &fetched.keys)?,
+        key_ids: fetched.kids,
+    })
+}
+
+/// The cache's key of a resource: `namespace/name`.
+pub fn cache_key(valid: &Valid) -> String {
+    format!("{}/{}", valid.namespace, valid.name)
+}
 
 /// Keys fetched for one resource.
 #[derive(Debug, Clone)]

@@ -1,0 +1,92 @@
+//! Every condition type and every reason the operator writes, in conditions and in Events.
+//! One enum each, so a reason is spelt once and the requeue decision can match on it.
+
+use std::fmt;
+
+/// The conditions of `status.conditions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    /// Every other condition holds (except the informational `PublicJwksUrl`).
+    Ready,
+    /// The ConfigMap with the Convex auth config is generated.
+    ConfigReady,
+    /// At least one mirror pod serves the keys (mode Proxy). The name is the API's.
+    ProxyAvailable,
+    /// Whether Convex outside the cluster can reach the JWKS URL (informational).
+    PublicJwksUrl,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::ConfigReady => "ConfigReady",
+            ConditionType::ProxyAvailable => "ProxyAvailable",
+            ConditionType::PublicJwksUrl => "PublicJwksUrl",
+        }
+    }
+}
+
+/// A condition's or an Event's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    // Conditions that hold.
+    Reconciled,
+    Generated,
+    Available,
+    PublicUrl,
+    // Conditions that do not hold, and the Warning events about them.
+    ClientIdSourceMissing,
+    InvalidSpec,
+    NotAllowed,
+    KeysUnavailable,
+    ApplyRejected,
+    Conflict,
+    ScaledToZero,
+    Unavailable,
+    ClusterInternalUrl,
+    // Reconcile failures that never reach status (metrics and logs only).
+    KubernetesApi,
+    Undecodable,
+    // Events only.
+    ConfigCreated,
+    ConfigUpdated,
+    KeysRotated,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Reconciled => "Reconciled",
+            Reason::Generated => "Generated",
+            Reason::Available => "Available",
+            Reason::PublicUrl => "PublicUrl",
+            Reason::ClientIdSourceMissing => "ClientIdSourceMissing",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::NotAllowed => "NotAllowed",
+            Reason::KeysUnavailable => "KeysUnavailable",
+            Reason::ApplyRejected => "ApplyRejected",
+            Reason::Conflict => "Conflict",
+            Reason::ScaledToZero => "ScaledToZero",
+            Reason::Unavailable => "Unavailable",
+            Reason::ClusterInternalUrl => "ClusterInternalUrl",
+            Reason::KubernetesApi => "KubernetesApi",
+            Reason::Undecodable => "Undecodable",
+            Reason::ConfigCreated => "ConfigCreated",
+            Reason::ConfigUpdated => "ConfigUpdated",
+            Reason::KeysRotated => "KeysRotated",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,330 @@
+//! The one place that turns how a reconcile went into the status, the Events and what happens
+//! next. `plan` is pure (unit-tested below); `deliver` writes what it decided.
+
+use std::time::Duration;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use super::Context;
+use super::apply::{Applied, ApplyError, Change};
+use super::children::Children;
+use super::fetch::FetchFailed;
+use super::findings::findings;
+use super::policy::NotAllowed;
+use super::read::{ReadError, SourceMissing};
+use super::reason::{ConditionType, Reason};
+use super::status::{self, Finding, Observed, desired_status};
+use super::validate::Valid;
+use crate::api::{JwksMode, WorkOSConvexAuth};
+use crate::convex::generate::InvalidField;
+
+/// How often a settled resource is looked at again anyway (no writes unless something drifted).
+pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How often a resource whose mirror has no available pod is looked at again: pod states
+/// (image pulls, crash loops) change without an event on the Deployment, and status says why.
+pub const UNAVAILABLE_RESYNC: Duration = Duration::from_secs(15);
+
+/// The pipeline ran to the end.
+#[derive(Debug)]
+pub struct Done {
+    pub valid: Valid,
+    pub children: Children,
+    pub applied: Applied,
+    /// Key ids of the embedded keys (mode Inline).
+    pub key_ids: Vec<String>,
+}
+
+/// Why the pipeline stopped early: one variant per step that can stop it.
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    /// read: the Secret or ConfigMap named by `spec.clientIdFrom` (or its key) is missing.
+    #[error(transparent)]
+    SourceMissing(SourceMissing),
+    /// validate: the user must change the resource.
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    /// admit: the admin's policy refuses the resource.
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    /// fetch: the keys could not be fetched, or do not fit.
+    #[error(transparent)]
+    Fetch(#[from] FetchFailed),
+    /// apply: the apiserver refused a child.
+    #[error("the apiserver refused {child}: {message}")]
+    Rejected { child: String, message: String },
+    /// Any step: the apiserver could not be asked; retried, the status is left alone.
+    #[error("Kubernetes API error: {0}")]
+    Api(#[from] kube::Error),
+}
+
+impl From<ReadError> for Stopped {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Missing(missing) => Stopped::SourceMissing(missing),
+            ReadError::Api(e) => Stopped::Api(e),
+        }
+    }
+}
+
+impl From<ApplyError> for Stopped {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Rejected { child, message } => Stopped::Rejected { child, message },
+            ApplyError::Api(e) => Stopped::Api(e),
+        }
+    }
+}
+
+/// A failed reconcile, as kube-runtime sees it: retried with backoff by the error policy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Api(#[from] kube::Error),
+    /// Something outside the resource is not there yet (a Secret, the upstream keys), or the
+    /// apiserver refused a child (quotas and webhooks change without an edit of the resource);
+    /// the status says what.
+    #[error("{reason}: {message}")]
+    Waiting { reason: Reason, message: String },
+}
+
+impl Error {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::Api(_) => Reason::KubernetesApi,
+            Error::Waiting { reason, .. } => *reason,
+        }
+    }
+}
+
+/// What happens after this reconcile.
+#[derive(Debug)]
+pub enum Next {
+    Requeue(Duration),
+    /// Only an edit of the resource can help.
+    AwaitChange,
+    /// Retried with backoff by the error policy.
+    Retry(Error),
+}
+
+/// An Event to publish about the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: Reason,
+    pub note: String,
+}
+
+/// Everything a reconcile leaves behind.
+#[derive(Debug)]
+pub struct Report {
+    /// `None` leaves the status as it is (the apiserver could not be asked).
+    pub observed: Option<Observed>,
+    pub notices: Vec<Notice>,
+    pub next: Next,
+}
+
+/// Decides the status, the Events and what happens next. Events are sent once per change: a
+/// reason the current status already carries was reported when it appeared.
+pub fn plan(
+    resource: &WorkOSConvexAuth,
+    outcome: Result<Done, Stopped>,
+    secret_resync: Duration,
+) -> Report {
+    let done = match outcome {
+        Ok(done) => done,
+        Err(stopped) => return stopped_early(resource, stopped),
+    };
+    let Done {
+        valid,
+        children,
+        applied,
+        key_ids,
+    } = done;
+    let namespaced_config_map = format!("{}/{}", valid.namespace, valid.config_map_name);
+    let mut notices = Vec::new();
+    match applied.config_map {
+        Change::Created => notices.push(Notice {
+            warning: false,
+            reason: Reason::ConfigCreated,
+            note: format!(
+                "created ConfigMap {namespaced_config_map} with the Convex auth config; push it with npx convex deploy"
+            ),
+        }),
+        Change::Updated => notices.push(Notice {
+            warning: false,
+            reason: Reason::ConfigUpdated,
+            note: format!(
+                "updated ConfigMap {namespaced_config_map}; push the new config with npx convex deploy"
+            ),
+        }),
+        Change::Unchanged | Change::Conflict => {}
+    }
+    if !applied.conflicts.is_empty() && !already_reported(resource, Reason::Conflict) {
+        let list: Vec<String> = applied.conflicts.iter().map(|c| c.to_string()).collect();
+        notices.push(Notice {
+            warning: true,
+            reason: Reason::Conflict,
+            note: format!(
+                "left untouched, not controlled by this resource: {}",
+                list.join(", ")
+            ),
+        });
+    }
+    let previous_kids = resource
+        .status
+        .as_ref()
+        .map(|s| s.key_ids.clone())
+        .unwrap_or_default();
+    if !previous_kids.is_empty() && !key_ids.is_empty() && previous_kids != key_ids {
+        notices.push(Notice {
+            warning: true,
+            reason: Reason::KeysRotated,
+            note: format!(
+                "WorkOS signing keys changed ({} → {}); ConfigMap {} is updated: push it to Convex again (npx convex deploy)",
+                previous_kids.join(","),
+                key_ids.join(","),
+                valid.config_map_name
+            ),
+        });
+    }
+    let findings = findings(&children, &applied);
+    let mirror_unavailable = findings.iter().any(|f| {
+        f.condition == ConditionType::ProxyAvailable && !f.holds && f.reason == Reason::Unavailable
+    });
+    let uses_secret = resource
+        .spec
+        .client_id_from
+        .as_ref()
+        .is_some_and(|s| s.secret_key_ref.is_some());
+    let next = Next::Requeue(match valid.mode {
+        JwksMode::Inline => valid.refresh_interval,
+        _ if mirror_unavailable => UNAVAILABLE_RESYNC,
+        _ if uses_secret => secret_resync,
+        _ => RESYNC,
+    });
+    Report {
+        observed: Some(Observed {
+            generation: resource.metadata.generation,
+            jwks_url: Some(children.jwks_url.clone()),
+            issuers: children.issuers(),
+            config_map_name: Some(valid.config_map_name.clone()),
+            key_ids,
+            findings,
+        }),
+        notices,
+        next,
+    }
+}
+
+/// A pipeline that stopped early: `ConfigReady` (and so `Ready`) says why, unless the apiserver
+/// could not be asked at all.
+fn stopped_early(resource: &WorkOSConvexAuth, stopped: Stopped) -> Report {
+    // Whether something outside the resource may fix it (retried with backoff), or only an
+    // edit of the resource can.
+    let (reason, outside) = match &stopped {
+        Stopped::SourceMissing(_) => (Reason::ClientIdSourceMissing, true),
+        Stopped::Invalid(_) | Stopped::Fetch(FetchFailed::TooLarge(_)) => {
+            (Reason::InvalidSpec, false)
+        }
+        Stopped::NotAllowed(_) => (Reason::NotAllowed, false),
+        Stopped::Fetch(FetchFailed::Unavailable { .. }) => (Reason::KeysUnavailable, true),
+        Stopped::Rejected { .. } => (Reason::ApplyRejected, true),
+        Stopped::Api(_) => (Reason::KubernetesApi, true),
+    };
+    if let Stopped::Api(e) = stopped {
+        return Report {
+            observed: None,
+            notices: Vec::new(),
+            next: Next::Retry(Error::Api(e)),
+        };
+    }
+    let message = stopped.to_string();
+    let next = if outside {
+        Next::Retry(Error::Waiting {
+            reason,
+            message: message.clone(),
+        })
+    } else {
+        Next::AwaitChange
+    };
+    let finding = Finding::fails(ConditionType::ConfigReady, reason, message);
+    Report {
+        notices: warning_unless_reported(resource, &finding)
+            .into_iter()
+            .collect(),
+        observed: Some(Observed {
+            generation: resource.metadata.generation,
+            findings: vec![finding],
+            ..Observed::default()
+        }),
+        next,
+    }
+}
+
+/// A Warning for a failing finding, unless the status already carries its reason (the
+/// Conflict event, listing every conflict, is sent above).
+fn warning_unless_reported(resource: &WorkOSConvexAuth, finding: &Finding) -> Option<Notice> {
+    (!finding.holds && !already_reported(resource, finding.reason)).then(|| Notice {
+        warning: true,
+        reason: finding.reason,
+        note: finding.message.clone(),
+    })
+}
+
+/// Whether the current status already carries a condition with this reason (so the Event
+/// about it was already sent: settled resources cause no writes, Events included).
+fn already_reported(resource: &WorkOSConvexAuth, reason: Reason) -> bool {
+    resource
+        .status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.reason == reason.as_str()))
+}
+
+/// Publishes the Events, writes the status if it changed, and tells kube-runtime what next.
+pub async fn deliver(
+    resource: &WorkOSConvexAuth,
+    ctx: &Context,
+    report: Report,
+) -> Result<Action, Error> {
+    for notice in &report.notices {
+        publish(ctx, resource, notice).await;
+    }
+    if let Some(observed) = &report.observed {
+        let api: Api<WorkOSConvexAuth> = Api::namespaced(
+            ctx.client.clone(),
+            &resource.namespace().unwrap_or_default(),
+        );
+        let wanted = desired_status(resource.status.as_ref(), observed, &status::now());
+        status::write(&api, resource, &wanted).await?;
+    }
+    match report.next {
+        Next::Requeue(after) => Ok(Action::requeue(after)),
+        Next::AwaitChange => Ok(Action::await_change()),
+        Next::Retry(error) => Err(error),
+    }
+}
+
+/// An Event that cannot be published is logged: it must not fail the reconcile.
+async fn publish(ctx: &Context, resource: &WorkOSConvexAuth, notice: &Notice) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.as_str().to_string(),
+        note: Some(notice.note.clone()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&event, &resource.object_ref(&()))
+        .await
+    {
+        tracing::warn!(error = %e, reason = %notice.reason, "could not publish event");
+    }
+}

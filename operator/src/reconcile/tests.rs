@@ -1,0 +1,326 @@
+//! The driver's branches, fast: `reconcile` against the recorded API (what it sends, what it
+//! writes to status, what it returns), and `report::plan` on outcomes no API call can produce
+//! cheaply. The real-apiserver tests (tests/controller.rs) cover the same paths end to end.
+
+use std::time::Duration;
+
+use http::Method;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+use super::fixtures::{self, resource};
+use super::recorded_api::RecordedApi;
+use super::report::{Next, RESYNC, UNAVAILABLE_RESYNC, plan};
+use super::*;
+use crate::api::{ClientIdSource, KeyRef, WorkOSConvexAuth};
+use crate::jwks::{FetchLimits, UpstreamRules};
+
+const RESOURCE: &str = "/apis/workos-convex.io/v1alpha1/namespaces/apps/workosconvexauths/acme";
+const CONFIG_MAPS: &str = "/api/v1/namespaces/apps/configmaps";
+const SECRET: &str = "/api/v1/namespaces/apps/secrets/workos";
+
+fn context(api: &RecordedApi) -> Context {
+    let client = api.client();
+    Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        ),
+        client,
+        fetcher: Fetcher::new(FetchLimits::default(), UpstreamRules::default()).expect("fetcher"),
+        build: fixtures::context(),
+        secret_resync: Duration::from_secs(300),
+        inline_keys: InlineKeyCache::default(),
+        policy: Policy::for_image(fixtures::IMAGE),
+    }
+}
+
+/// The resource stored in the recorded API (its status is patched there).
+fn stored(api: &RecordedApi, spec_yaml: &str) -> WorkOSConvexAuth {
+    let mut r = resource(spec_yaml);
+    r.metadata.generation = Some(4);
+    api.put(RESOURCE, serde_json::to_value(&r).expect("resource"));
+    r
+}
+
+fn from_secret(r: &mut WorkOSConvexAuth) {
+    r.spec.client_id = None;
+    r.spec.client_id_from = Some(ClientIdSource {
+        secret_key_ref: Some(KeyRef {
+            name: "workos".into(),
+            key: "clientId".into(),
+        }),
+        config_map_key_ref: None,
+    });
+}
+
+/// The conditions the driver wrote, as `type=status/reason`.
+fn conditions(api: &RecordedApi) -> Vec<String> {
+    let status = api
+        .object(RESOURCE)
+        .and_then(|r| r.get("status").cloned())
+        .unwrap_or(Value::Null);
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={}/{}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?"),
+                c["reason"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// The reasons of the Events sent.
+fn events(api: &RecordedApi) -> Vec<String> {
+    api.requests()
+        .iter()
+        .filter(|r| r.method == Method::POST && r.path.ends_with("/events"))
+        .map(|r| r.body["reason"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+fn writes(api: &RecordedApi) -> Vec<String> {
+    api.calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET ") && !c.contains("/events"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_direct_resource_gets_its_config_map_status_and_event_then_settles() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
+    let ctx = context(&api);
+    let action = reconcile(&r, &ctx).await.expect("reconciled");
+    assert_eq!(action, Action::requeue(RESYNC));
+    let config_map = api
+        .object(&format!("{CONFIG_MAPS}/acme-convex-auth"))
+        .expect("ConfigMap created");
+    assert!(
+        config_map["data"]["auth.config.ts"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client_01A")
+    );
+    assert_eq!(config_map["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    assert_eq!(
+        conditions(&api),
+        ["Ready=True/Reconciled", "ConfigReady=True/Generated"]
+    );
+    assert_eq!(events(&api), ["ConfigCreated"]);
+
+    // Again, from the status it wrote: nothing changes, so nothing is written.
+    let settled: WorkOSConvexAuth = serde_json::from_value(api.object(RESOURCE).unwrap()).unwrap();
+    let before = writes(&api).len();
+    let action = reconcile(&settled, &ctx).await.expect("reconciled");
+    assert_eq!(action, Action::requeue(RESYNC));
+    let after = writes(&api);
+    assert!(
+        after[before..]
+            .iter()
+            .all(|w| w.starts_with("PATCH ") && !w.ends_with("/status")),
+        "only the (unchanged) apply of the ConfigMap: {:?}",
+        &after[before..]
+    );
+    assert_eq!(events(&api), ["ConfigCreated"], "no second event");
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_retried_without_touching_children() {
+    let api = RecordedApi::default();
+    let mut r = resource("jwks: {mode: Direct}");
+    from_secret(&mut r);
+    api.put(RESOURCE, serde_json::to_value(&r).unwrap());
+    let error = reconcile(&r, &context(&api)).await.expect_err("waits");
+    assert_eq!(error.reason(), Reason::ClientIdSourceMissing);
+    assert_eq!(
+        conditions(&api),
+        [
+            "Ready=False/ClientIdSourceMissing",
+            "ConfigReady=False/ClientIdSourceMissing"
+        ]
+    );
+    assert_eq!(events(&api), ["ClientIdSourceMissing"]);
+    assert_eq!(writes(&api), [format!("PATCH {RESOURCE}/status")]);
+    assert!(
+        api.calls().contains(&format!("GET {SECRET}")),
+        "read by name, never listed"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_value_that_is_no_client_id_is_invalid_and_never_echoed() {
+    let api = RecordedApi::default();
+    let mut r = resource("jwks: {mode: Direct}");
+    from_secret(&mut r);
+    api.put(RESOURCE, serde_json::to_value(&r).unwrap());
+    // "hunter2" base64-encoded, under the referenced key.
+    api.put(SECRET, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "workos", "namespace": "apps"}, "data": {"clientId": "aHVudGVyMg=="}}));
+    let action = reconcile(&r, &context(&api))
+        .await
+        .expect("awaits a change");
+    assert_eq!(action, Action::await_change());
+    assert_eq!(conditions(&api)[1], "ConfigReady=False/InvalidSpec");
+    let everything =
+        serde_json::to_string(&api.requests().iter().map(|r| &r.body).collect::<Vec<_>>()).unwrap();
+    assert!(
+        !everything.contains("hunter2"),
+        "the Secret's value reached a write"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_writes_status_only_and_waits_for_an_edit() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, proxy: {refreshInterval: 1s}}");
+    let action = reconcile(&r, &context(&api))
+        .await
+        .expect("awaits a change");
+    assert_eq!(action, Action::await_change());
+    assert_eq!(conditions(&api)[0], "Ready=False/InvalidSpec");
+    assert_eq!(writes(&api), [format!("PATCH {RESOURCE}/status")]);
+}
+
+#[tokio::test]
+async fn a_refused_resource_loses_its_mirror_but_keeps_its_config_map() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, proxy: {replicas: 50}}");
+    let deployment = "/apis/apps/v1/namespaces/apps/deployments/acme-jwks";
+    let ours = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "acme-jwks", "namespace": "apps", "ownerReferences": [{"apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth", "name": "acme", "uid": "uid-1", "controller": true}]}});
+    api.put(deployment, ours);
+    let service = "/api/v1/namespaces/apps/services/acme-jwks";
+    api.put(service, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "acme-jwks", "namespace": "apps"}}));
+    let action = reconcile(&r, &context(&api))
+        .await
+        .expect("awaits a change");
+    assert_eq!(action, Action::await_change());
+    assert_eq!(conditions(&api)[0], "Ready=False/NotAllowed");
+    assert!(
+        api.object(deployment).is_none(),
+        "our Deployment is removed"
+    );
+    assert!(
+        api.object(service).is_some(),
+        "a Service we do not control is left alone"
+    );
+    assert!(!writes(&api).iter().any(|w| w.contains("configmaps")));
+}
+
+#[tokio::test]
+async fn a_child_the_apiserver_refuses_is_named_in_status_and_retried() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
+    api.fail(Method::POST, CONFIG_MAPS, 422);
+    let error = reconcile(&r, &context(&api)).await.expect_err("retried");
+    assert_eq!(error.reason(), Reason::ApplyRejected);
+    assert_eq!(conditions(&api)[1], "ConfigReady=False/ApplyRejected");
+    let status = api.object(RESOURCE).unwrap()["status"].clone();
+    assert!(
+        status["conditions"][1]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ConfigMap apps/acme-convex-auth"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_apiserver_leaves_status_alone() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
+    api.fail(Method::GET, &format!("{CONFIG_MAPS}/acme-convex-auth"), 503);
+    let error = reconcile(&r, &context(&api)).await.expect_err("retried");
+    assert_eq!(error.reason(), Reason::KubernetesApi);
+    assert!(conditions(&api).is_empty(), "no status write");
+    assert!(events(&api).is_empty());
+}
+
+#[tokio::test]
+async fn a_conflict_is_reported_once_in_one_event() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
+    api.put(
+        &format!("{CONFIG_MAPS}/acme-convex-auth"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "acme-convex-auth", "namespace": "apps"}, "data": {"mine": "yes"}}),
+    );
+    let ctx = context(&api);
+    reconcile(&r, &ctx).await.expect("reconciled");
+    assert_eq!(conditions(&api)[1], "ConfigReady=False/Conflict");
+    assert_eq!(events(&api), ["Conflict"]);
+    assert_eq!(
+        api.object(&format!("{CONFIG_MAPS}/acme-convex-auth"))
+            .unwrap()["data"]["mine"],
+        "yes",
+        "left untouched"
+    );
+    let reported: WorkOSConvexAuth = serde_json::from_value(api.object(RESOURCE).unwrap()).unwrap();
+    reconcile(&reported, &ctx).await.expect("reconciled");
+    assert_eq!(
+        events(&api),
+        ["Conflict"],
+        "not again while status carries it"
+    );
+}
+
+#[tokio::test]
+async fn the_requeue_follows_the_mode_and_the_mirror() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "clientId: client_01A");
+    // Mode Proxy: the Deployment exists but no pod is available yet.
+    let action = reconcile(&r, &context(&api)).await.expect("reconciled");
+    assert_eq!(action, Action::requeue(UNAVAILABLE_RESYNC));
+    assert_eq!(conditions(&api)[2], "ProxyAvailable=False/Unavailable");
+    assert!(
+        api.calls()
+            .iter()
+            .any(|c| c == "GET /api/v1/namespaces/apps/pods"),
+        "the pods say why"
+    );
+}
+
+fn done(spec_yaml: &str, key_ids: &[&str]) -> Done {
+    let valid = fixtures::valid(spec_yaml);
+    Done {
+        children: fixtures::children(spec_yaml),
+        valid,
+        applied: apply::Applied::default(),
+        key_ids: key_ids.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+#[test]
+fn rotated_keys_are_announced_and_a_secret_is_read_again_on_its_own_schedule() {
+    let mut r = resource("{clientId: client_01A, jwks: {mode: Direct}}");
+    r.status = Some(crate::api::WorkOSConvexAuthStatus {
+        key_ids: vec!["old".into()],
+        ..Default::default()
+    });
+    let report = plan(
+        &r,
+        Ok(done(
+            "{clientId: client_01A, jwks: {mode: Direct}}",
+            &["new"],
+        )),
+        Duration::from_secs(60),
+    );
+    assert_eq!(report.notices.len(), 1);
+    assert_eq!(report.notices[0].reason, Reason::KeysRotated);
+    assert!(report.notices[0].note.contains("old → new"));
+
+    from_secret(&mut r);
+    let report = plan(
+        &r,
+        Ok(done("{clientId: client_01A, jwks: {mode: Direct}}", &[])),
+        Duration::from_secs(60),
+    );
+    assert!(matches!(report.next, Next::Requeue(d) if d == Duration::from_secs(60)));
+}
