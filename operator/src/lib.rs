@@ -1,8 +1,20 @@
 //! workos-convex-auth: wires WorkOS AuthKit tokens into Convex on Kubernetes.
 //!
-//! `api` is the custom resource; `convex` holds Convex's own rules and the config generator;
-//! `reconcile` turns a resource into the objects to apply; `jwks` and `proxy` are the mirror;
-//! `http_serve` runs both HTTP servers (mirror, admin) with bounds on what a client can hold.
+//! # Layout
+//!
+//! - [`api`]: the `WorkOSConvexAuth` resource; the CRD YAML, the chart's CRD, `render` and the
+//!   controller all derive from these types.
+//! - [`convex`]: Convex's own rules (issuer matching, token checks) and the config generator.
+//! - [`reconcile`]: the pipeline `read → validate → admit → fetch → build → apply → report`;
+//!   the pure steps take no client.
+//! - [`controller`]: the kube-runtime wiring around the pipeline (watches, backoff,
+//!   housekeeping), the admin server and the operator's metrics (`run`).
+//! - [`jwks`]: JWKS documents: sanitising, content types, the guarded fetcher.
+//! - [`mirror`]: the JWKS mirror (`proxy` subcommand): cache, refresher, router, metrics.
+//! - [`http_serve`]: both HTTP servers (mirror, admin), bounded in connections, time and size.
+//! - [`check_token`]: why Convex would reject a token (`check-token`).
+//! - [`render`]: the objects for resources in a file, offline (`render`).
+//! - [`cli`]: the command line; [`duration`]: durations as the spec writes them.
 pub mod api;
 pub mod check_token;
 pub mod cli;

@@ -199,11 +199,16 @@ pub fn plan(
         .client_id_from
         .as_ref()
         .is_some_and(|s| s.secret_key_ref.is_some());
-    let next = Next::Requeue(match valid.mode {
+    let after = match valid.mode {
         JwksMode::Inline => valid.refresh_interval,
         _ if mirror_unavailable => UNAVAILABLE_RESYNC,
-        _ if uses_secret => secret_resync,
         _ => RESYNC,
+    };
+    // A Secret is never watched: it is read again every `--secret-resync`, whatever the mode.
+    let next = Next::Requeue(if uses_secret {
+        after.min(secret_resync)
+    } else {
+        after
     });
     Report {
         observed: Some(Observed {

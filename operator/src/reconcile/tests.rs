@@ -289,8 +289,15 @@ async fn the_requeue_follows_the_mode_and_the_mirror() {
 
 fn done(spec_yaml: &str, key_ids: &[&str]) -> Done {
     let valid = fixtures::valid(spec_yaml);
+    let keys = InlineKeys {
+        workos: r#"{"keys":[]}"#.into(),
+        authkit: None,
+    };
     Done {
-        children: fixtures::children(spec_yaml),
+        children: match valid.served_urls {
+            Some(_) => fixtures::children(spec_yaml),
+            None => fixtures::inline_children(spec_yaml, &keys),
+        },
         valid,
         applied: apply::Applied::default(),
         key_ids: key_ids.iter().map(|k| k.to_string()).collect(),
@@ -317,10 +324,20 @@ fn rotated_keys_are_announced_and_a_secret_is_read_again_on_its_own_schedule() {
     assert!(report.notices[0].note.contains("old → new"));
 
     from_secret(&mut r);
-    let report = plan(
-        &r,
-        Ok(done("{clientId: client_01A, jwks: {mode: Direct}}", &[])),
-        Duration::from_secs(60),
-    );
-    assert!(matches!(report.next, Next::Requeue(d) if d == Duration::from_secs(60)));
+    let minute = Duration::from_secs(60);
+    for spec in [
+        "{clientId: client_01A, jwks: {mode: Direct}}",
+        "{clientId: client_01A, jwks: {mode: Inline}, proxy: {refreshInterval: 10m}}",
+    ] {
+        let report = plan(&r, Ok(done(spec, &[])), minute);
+        assert!(
+            matches!(report.next, Next::Requeue(d) if d == minute),
+            "{spec}: {:?}",
+            report.next
+        );
+    }
+    r.spec.client_id_from = None;
+    let inline = "{clientId: client_01A, jwks: {mode: Inline}, proxy: {refreshInterval: 10m}}";
+    let report = plan(&r, Ok(done(inline, &[])), minute);
+    assert!(matches!(report.next, Next::Requeue(d) if d == Duration::from_secs(600)));
 }
