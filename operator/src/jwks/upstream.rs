@@ -45,7 +45,7 @@ const BLOCKED_RANGES: &[&str] = &[
 pub struct UpstreamRules {
     /// Allow `http://` upstreams (default: `https` only; WorkOS serves its keys over https).
     pub allow_http: bool,
-    /// Ranges allowed although they are in [`BLOCKED_RANGES`] (e.g. `127.0.0.0/8` in tests, or
+    /// Ranges allowed although they are in `BLOCKED_RANGES` (e.g. `127.0.0.0/8` in tests, or
     /// the address of an egress proxy).
     pub allowed_networks: Vec<IpNet>,
     /// Fixed answers for host names, like curl's `--resolve` (tests map names to loopback

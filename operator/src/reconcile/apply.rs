@@ -179,32 +179,21 @@ pub async fn apply_children(
 /// Removes the mirror's Ingress, PodDisruptionBudget, Service and Deployment, where this
 /// resource controls them (a resource the policy refuses keeps only its ConfigMap).
 pub async fn remove_mirror(client: &Client, valid: &Valid) -> kube::Result<()> {
-    let (ns, uid) = (valid.namespace.as_str(), owner_uid(valid));
     let mirror = names::mirror_name(&valid.name);
-    remove(
-        &Api::<Ingress>::namespaced(client.clone(), ns),
-        uid,
-        &mirror,
-    )
-    .await?;
-    remove(
-        &Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
-        uid,
-        &mirror,
-    )
-    .await?;
-    remove(
-        &Api::<Service>::namespaced(client.clone(), ns),
-        uid,
-        &mirror,
-    )
-    .await?;
-    remove(
-        &Api::<Deployment>::namespaced(client.clone(), ns),
-        uid,
-        &mirror,
-    )
-    .await?;
+    let child = |kind| Wanted {
+        kind,
+        ns: &valid.namespace,
+        uid: owner_uid(valid),
+        name: &mirror,
+    };
+    child(ChildKind::Ingress).remove::<Ingress>(client).await?;
+    child(ChildKind::PodDisruptionBudget)
+        .remove::<PodDisruptionBudget>(client)
+        .await?;
+    child(ChildKind::Service).remove::<Service>(client).await?;
+    child(ChildKind::Deployment)
+        .remove::<Deployment>(client)
+        .await?;
     Ok(())
 }
 
@@ -244,11 +233,11 @@ impl Wanted<'_> {
             + Serialize
             + DeserializeOwned,
     {
-        let api = Api::<K>::namespaced(client.clone(), self.ns);
         let Some(desired) = desired else {
-            remove(&api, self.uid, self.name).await?;
+            self.remove::<K>(client).await?;
             return Ok(None);
         };
+        let api = Api::<K>::namespaced(client.clone(), self.ns);
         match apply(&api, self.uid, desired)
             .await
             .map_err(|e| rejected(self.kind, self.ns, self.name, e))?
@@ -259,6 +248,24 @@ impl Wanted<'_> {
             }
             (_, live) => Ok(live),
         }
+    }
+}
+
+impl Wanted<'_> {
+    /// Deletes the child of this name if, and only if, this resource controls it.
+    async fn remove<K>(self, client: &Client) -> kube::Result<bool>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        remove(
+            &Api::<K>::namespaced(client.clone(), self.ns),
+            self.uid,
+            self.name,
+        )
+        .await
     }
 }
 
