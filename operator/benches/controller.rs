@@ -29,48 +29,6 @@ fn resource(name: &str, mode: &str) -> WorkOSConvexAuth {
     .expect("static resource")
 }
 
-/// A kubeconfig for a cluster-admin ServiceAccount: the audit policy logs ServiceAccounts only.
-fn operator_kubeconfig(cp: &ControlPlane) -> anyhow::Result<std::path::PathBuf> {
-    cp.kubectl_ok(&[
-        "create",
-        "serviceaccount",
-        "bench-operator",
-        "-n",
-        "default",
-    ])?;
-    cp.kubectl_ok(&[
-        "create",
-        "clusterrolebinding",
-        "bench-operator",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=default:bench-operator",
-    ])?;
-    let token = cp.kubectl_ok(&[
-        "create",
-        "token",
-        "bench-operator",
-        "-n",
-        "default",
-        "--duration=2h",
-    ])?;
-    let admin = std::fs::read_to_string(cp.kubeconfig())?;
-    let start = admin
-        .find("    token: ")
-        .context("admin kubeconfig has a token")?;
-    let end = start + admin[start..].find('\n').context("token line ends")?;
-    let path = cp.kubeconfig().with_file_name("operator.kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "{}    token: {}{}",
-            &admin[..start],
-            token.trim(),
-            &admin[end..]
-        ),
-    )?;
-    Ok(path)
-}
-
 fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -127,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let cp = ControlPlane::start()?;
     cp.install_crds()?;
     let client = cp.client().await?;
-    let kubeconfig = operator_kubeconfig(&cp)?;
+    let kubeconfig = cp.service_account_kubeconfig("bench-operator")?;
     let admin = "127.0.0.1:18181";
     let mut operator: Child = Command::new(&bin)
         .args(["run", "--log-format", "text", "--admin-addr", admin])

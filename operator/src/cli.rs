@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: reconcile WorkOSConvexAuth resources.
-    Run(crate::controller::RunArgs),
+    Run(Box<crate::controller::RunArgs>),
     /// Run the JWKS mirror: serve WorkOS's signing keys from memory.
     Proxy(crate::mirror::MirrorArgs),
     /// Print the WorkOSConvexAuth CustomResourceDefinition as YAML.
@@ -43,4 +43,15 @@ pub struct RenderArgs {
     /// Image of the mirror when `spec.proxy.image` is unset.
     #[arg(long, env = "WCA_PROXY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
     pub image: String,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command line (unique argument ids, valid defaults) only when asked:
+    /// a collision would otherwise surface as a panic at start-up.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

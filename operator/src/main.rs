@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Run(args) => {
             init_logging(args.log_format);
-            controller::run(args).await?;
+            controller::run(*args).await?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

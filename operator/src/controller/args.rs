@@ -42,6 +42,9 @@ pub struct RunArgs {
     /// What tenants may ask for (README, "Security model").
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Several replicas, one leader (README, "High availability").
+    #[command(flatten)]
+    pub leader_election: super::leader::LeaderElectionArgs,
 }
 
 /// The admin's policy. Lists are comma-separated, on the command line and in the environment.
@@ -231,7 +234,7 @@ pub enum LogFormat {
     Text,
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+pub(super) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 

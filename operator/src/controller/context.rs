@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::reconcile;
 
@@ -11,16 +12,23 @@ use crate::reconcile;
 pub struct Shared {
     pub reconcile: reconcile::Context,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica may reconcile.
+    pub leadership: Arc<Leadership>,
     /// Consecutive failures per `namespace/name`, for per-object exponential backoff
     /// (kube-runtime has none of its own).
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Shared {
-    pub fn new(reconcile: reconcile::Context, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        reconcile: reconcile::Context,
+        metrics: Arc<Metrics>,
+        leadership: Arc<Leadership>,
+    ) -> Self {
         Self {
             reconcile,
             metrics,
+            leadership,
             failures: Mutex::default(),
         }
     }

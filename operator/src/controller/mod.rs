@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod context;
 mod housekeeping;
+mod leader;
 mod metrics;
 mod reconciler;
 
@@ -25,6 +26,7 @@ use kube::{Client, Config, ResourceExt};
 
 pub use args::{AdminLimitsArgs, LogFormat, RunArgs};
 pub use context::backoff_for;
+pub use leader::{LeaderElectionArgs, Leadership};
 
 use crate::api::WorkOSConvexAuth;
 use crate::http_serve::{LimitsError, ServerLimits};
@@ -43,6 +45,8 @@ pub enum ControllerError {
     Kube(#[from] kube::Error),
     #[error("policy flags: {0}")]
     Policy(String),
+    #[error("leader election flags: {0}")]
+    LeaderElection(String),
     #[error(transparent)]
     Fetcher(#[from] FetchError),
     #[error("admin server on {addr}: {source}")]
@@ -143,6 +147,9 @@ pub async fn run(args: RunArgs) -> Result<(), ControllerError> {
 pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), ControllerError> {
     // Before anything touches the cluster: a bad flag is the operator's mistake to fix first.
     let admin_limits = args.admin_limits.to_limits()?;
+    args.leader_election
+        .check()
+        .map_err(ControllerError::LeaderElection)?;
     let ns = args.namespace.as_deref();
     check_crd(&client, ns).await?;
     let metrics = Arc::new(metrics::Metrics::default());
@@ -152,6 +159,13 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         instance: std::env::var("POD_NAME").ok(),
     };
     let policy = args.policy().map_err(ControllerError::Policy)?;
+    let election = args
+        .leader_election
+        .enabled
+        .then(|| leader::Election::start(client.clone(), &args.leader_election));
+    let leadership = election
+        .as_ref()
+        .map_or_else(|| Arc::new(Leadership::always()), |e| e.leadership.clone());
     let ctx = Arc::new(context::Shared::new(
         reconcile::Context {
             client: client.clone(),
@@ -166,6 +180,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
             policy,
         },
         metrics.clone(),
+        leadership.clone(),
     ));
 
     let watch = watcher::Config::default().any_semantic();
@@ -181,7 +196,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     .owns(scoped::<Deployment>(&client, ns), owned.clone())
     .owns(scoped::<Service>(&client, ns), owned.clone())
     .owns(scoped::<PodDisruptionBudget>(&client, ns), owned.clone())
-    .owns(scoped::<Ingress>(&client, ns), owned);
+    .owns(scoped::<Ingress>(&client, ns), owned)
+    // A new leader looks at every resource: changes made while it followed were not reconciled.
+    .reconcile_all_on(leadership.on_becoming_leader());
     let store = controller.store();
     // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
     let referencing = store.clone();
@@ -250,6 +267,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
             }
         })
         .await;
+    if let Some(election) = election {
+        election.stop(std::time::Duration::from_secs(5)).await;
+    }
     admin.abort();
     tracing::info!("controller stopped");
     Ok(())

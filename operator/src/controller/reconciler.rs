@@ -34,6 +34,11 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
     };
+    if !shared.leadership.is_leader() {
+        // A follower keeps its caches warm and writes nothing; it reconciles everything once
+        // it leads (Controller::reconcile_all_on).
+        return Ok(Action::await_change());
+    }
     if resource.metadata.deletion_timestamp.is_some() {
         shared.reconcile.inline_keys.forget(&key(resource));
         return Ok(Action::await_change()); // owner references let the garbage collector clean up

@@ -251,6 +251,32 @@ impl ControlPlane {
         Ok(name)
     }
 
+    /// A kubeconfig that authenticates as ServiceAccount `default/<name>` (created, bound to
+    /// `cluster-admin`), so the audit log tells this client's requests apart.
+    pub fn service_account_kubeconfig(&self, name: &str) -> anyhow::Result<PathBuf> {
+        self.kubectl_ok(&["create", "serviceaccount", name, "-n", "default"])?;
+        self.kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            name,
+            "--clusterrole=cluster-admin",
+            &format!("--serviceaccount=default:{name}"),
+        ])?;
+        let token =
+            self.kubectl_ok(&["create", "token", name, "-n", "default", "--duration=2h"])?;
+        let mut kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let user = kubeconfig
+            .auth_infos
+            .first_mut()
+            .and_then(|a| a.auth_info.as_mut())
+            .context("the admin kubeconfig has a user")?;
+        user.token = Some(token.trim().to_string().into());
+        let path = self.kubeconfig.with_file_name(format!("{name}.kubeconfig"));
+        // JSON is YAML: kubectl and kube read it as a kubeconfig.
+        std::fs::write(&path, serde_json::to_string(&kubeconfig)?)?;
+        Ok(path)
+    }
+
     /// Tears down now rather than at drop.
     pub fn stop(&self) {
         if let Some((mut child, stdin)) = self.supervisor.lock().ok().and_then(|mut s| s.take()) {
