@@ -10,11 +10,20 @@
 #     the tests against the real apiserver, and the end-to-end tests on the real node
 # Needs root (the real node sets up a bridge, mounts and cgroups).
 #
+# `bash tests/run.sh --fast` runs everything but the real-node part (the images, and the test
+# binaries `operator/tests/e2e` and `tests/harness/tests/node.rs`): the loop while developing.
+#
 # Cargo builds into ${WCA_CACHE:-~/.cache/workos-convex-auth}/target unless CARGO_TARGET_DIR
 # says otherwise, so a fresh clone reuses compiled dependencies; cargo still rebuilds whatever
 # the clone changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=false
+case "${1:-}" in
+  --fast) fast=true ;;
+  "") ;;
+  *) echo "usage: bash tests/run.sh [--fast]" >&2; exit 2 ;;
+esac
 began=$SECONDS
 last=""
 step() { # prints how long the previous step took, then the next step's title
@@ -33,10 +42,15 @@ fi
 for tool in cargo go node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool: install Rust, Go >= 1.25 and Node 20 first" >&2; exit 1; }
 done
-[ "$(id -u)" = 0 ] || { echo "run as root: the real node needs it" >&2; exit 1; }
+$fast || [ "$(id -u)" = 0 ] || { echo "run as root: the real node needs it" >&2; exit 1; }
 
-step "local cluster (tests/control-plane/install.sh --node)"
-WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh --node | tail -n 1)
+if $fast; then
+  step "local control plane (tests/control-plane/install.sh)"
+  WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh | tail -n 1)
+else
+  step "local cluster (tests/control-plane/install.sh --node)"
+  WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh --node | tail -n 1)
+fi
 export WCA_CONTROL_PLANE_BIN
 
 step "npm packages"
@@ -80,14 +94,19 @@ fi
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "images for the real node (image/build.sh: release binaries, OCI archives)"
-WCA_IMAGES_DIR="$CARGO_TARGET_DIR/images"
-bash image/build.sh "$WCA_IMAGES_DIR" >/dev/null
-export WCA_IMAGES_DIR
-
-step "cargo test"
 log="$CARGO_TARGET_DIR/test-output.log"
-cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+if $fast; then
+  step "cargo test (without the real-node part: images, tests/e2e, the harness's node test)"
+  cargo test --workspace --no-fail-fast --lib --bins --test it 2>&1 | tee "$log"
+else
+  step "images for the real node (image/build.sh: release binaries, OCI archives)"
+  WCA_IMAGES_DIR="$CARGO_TARGET_DIR/images"
+  bash image/build.sh "$WCA_IMAGES_DIR" >/dev/null
+  export WCA_IMAGES_DIR
+
+  step "cargo test"
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+fi
 echo "    ($((SECONDS - last)) s)"
 echo "whole run: $((SECONDS - began)) s"
 # One closing line for the whole run, in the form CI reads.

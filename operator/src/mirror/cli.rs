@@ -14,7 +14,7 @@ use ipnet::IpNet;
 /// enough that a slow-header client holds a connection for seconds, not minutes.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default `--max-connections`. An open connection costs about 20 KiB of RSS (hyper's 8 KiB read
-/// and write buffers and the task; measured by tests/slowloris.rs), so a full table adds about
+/// and write buffers and the task; measured by tests/it/slowloris.rs), so a full table adds about
 /// 20 MiB to a mirror that idles under 16 MiB: well inside its 64 MiB memory limit.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `--max-header-bytes`: the start line and headers of a request; JWKS clients send a

@@ -1,7 +1,7 @@
 //! Test support: an in-memory stand-in for the few API calls the reconcile driver makes,
 //! served to a real `kube::Client` (`Client::new` over a tower service). It records every
 //! request and can fail chosen ones, so the driver's branches run without an apiserver. The
-//! real apiserver tests (tests/controller.rs) remain the proof; this only adds fast coverage.
+//! real apiserver tests (tests/it/controller.rs) remain the proof; this only adds fast coverage.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! The driver's branches, fast: `reconcile` against the recorded API (what it sends, what it
 //! writes to status, what it returns), and `report::plan` on outcomes no API call can produce
-//! cheaply. The real-apiserver tests (tests/controller.rs) cover the same paths end to end.
+//! cheaply. The real-apiserver tests (tests/it/controller.rs) cover the same paths end to end.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The Helm chart (charts/workos-convex-auth): lint, values schema, hardened defaults, offline
 //! and server-side schema validation, and install / upgrade / uninstall on the local control
 //! plane. The RBAC proof (the operator running as the chart's ServiceAccount) is in
-//! operator/tests/chart_rbac.rs, which needs the operator library.
+//! operator/tests/it/chart_rbac.rs, which needs the operator library.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The fetcher on its own, as the controller's Inline mode uses it: fetch once, get the
 //! sanitised document, its key ids and validators; revalidate; typed errors.
 
-mod support;
+use super::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The mirror against a well-behaved fake WorkOS: what it serves, how, and what it never does.
 
-mod support;
+use super::support;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! One node per test binary; the tests run one at a time, each in its own namespace, because one
 //! of them deletes the operator's pod and others measure rollouts.
 
-mod support;
+use super::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

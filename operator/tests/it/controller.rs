@@ -1,7 +1,7 @@
 //! The controller against a real kube-apiserver (tests/harness): children, updates, mode
 //! switches, drift repair, conflicts, references, steady state, Inline mode and start-up.
 
-mod support;
+use super::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The `check-token` subcommand through the real binary: exit codes 0/1/2, stdin, text and
 //! JSON output.
 
-mod support;
+use super::support;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The fault matrix: a misbehaving upstream never gets a bad document served, the last good one
 //! stays until max-stale, and the metrics say what happened.
 
-mod support;
+use super::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Conformance: RS256 tokens for every WorkOS issuer variant, signed with test keys, are
 //! accepted by the generated config under Convex's rules; tokens that must fail, fail.
 
-mod support;
+use super::support;
 
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};

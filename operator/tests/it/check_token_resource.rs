@@ -1,7 +1,7 @@
 //! `check-token --resource NAMESPACE/NAME` against the local control plane: the resource and
 //! its ConfigMap are written with the API (no controller runs here), then read back by the tool.
 
-mod support;
+use super::support;
 
 use std::path::Path;
 

@@ -1,16 +1,17 @@
 //! Tokens signed with the upstream's private key verify through the mirror's URL, with two
 //! independent clients: `jsonwebtoken` applying Convex's rules, and npm `jose`'s remote JWKS set.
 
-mod support;
+use super::support;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use support::jose::jose_dir;
-use support::mirror::{Mirror, fixture, jwks_of};
+use support::keys::sign_rs256;
+use support::mirror::{Mirror, jwks_of};
 use wca_test_harness::fake_workos::FakeWorkos;
 
 const CLIENT_ID: &str = "client_01TESTCLIENT";
@@ -22,19 +23,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// Signs `claims` with a fixture private key under `kid`, RS256.
-fn sign(key: &str, kid: &str, claims: &Value) -> String {
-    let pem = fixture(key);
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-    )
-    .unwrap()
 }
 
 fn user_management_claims(iat_offset: i64, exp_offset: i64) -> Value {
@@ -127,7 +115,7 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     let user_management = format!("https://api.workos.com/user_management/{CLIENT_ID}");
 
     // Newer environments: user_management issuer, no aud, no applicationID.
-    let token = sign("rsa-a.pem", "test-rsa-a", &user_management_claims(0, 300));
+    let token = sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-a.pem");
     let claims = convex_verify(&token, &jwks, &user_management, None).unwrap();
     assert_eq!(claims["sub"], "user_01TEST");
 
@@ -135,7 +123,7 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     let mut legacy = user_management_claims(0, 300);
     legacy["iss"] = json!("https://api.workos.com");
     legacy["aud"] = json!(CLIENT_ID);
-    let token = sign("rsa-a.pem", "test-rsa-a", &legacy);
+    let token = sign_rs256(&legacy, "test-rsa-a", "rsa-a.pem");
     assert!(convex_verify(&token, &jwks, "https://api.workos.com/", Some(CLIENT_ID)).is_ok());
     assert!(
         convex_verify(&token, &jwks, "api.workos.com", Some(CLIENT_ID)).is_ok(),
@@ -153,21 +141,21 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     );
 
     // ±5 s skew, and nothing beyond it.
-    let just_expired = sign("rsa-a.pem", "test-rsa-a", &user_management_claims(-300, -3));
+    let just_expired = sign_rs256(&user_management_claims(-300, -3), "test-rsa-a", "rsa-a.pem");
     assert!(convex_verify(&just_expired, &jwks, &user_management, None).is_ok());
-    let expired = sign(
-        "rsa-a.pem",
-        "test-rsa-a",
+    let expired = sign_rs256(
         &user_management_claims(-300, -30),
+        "test-rsa-a",
+        "rsa-a.pem",
     );
     assert!(convex_verify(&expired, &jwks, &user_management, None).is_err());
-    let future_iat = sign("rsa-a.pem", "test-rsa-a", &user_management_claims(60, 300));
+    let future_iat = sign_rs256(&user_management_claims(60, 300), "test-rsa-a", "rsa-a.pem");
     assert!(convex_verify(&future_iat, &jwks, &user_management, None).is_err());
 
     // Wrong issuer, a key the mirror does not serve, a key lying about its kid.
     assert!(
         convex_verify(
-            &sign("rsa-a.pem", "test-rsa-a", &user_management_claims(0, 300)),
+            &sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-a.pem"),
             &jwks,
             "https://api.workos.com",
             None
@@ -176,7 +164,7 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     );
     assert!(
         convex_verify(
-            &sign("rsa-b.pem", "test-rsa-b", &user_management_claims(0, 300)),
+            &sign_rs256(&user_management_claims(0, 300), "test-rsa-b", "rsa-b.pem"),
             &jwks,
             &user_management,
             None
@@ -185,7 +173,7 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     );
     assert!(
         convex_verify(
-            &sign("rsa-b.pem", "test-rsa-a", &user_management_claims(0, 300)),
+            &sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-b.pem"),
             &jwks,
             &user_management,
             None
@@ -201,9 +189,9 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
 async fn jose_remote_jwks_verifies_through_the_mirror() {
     let (_fake, mirror) = mirror_serving_rsa_a().await;
     let issuer = format!("https://api.workos.com/user_management/{CLIENT_ID}");
-    let good = sign("rsa-a.pem", "test-rsa-a", &user_management_claims(0, 300));
-    let unknown_key = sign("rsa-b.pem", "test-rsa-b", &user_management_claims(0, 300));
-    let forged = sign("rsa-b.pem", "test-rsa-a", &user_management_claims(0, 300));
+    let good = sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-a.pem");
+    let unknown_key = sign_rs256(&user_management_claims(0, 300), "test-rsa-b", "rsa-b.pem");
+    let forged = sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-b.pem");
     let dir = jose_dir();
     let url = mirror.url(CLIENT);
     let output = tokio::task::spawn_blocking(move || {

@@ -12,7 +12,7 @@
 //! same arithmetic as the one tested here: an input that does not panic here does not panic
 //! there, and no overflow wraps silently in either.
 
-mod support;
+use super::support;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -20,11 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
-use support::keys::key_fixture;
+use support::keys::{key_fixture, sign};
 use workos_convex_auth::check_token::{
     CheckTokenArgs, CheckTokenError, OutputFormat, Report, Verdict, check_token, render,
 };
@@ -415,11 +414,12 @@ fn expected_verdict(claims: &Value, now: i64) -> Verdict {
 }
 
 fn sign_es256(claims: &Value) -> String {
-    static KEY: OnceLock<EncodingKey> = OnceLock::new();
-    let key = KEY.get_or_init(|| EncodingKey::from_ec_pem(&key_fixture("ec-a.pem")).unwrap());
-    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some("test-ec-a".into());
-    jsonwebtoken::encode(&header, claims, key).unwrap()
+    sign(
+        claims,
+        jsonwebtoken::Algorithm::ES256,
+        Some("test-ec-a"),
+        "ec-a.pem",
+    )
 }
 
 proptest! {

@@ -4,7 +4,7 @@
 //! server past the mirror's 64 MiB memory limit. Loopback only; every wait is bounded. Run with
 //! `--nocapture` to see the measured memory per connection.
 
-mod support;
+use super::support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! written to disk, key sets served by a local HTTP server or embedded as `data:` URLs. Every
 //! case asserts the verdict and the suggested fix, not only the exit code.
 
-mod support;
+use super::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,9 +12,8 @@ use axum::body::Body;
 use axum::extract::Path as UrlPath;
 use axum::http::{Response, StatusCode, header};
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
-use support::keys::key_fixture;
+use support::keys::{key_fixture, sign as sign_as};
 use workos_convex_auth::check_token::{
     CheckTokenArgs, CheckTokenError, OutputFormat, Report, StepResult, Verdict, check_token, render,
 };
@@ -105,19 +104,8 @@ fn claims(iss: &str, aud: Value) -> Value {
     c
 }
 
-fn sign_with(claims: &Value, alg: jsonwebtoken::Algorithm, kid: Option<&str>, key: &str) -> String {
-    let mut header = Header::new(alg);
-    header.kid = kid.map(str::to_string);
-    let key = match alg {
-        jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(&key_fixture(key)).unwrap(),
-        jsonwebtoken::Algorithm::HS256 => EncodingKey::from_secret(b"shared secret"),
-        _ => EncodingKey::from_rsa_pem(&key_fixture(key)).unwrap(),
-    };
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
-}
-
 fn sign(claims: &Value) -> String {
-    sign_with(
+    sign_as(
         claims,
         jsonwebtoken::Algorithm::RS256,
         Some("test-rsa-a"),
@@ -364,7 +352,7 @@ async fn key_and_signature_failures() {
     let rs = jsonwebtoken::Algorithm::RS256;
 
     let r = report(
-        &sign_with(&ok, rs, Some("rotated-1"), "rsa-a.pem"),
+        &sign_as(&ok, rs, Some("rotated-1"), "rsa-a.pem"),
         &args(&config),
     )
     .await;
@@ -378,14 +366,14 @@ async fn key_and_signature_failures() {
         [("jwks", true), ("kid", false)]
     );
 
-    let r = report(&sign_with(&ok, rs, None, "rsa-a.pem"), &args(&config)).await;
+    let r = report(&sign_as(&ok, rs, None, "rsa-a.pem"), &args(&config)).await;
     assert_rejected(
         &r,
         "the token header has no kid (provider 2 matched)",
         "WorkOS always sets one",
     );
 
-    let es = sign_with(
+    let es = sign_as(
         &ok,
         jsonwebtoken::Algorithm::ES256,
         Some("test-ec-a"),
@@ -399,7 +387,7 @@ async fn key_and_signature_failures() {
     );
 
     let r = report(
-        &sign_with(&ok, rs, Some("test-ec-a"), "rsa-a.pem"),
+        &sign_as(&ok, rs, Some("test-ec-a"), "rsa-a.pem"),
         &args(&config),
     )
     .await;
@@ -409,7 +397,7 @@ async fn key_and_signature_failures() {
         "not signed with this key set",
     );
 
-    let hs = sign_with(&ok, jsonwebtoken::Algorithm::HS256, Some("test-rsa-a"), "");
+    let hs = sign_as(&ok, jsonwebtoken::Algorithm::HS256, Some("test-rsa-a"), "");
     let r = report(&hs, &args(&config)).await;
     assert_rejected(
         &r,
@@ -419,7 +407,7 @@ async fn key_and_signature_failures() {
 
     // rsa-b's signature under rsa-a's kid: the kid is known, the signature is not.
     let r = report(
-        &sign_with(&ok, rs, Some("test-rsa-a"), "rsa-b.pem"),
+        &sign_as(&ok, rs, Some("test-rsa-a"), "rsa-b.pem"),
         &args(&config),
     )
     .await;

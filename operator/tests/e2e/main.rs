@@ -1,0 +1,9 @@
+//! The real-node part, one binary: the image archives and the end-to-end tests on a real
+//! single-node cluster. They need the machine to themselves (one node per machine, under a
+//! lock), so they stay out of `tests/it/`, whose tests run side by side.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod image;
+mod node;

@@ -1,0 +1,25 @@
+//! The crate's integration tests, one binary (one link step): each module was a test binary of
+//! its own. Tests against the API server share one control plane (`ControlPlane::shared`), each
+//! in its own namespace. The images and the real node are in `tests/e2e/`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chart_rbac;
+mod check_token;
+mod check_token_cli;
+mod check_token_resource;
+mod conformance;
+mod controller;
+mod controller_binary;
+mod convex_package;
+mod crd_drift;
+mod golden;
+mod leader_election;
+mod mirror_args;
+mod properties;
+mod proxy_faults;
+mod proxy_fetcher;
+mod proxy_serving;
+mod proxy_tokens;
+mod slowloris;
