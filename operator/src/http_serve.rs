@@ -25,6 +25,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -132,25 +135,27 @@ impl ConnectionStats {
     pub fn header_timeouts(&self) -> u64 {
         self.header_timeouts.load(Ordering::Relaxed)
     }
+}
 
-    /// The counters in Prometheus text format, each name prefixed with `prefix` (e.g.
-    /// `wca_proxy`).
-    pub fn render(&self, prefix: &str) -> String {
-        format!(
-            "# HELP {prefix}_connections_open HTTP connections being served.\n\
-             # TYPE {prefix}_connections_open gauge\n\
-             {prefix}_connections_open {open}\n\
-             # HELP {prefix}_connections_refused_total Connections closed at accept because the connection limit was reached.\n\
-             # TYPE {prefix}_connections_refused_total counter\n\
-             {prefix}_connections_refused_total {refused}\n\
-             # HELP {prefix}_connections_header_timeouts_total Connections closed because a request head did not arrive within the header read timeout.\n\
-             # TYPE {prefix}_connections_header_timeouts_total counter\n\
-             {prefix}_connections_header_timeouts_total {timeouts}\n",
-            open = self.open(),
-            refused = self.refused(),
-            timeouts = self.header_timeouts(),
-        )
-    }
+/// Registers `stats` as of now in `registry`, each name prefixed with `prefix` (e.g. `wca_proxy`):
+/// `<prefix>_connections_open`, `<prefix>_connections_refused_total`,
+/// `<prefix>_connections_header_timeouts_total`.
+pub fn connection_metrics(registry: &mut Registry, prefix: &str, stats: &ConnectionStats) {
+    registry.register(
+        format!("{prefix}_connections_open"),
+        "HTTP connections being served",
+        ConstGauge::new(i64::try_from(stats.open()).unwrap_or(i64::MAX)),
+    );
+    registry.register(
+        format!("{prefix}_connections_refused"),
+        "Connections closed at accept because the connection limit was reached",
+        ConstCounter::new(stats.refused()),
+    );
+    registry.register(
+        format!("{prefix}_connections_header_timeouts"),
+        "Connections closed because a request head did not arrive within the header read timeout",
+        ConstCounter::new(stats.header_timeouts()),
+    );
 }
 
 /// Decrements the open-connection gauge however the connection task ends.
@@ -289,7 +294,10 @@ mod tests {
         let stats = Arc::new(ConnectionStats::default());
         let open = OpenConnection::new(Arc::clone(&stats));
         stats.refused.fetch_add(3, Ordering::Relaxed);
-        let text = stats.render("wca_x");
+        let mut registry = Registry::default();
+        connection_metrics(&mut registry, "wca_x", &stats);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("\nwca_x_connections_open 1\n"), "{text}");
         assert!(
             text.contains("\nwca_x_connections_refused_total 3\n"),

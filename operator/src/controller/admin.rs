@@ -15,7 +15,7 @@ use crate::http_serve::ConnectionStats;
 pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
-    /// Kept by the HTTP server, shown on `/metrics`.
+    /// Kept by the HTTP server; `metrics` shows them.
     pub connections: Arc<ConnectionStats>,
 }
 
@@ -39,8 +39,8 @@ pub fn router(state: AdminState) -> Router {
             "/metrics",
             get(|State(s): State<AdminState>| async move {
                 (
-                    [("content-type", "text/plain; version=0.0.4")],
-                    s.metrics.render() + &s.connections.render("wca_admin"),
+                    [("content-type", crate::mirror::metrics::CONTENT_TYPE)],
+                    s.metrics.render(),
                 )
             }),
         )

@@ -70,10 +70,14 @@ pub async fn serve_admin<F>(
 ) where
     F: std::future::Future<Output = ()> + Send,
 {
+    let connections = Arc::<crate::http_serve::ConnectionStats>::default();
     let state = admin::AdminState {
         ready,
-        metrics: Arc::default(),
-        connections: Arc::default(),
+        metrics: Arc::new(metrics::Metrics::new(
+            Arc::new(Leadership::always()),
+            connections.clone(),
+        )),
+        connections,
     };
     serve_admin_state(listener, state, limits, shutdown).await;
 }
@@ -152,7 +156,6 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .map_err(ControllerError::LeaderElection)?;
     let ns = args.namespace.as_deref();
     check_crd(&client, ns).await?;
-    let metrics = Arc::new(metrics::Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let reporter = Reporter {
         controller: "workos-convex-auth".into(),
@@ -166,6 +169,11 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     let leadership = election
         .as_ref()
         .map_or_else(|| Arc::new(Leadership::always()), |e| e.leadership.clone());
+    let admin_connections = Arc::<crate::http_serve::ConnectionStats>::default();
+    let metrics = Arc::new(metrics::Metrics::new(
+        leadership.clone(),
+        admin_connections.clone(),
+    ));
     let ctx = Arc::new(context::Shared::new(
         reconcile::Context {
             client: client.clone(),
@@ -231,7 +239,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     let admin_state = admin::AdminState {
         ready,
         metrics,
-        connections: Arc::default(),
+        connections: admin_connections,
     };
     let addr = args.admin_addr;
     let listener = tokio::net::TcpListener::bind(addr)

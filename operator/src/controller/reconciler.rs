@@ -30,7 +30,7 @@ pub async fn reconcile(
         Err(invalid) => {
             // One undecodable object must not stall the others: report it and wait for a fix.
             tracing::warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error, "cannot decode WorkOSConvexAuth; fix the object");
-            shared.metrics.failed(Reason::Undecodable.as_str());
+            shared.metrics.failed(Reason::Undecodable);
             return Ok(Action::await_change());
         }
     };
@@ -57,7 +57,7 @@ pub fn error_policy(
     error: &reconcile::Error,
     shared: Arc<Shared>,
 ) -> Action {
-    shared.metrics.failed(error.reason().as_str());
+    shared.metrics.failed(error.reason());
     let key = guard.0.as_ref().map(key).unwrap_or_default();
     let wait = shared.backoff(&key);
     tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");

@@ -1,12 +1,23 @@
-//! Prometheus metrics of the mirror: fixed label sets, plain atomics, text rendered on scrape.
+//! Prometheus metrics of the mirror (prometheus-client, OpenMetrics text): counters with label
+//! sets fixed at start-up (the configured paths, closed sets of statuses and outcomes, so no
+//! client can grow them), and the documents' state read at scrape time.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use super::cache::Freshness;
+use crate::http_serve::{ConnectionStats, connection_metrics};
 use crate::jwks::FetchError;
+
+/// The Content-Type of `/metrics` (both servers).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Statuses the mirror answers with; anything else is counted as `other`.
 const STATUSES: [&str; 6] = ["200", "304", "404", "405", "503", "other"];
@@ -66,25 +77,21 @@ impl FetchResult<'_> {
     }
 }
 
-#[derive(Debug)]
-struct Counters<const N: usize>([AtomicU64; N]);
-
-impl<const N: usize> Default for Counters<N> {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    path: String,
+    status: &'static str,
 }
 
-impl<const N: usize> Counters<N> {
-    fn add(&self, index: usize) {
-        if let Some(c) = self.0.get(index) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    path: String,
+    outcome: &'static str,
+}
 
-    fn get(&self, index: usize) -> u64 {
-        self.0.get(index).map_or(0, |c| c.load(Ordering::Relaxed))
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: String,
 }
 
 /// What the metrics need to know about a mirror's document at scrape time.
@@ -101,163 +108,162 @@ pub struct DocumentView<'a> {
 /// All counters of one mirror process.
 #[derive(Debug)]
 pub struct Metrics {
+    /// `paths[route_index(route)]`: the configured paths, then the fixed routes.
     paths: Vec<String>,
-    requests: Vec<Counters<{ STATUSES.len() }>>,
-    fetches: Vec<Counters<{ OUTCOMES.len() }>>,
+    mirrors: usize,
+    requests: Family<RequestLabels, Counter>,
+    fetches: Family<FetchLabels, Counter>,
+    connections: Arc<ConnectionStats>,
 }
 
 impl Metrics {
-    /// Counters for the given mirror paths (in configuration order).
-    pub fn new(mirror_paths: &[String]) -> Self {
+    /// Counters for the given mirror paths (in configuration order), every label set created
+    /// up front so each series is there from the first scrape.
+    pub fn new(mirror_paths: &[String], connections: Arc<ConnectionStats>) -> Self {
         let mut paths = mirror_paths.to_vec();
         paths.extend(["/healthz", "/readyz", "/metrics", "other"].map(String::from));
-        let requests = paths.iter().map(|_| Counters::default()).collect();
-        let fetches = mirror_paths.iter().map(|_| Counters::default()).collect();
+        let requests = Family::<RequestLabels, Counter>::default();
+        for path in &paths {
+            for status in STATUSES {
+                let _series = requests.get_or_create(&RequestLabels {
+                    path: path.clone(),
+                    status,
+                });
+            }
+        }
+        let fetches = Family::<FetchLabels, Counter>::default();
+        for path in mirror_paths {
+            for outcome in OUTCOMES {
+                let _series = fetches.get_or_create(&FetchLabels {
+                    path: path.clone(),
+                    outcome,
+                });
+            }
+        }
         Self {
             paths,
+            mirrors: mirror_paths.len(),
             requests,
             fetches,
+            connections,
         }
     }
 
-    fn route_index(&self, route: Route) -> usize {
-        let mirrors = self.fetches.len();
-        match route {
-            Route::Mirror(i) => i.min(mirrors),
-            Route::Healthz => mirrors,
-            Route::Readyz => mirrors + 1,
-            Route::Metrics => mirrors + 2,
-            Route::Other => mirrors + 3,
-        }
+    fn path(&self, route: Route) -> &str {
+        let index = match route {
+            Route::Mirror(i) => i.min(self.mirrors),
+            Route::Healthz => self.mirrors,
+            Route::Readyz => self.mirrors + 1,
+            Route::Metrics => self.mirrors + 2,
+            Route::Other => self.mirrors + 3,
+        };
+        self.paths.get(index).map_or("other", String::as_str)
+    }
+
+    fn status_label(status: StatusCode) -> &'static str {
+        let code = status.as_str();
+        STATUSES
+            .iter()
+            .find(|s| **s == code)
+            .copied()
+            .unwrap_or("other")
     }
 
     /// Counts one answered request.
     pub fn request(&self, route: Route, status: StatusCode) {
-        let label = match status.as_u16() {
-            200 => 0,
-            304 => 1,
-            404 => 2,
-            405 => 3,
-            503 => 4,
-            _ => 5,
-        };
-        if let Some(counters) = self.requests.get(self.route_index(route)) {
-            counters.add(label);
-        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                path: self.path(route).to_string(),
+                status: Self::status_label(status),
+            })
+            .inc();
     }
 
     /// Counts one upstream fetch of mirror `mirror`.
     pub fn fetch(&self, mirror: usize, result: FetchResult<'_>) {
-        let label = result.label();
-        if let (Some(counters), Some(i)) = (
-            self.fetches.get(mirror),
-            OUTCOMES.iter().position(|o| *o == label),
-        ) {
-            counters.add(i);
-        }
+        let (Some(path), Some(outcome)) = (
+            self.paths.get(mirror).filter(|_| mirror < self.mirrors),
+            OUTCOMES.iter().find(|o| **o == result.label()),
+        ) else {
+            return;
+        };
+        self.fetches
+            .get_or_create(&FetchLabels {
+                path: path.clone(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Current count of `requests_total{path,status}`; for tests and logs.
     pub fn requests_total(&self, route: Route, status: &str) -> u64 {
-        let i = STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(STATUSES.len());
+        let Some(status) = STATUSES.iter().find(|s| **s == status) else {
+            return 0;
+        };
         self.requests
-            .get(self.route_index(route))
-            .map_or(0, |c| c.get(i))
+            .get_or_create(&RequestLabels {
+                path: self.path(route).to_string(),
+                status,
+            })
+            .get()
     }
 
-    /// Renders the Prometheus text exposition format (0.0.4).
+    /// The OpenMetrics text: the counters, and the documents and readiness as of now.
     pub fn render(&self, documents: &[DocumentView<'_>], ready: bool) -> String {
-        let mut out = String::with_capacity(2048);
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_requests_total Requests answered, by path and status."
+        // The counters are shared handles: registering them in a registry built for this
+        // scrape, next to gauges of the documents as they are now, reads their current values.
+        let mut registry = Registry::default();
+        registry.register(
+            "wca_proxy_requests",
+            "Requests answered, by path and status",
+            self.requests.clone(),
         );
-        let _ = writeln!(out, "# TYPE wca_proxy_requests_total counter");
-        for (path, counters) in self.paths.iter().zip(&self.requests) {
-            for (i, status) in STATUSES.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "wca_proxy_requests_total{{path=\"{}\",status=\"{status}\"}} {}",
-                    escape(path),
-                    counters.get(i)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_upstream_fetches_total Upstream fetches, by mirror path and outcome."
+        registry.register(
+            "wca_proxy_upstream_fetches",
+            "Upstream fetches, by mirror path and outcome",
+            self.fetches.clone(),
         );
-        let _ = writeln!(out, "# TYPE wca_proxy_upstream_fetches_total counter");
-        for (path, counters) in self.paths.iter().zip(&self.fetches) {
-            for (i, outcome) in OUTCOMES.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "wca_proxy_upstream_fetches_total{{path=\"{}\",outcome=\"{outcome}\"}} {}",
-                    escape(path),
-                    counters.get(i)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_document_age_seconds Time since the upstream last confirmed the held document (absent when none is held)."
-        );
-        let _ = writeln!(out, "# TYPE wca_proxy_document_age_seconds gauge");
+        let ages = Family::<PathLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let served = Family::<PathLabel, Gauge>::default();
+        let keys = Family::<PathLabel, Gauge>::default();
         for doc in documents {
+            let label = PathLabel {
+                path: doc.path.to_string(),
+            };
             if let Freshness::Servable { age } | Freshness::Expired { age } = doc.freshness {
-                let _ = writeln!(
-                    out,
-                    "wca_proxy_document_age_seconds{{path=\"{}\"}} {:.3}",
-                    escape(doc.path),
-                    age.as_secs_f64()
-                );
+                ages.get_or_create(&label).set(age.as_secs_f64());
             }
+            served.get_or_create(&label).set(i64::from(matches!(
+                doc.freshness,
+                Freshness::Servable { .. }
+            )));
+            keys.get_or_create(&label)
+                .set(i64::try_from(doc.keys).unwrap_or(i64::MAX));
         }
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_document_served Whether the document is being served (1) or withheld or missing (0)."
+        registry.register(
+            "wca_proxy_document_age_seconds",
+            "Time since the upstream last confirmed the held document (absent when none is held)",
+            ages,
         );
-        let _ = writeln!(out, "# TYPE wca_proxy_document_served gauge");
-        for doc in documents {
-            let served = u8::from(matches!(doc.freshness, Freshness::Servable { .. }));
-            let _ = writeln!(
-                out,
-                "wca_proxy_document_served{{path=\"{}\"}} {served}",
-                escape(doc.path)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_document_keys Keys in the held document."
+        registry.register(
+            "wca_proxy_document_served",
+            "Whether the document is being served (1) or withheld or missing (0)",
+            served,
         );
-        let _ = writeln!(out, "# TYPE wca_proxy_document_keys gauge");
-        for doc in documents {
-            let _ = writeln!(
-                out,
-                "wca_proxy_document_keys{{path=\"{}\"}} {}",
-                escape(doc.path),
-                doc.keys
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wca_proxy_ready Whether every mirrored document is servable."
+        registry.register("wca_proxy_document_keys", "Keys in the held document", keys);
+        let ready_gauge = Gauge::<i64>::default();
+        ready_gauge.set(i64::from(ready));
+        registry.register(
+            "wca_proxy_ready",
+            "Whether every mirrored document is servable",
+            ready_gauge,
         );
-        let _ = writeln!(out, "# TYPE wca_proxy_ready gauge");
-        let _ = writeln!(out, "wca_proxy_ready {}", u8::from(ready));
-        out
+        connection_metrics(&mut registry, "wca_proxy", &self.connections);
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &registry);
+        text
     }
-}
-
-/// Label values are configured paths (restricted characters), but escape anyway.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -267,7 +273,7 @@ mod tests {
 
     #[test]
     fn counts_and_renders() {
-        let m = Metrics::new(&["/sso/jwks/c".to_string()]);
+        let m = Metrics::new(&["/sso/jwks/c".to_string()], Arc::default());
         m.request(Route::Mirror(0), StatusCode::OK);
         m.request(Route::Mirror(0), StatusCode::OK);
         m.request(Route::Other, StatusCode::NOT_FOUND);
@@ -290,10 +296,13 @@ mod tests {
             "wca_proxy_requests_total{path=\"other\",status=\"404\"} 1",
             "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"fresh\"} 1",
             "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"timeout\"} 2",
-            "wca_proxy_document_age_seconds{path=\"/sso/jwks/c\"} 1.500",
+            "wca_proxy_document_age_seconds{path=\"/sso/jwks/c\"} 1.5",
             "wca_proxy_document_served{path=\"/sso/jwks/c\"} 1",
             "wca_proxy_document_keys{path=\"/sso/jwks/c\"} 2",
             "wca_proxy_ready 1",
+            "wca_proxy_connections_open 0",
+            "# TYPE wca_proxy_requests counter",
+            "# EOF",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

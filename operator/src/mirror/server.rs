@@ -49,13 +49,14 @@ impl Shared {
             })
             .collect();
         let paths: Vec<String> = config.mirrors.iter().map(|m| m.path.clone()).collect();
+        let connections = Arc::<ConnectionStats>::default();
         let max_age = config.refresh.min(MAX_CLIENT_MAX_AGE).as_secs();
         let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age}"))
             .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=0"));
         Self {
             mirrors,
-            metrics: Metrics::new(&paths),
-            connections: Arc::default(),
+            metrics: Metrics::new(&paths, connections.clone()),
+            connections,
             cache_control,
         }
     }
@@ -196,12 +197,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             keys: m.slot.held().map_or(0, |d| d.kids.len()),
         })
         .collect();
-    let mut text = shared.metrics.render(&docs, shared.ready(now));
-    text.push_str(&shared.connections.render("wca_proxy"));
+    let text = shared.metrics.render(&docs, shared.ready(now));
     let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(super::metrics::CONTENT_TYPE),
     );
     response
 }

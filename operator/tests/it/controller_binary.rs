@@ -1,5 +1,6 @@
 //! The real `workos-convex-auth run` process: admin endpoints, and a clean exit on SIGTERM.
 
+use super::support::mirror::metric_value as metric;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,11 +103,6 @@ async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
 }
 
 /// The value of an unlabelled metric in Prometheus text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
