@@ -95,6 +95,9 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log="$CARGO_TARGET_DIR/test-output.log"
+# Most integration tests wait on an API server or a process, not on a core: four at a time on
+# two cores (measured: README, "Development").
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 if $fast; then
   step "cargo test (without the real-node part: images, tests/e2e, the harness's node test)"
   cargo test --workspace --no-fail-fast --lib --bins --test it 2>&1 | tee "$log"

@@ -22,8 +22,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Statuses the mirror answers with; anything else is counted as `other`.
 const STATUSES: [&str; 6] = ["200", "304", "404", "405", "503", "other"];
 
-/// Outcomes of one upstream fetch, as the `outcome` label.
-const OUTCOMES: [&str; 12] = [
+/// Outcomes of one upstream fetch, as the `outcome` label, in the order of [`Outcome`].
+const OUTCOMES: [&str; 13] = [
     "fresh",
     "unchanged",
     "not_modified",
@@ -36,7 +36,30 @@ const OUTCOMES: [&str; 12] = [
     "content_type",
     "invalid",
     "transport",
+    "refused",
 ];
+
+/// The outcome of one fetch; an index into [`OUTCOMES`]. The match below is exhaustive, so a
+/// new kind of fetch error cannot go uncounted.
+fn outcome_index(result: FetchResult<'_>) -> usize {
+    match result {
+        FetchResult::Fresh => 0,
+        FetchResult::Unchanged => 1,
+        FetchResult::NotModified => 2,
+        FetchResult::Failed(error) => match error {
+            FetchError::Setup(_) => 3,
+            FetchError::Connect(_) => 4,
+            FetchError::Timeout => 5,
+            FetchError::Redirects => 6,
+            FetchError::Status(_) => 7,
+            FetchError::TooLarge { .. } => 8,
+            FetchError::ContentType(_) => 9,
+            FetchError::Invalid(_) => 10,
+            FetchError::Transport(_) => 11,
+            FetchError::Refused(_) => 12,
+        },
+    }
+}
 
 /// Which route answered a request; unknown paths share one label so clients cannot grow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,17 +87,6 @@ pub enum FetchResult<'a> {
     NotModified,
     /// A failure.
     Failed(&'a FetchError),
-}
-
-impl FetchResult<'_> {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Fresh => "fresh",
-            Self::Unchanged => "unchanged",
-            Self::NotModified => "not_modified",
-            Self::Failed(e) => e.kind(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,104 +120,114 @@ pub struct DocumentView<'a> {
 /// All counters of one mirror process.
 #[derive(Debug)]
 pub struct Metrics {
-    /// `paths[route_index(route)]`: the configured paths, then the fixed routes.
-    paths: Vec<String>,
     mirrors: usize,
     requests: Family<RequestLabels, Counter>,
     fetches: Family<FetchLabels, Counter>,
+    /// `request_counters[route_index][status]`: handles into `requests`, so counting a request
+    /// is one atomic add (no lock, no allocation).
+    request_counters: Vec<[Counter; STATUSES.len()]>,
+    /// `fetch_counters[mirror][outcome]`: handles into `fetches`.
+    fetch_counters: Vec<[Counter; OUTCOMES.len()]>,
     connections: Arc<ConnectionStats>,
 }
 
 impl Metrics {
-    /// Counters for the given mirror paths (in configuration order), every label set created
-    /// up front so each series is there from the first scrape.
+    /// Counters for the given mirror paths (in configuration order), every series created up
+    /// front: each is there from the first scrape, and none can be added by a client. The
+    /// request series are the mirror paths, then `/healthz`, `/readyz`, `/metrics`, `other`.
     pub fn new(mirror_paths: &[String], connections: Arc<ConnectionStats>) -> Self {
         let mut paths = mirror_paths.to_vec();
         paths.extend(["/healthz", "/readyz", "/metrics", "other"].map(String::from));
         let requests = Family::<RequestLabels, Counter>::default();
-        for path in &paths {
-            for status in STATUSES {
-                let _series = requests.get_or_create(&RequestLabels {
-                    path: path.clone(),
-                    status,
-                });
-            }
-        }
+        let request_counters = paths
+            .iter()
+            .map(|path| {
+                STATUSES.map(|status| {
+                    requests
+                        .get_or_create(&RequestLabels {
+                            path: path.clone(),
+                            status,
+                        })
+                        .clone()
+                })
+            })
+            .collect();
         let fetches = Family::<FetchLabels, Counter>::default();
-        for path in mirror_paths {
-            for outcome in OUTCOMES {
-                let _series = fetches.get_or_create(&FetchLabels {
-                    path: path.clone(),
-                    outcome,
-                });
-            }
-        }
+        let fetch_counters = mirror_paths
+            .iter()
+            .map(|path| {
+                OUTCOMES.map(|outcome| {
+                    fetches
+                        .get_or_create(&FetchLabels {
+                            path: path.clone(),
+                            outcome,
+                        })
+                        .clone()
+                })
+            })
+            .collect();
         Self {
-            paths,
             mirrors: mirror_paths.len(),
             requests,
             fetches,
+            request_counters,
+            fetch_counters,
             connections,
         }
     }
 
-    fn path(&self, route: Route) -> &str {
-        let index = match route {
+    fn route_index(&self, route: Route) -> usize {
+        match route {
             Route::Mirror(i) => i.min(self.mirrors),
             Route::Healthz => self.mirrors,
             Route::Readyz => self.mirrors + 1,
             Route::Metrics => self.mirrors + 2,
             Route::Other => self.mirrors + 3,
-        };
-        self.paths.get(index).map_or("other", String::as_str)
+        }
     }
 
-    fn status_label(status: StatusCode) -> &'static str {
-        let code = status.as_str();
-        STATUSES
-            .iter()
-            .find(|s| **s == code)
-            .copied()
-            .unwrap_or("other")
+    fn status_index(status: StatusCode) -> usize {
+        match status.as_u16() {
+            200 => 0,
+            304 => 1,
+            404 => 2,
+            405 => 3,
+            503 => 4,
+            _ => 5,
+        }
     }
 
     /// Counts one answered request.
     pub fn request(&self, route: Route, status: StatusCode) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                path: self.path(route).to_string(),
-                status: Self::status_label(status),
-            })
-            .inc();
+        if let Some(counter) = self
+            .request_counters
+            .get(self.route_index(route))
+            .and_then(|c| c.get(Self::status_index(status)))
+        {
+            counter.inc();
+        }
     }
 
     /// Counts one upstream fetch of mirror `mirror`.
     pub fn fetch(&self, mirror: usize, result: FetchResult<'_>) {
-        let (Some(path), Some(outcome)) = (
-            self.paths.get(mirror).filter(|_| mirror < self.mirrors),
-            OUTCOMES.iter().find(|o| **o == result.label()),
-        ) else {
-            return;
-        };
-        self.fetches
-            .get_or_create(&FetchLabels {
-                path: path.clone(),
-                outcome,
-            })
-            .inc();
+        if let Some(counter) = self
+            .fetch_counters
+            .get(mirror)
+            .and_then(|c| c.get(outcome_index(result)))
+        {
+            counter.inc();
+        }
     }
 
     /// Current count of `requests_total{path,status}`; for tests and logs.
     pub fn requests_total(&self, route: Route, status: &str) -> u64 {
-        let Some(status) = STATUSES.iter().find(|s| **s == status) else {
+        let Some(i) = STATUSES.iter().position(|s| *s == status) else {
             return 0;
         };
-        self.requests
-            .get_or_create(&RequestLabels {
-                path: self.path(route).to_string(),
-                status,
-            })
-            .get()
+        self.request_counters
+            .get(self.route_index(route))
+            .and_then(|c| c.get(i))
+            .map_or(0, Counter::get)
     }
 
     /// The OpenMetrics text: the counters, and the documents and readiness as of now.
@@ -281,6 +303,7 @@ mod tests {
         m.fetch(0, FetchResult::Fresh);
         m.fetch(0, FetchResult::Failed(&FetchError::Timeout));
         m.fetch(0, FetchResult::Failed(&FetchError::Timeout));
+        m.fetch(0, FetchResult::Failed(&FetchError::Status(500)));
         assert_eq!(m.requests_total(Route::Mirror(0), "200"), 2);
         let docs = [DocumentView {
             path: "/sso/jwks/c",
@@ -296,6 +319,8 @@ mod tests {
             "wca_proxy_requests_total{path=\"other\",status=\"404\"} 1",
             "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"fresh\"} 1",
             "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"timeout\"} 2",
+            "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"status\"} 1",
+            "wca_proxy_upstream_fetches_total{path=\"/sso/jwks/c\",outcome=\"refused\"} 0",
             "wca_proxy_document_age_seconds{path=\"/sso/jwks/c\"} 1.5",
             "wca_proxy_document_served{path=\"/sso/jwks/c\"} 1",
             "wca_proxy_document_keys{path=\"/sso/jwks/c\"} 2",
