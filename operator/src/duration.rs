@@ -111,7 +111,7 @@ mod tests {
         }
     }
 
-    /// Found by tests/properties.rs: `10s500ms` used to format as `10s`, so a resource's
+    /// Found by tests/it/properties.rs: `10s500ms` used to format as `10s`, so a resource's
     /// refreshInterval reached the mirror's arguments half a second short.
     #[test]
     fn keeps_the_milliseconds_above_one_second() {
@@ -122,7 +122,7 @@ mod tests {
         );
     }
 
-    /// Found by tests/properties.rs: `4294967295h4294967295h` was accepted (each number fit in
+    /// Found by tests/it/properties.rs: `4294967295h4294967295h` was accepted (each number fit in
     /// 32 bits) but formatted as `8589934590h`, which the parser refused, so the mirror would
     /// have refused the arguments the operator gave it. Now the total is bounded instead.
     #[test]

@@ -58,30 +58,6 @@ pub enum ControllerError {
     AdminLimits(#[from] LimitsError),
 }
 
-/// Serves the admin endpoints (`/healthz`, `/readyz` from `ready`, `/metrics` with no
-/// reconciliations yet) on `listener` within `limits` until `shutdown` completes. `run` serves
-/// the same router with its own metrics; this entry point lets tests exercise the admin server
-/// without a cluster.
-pub async fn serve_admin<F>(
-    listener: tokio::net::TcpListener,
-    ready: Arc<AtomicBool>,
-    limits: ServerLimits,
-    shutdown: F,
-) where
-    F: std::future::Future<Output = ()> + Send,
-{
-    let connections = Arc::<crate::http_serve::ConnectionStats>::default();
-    let state = admin::AdminState {
-        ready,
-        metrics: Arc::new(metrics::Metrics::new(
-            Arc::new(Leadership::always()),
-            connections.clone(),
-        )),
-        connections,
-    };
-    serve_admin_state(listener, state, limits, shutdown).await;
-}
-
 /// The admin router on the bounded server.
 async fn serve_admin_state<F>(
     listener: tokio::net::TcpListener,

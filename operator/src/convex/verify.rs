@@ -248,7 +248,7 @@ mod tests {
         );
     }
 
-    /// Found by tests/properties.rs: a token signed with the EC test key whose `nbf` is not a
+    /// Found by tests/it/properties.rs: a token signed with the EC test key whose `nbf` is not a
     /// number was reported as "the signature does not verify", because the signature check
     /// also parsed the claims. The signature is valid; the claim rules alone decide.
     #[test]

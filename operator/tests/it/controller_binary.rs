@@ -1,18 +1,11 @@
 //! The real `workos-convex-auth run` process: admin endpoints, and a clean exit on SIGTERM.
 
 use super::support::mirror::metric_value as metric;
+use super::support::process::{KillOnDrop, free_port, rss_kib};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wca_test_harness::ControlPlane;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
@@ -20,22 +13,24 @@ async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "binary").await.unwrap();
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args([
-            "run",
-            "--namespace",
-            &ns,
-            "--admin-addr",
-            &admin,
-            "--log-format",
-            "json",
-        ])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut operator = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .args([
+                "run",
+                "--namespace",
+                &ns,
+                "--admin-addr",
+                &admin,
+                "--log-format",
+                "json",
+            ])
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
 
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -103,15 +98,6 @@ async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
 }
 
 /// The value of an unlabelled metric in Prometheus text.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// Create/delete churn of mode-Inline resources (each fetches and holds keys): the per-resource
 /// maps empty once the resources are gone (the metrics say so), and a second churn of 300 leaves
 /// the operator's RSS within 10 % of where the first one left it (the first warms the allocator
@@ -136,28 +122,30 @@ async fn churn_frees_per_resource_memory() {
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "churn").await.unwrap();
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args([
-            "run",
-            "--namespace",
-            &ns,
-            "--admin-addr",
-            &admin,
-            "--log-format",
-            "text",
-            "--allow-http-upstream",
-            "--allowed-upstream-hosts",
-            "127.0.0.1",
-            "--allowed-upstream-networks",
-            "127.0.0.0/8",
-        ])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut operator = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .args([
+                "run",
+                "--namespace",
+                &ns,
+                "--admin-addr",
+                &admin,
+                "--log-format",
+                "text",
+                "--allow-http-upstream",
+                "--allowed-upstream-hosts",
+                "127.0.0.1",
+                "--allowed-upstream-networks",
+                "127.0.0.0/8",
+            ])
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let http = reqwest::Client::new();
     let gauges = || {
         let (http, admin) = (http.clone(), admin.clone());
@@ -242,15 +230,17 @@ async fn readyz_fails_while_the_watches_fail() {
     let cp = ControlPlane::start().unwrap();
     cp.install_crds().unwrap();
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args(["run", "--admin-addr", &admin, "--log-format", "text"])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut operator = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .args(["run", "--admin-addr", &admin, "--log-format", "text"])
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let http = reqwest::Client::new();
     let readyz = || {
         let (http, admin) = (http.clone(), admin.clone());
@@ -336,16 +326,18 @@ async fn a_secret_value_never_reaches_the_operator_logs() {
     // A file, not a pipe: at trace level a pipe nobody reads fills and blocks the operator.
     let log_path = std::env::temp_dir().join(format!("wca-secret-logs-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args(["run", "--namespace", &ns, "--admin-addr", &admin])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        // Everything the operator logs, its dependencies included.
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
+    let mut operator = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .args(["run", "--namespace", &ns, "--admin-addr", &admin])
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            // Everything the operator logs, its dependencies included.
+            .env("RUST_LOG", "trace")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
     let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
     let r: WorkOSConvexAuth = serde_json::from_value(serde_json::json!({
         "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",

@@ -3,13 +3,15 @@
 //! leader hands over within the lease duration + 5 s, and SIGTERM hands over within 2 s.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
+
+use super::support::process::KillOnDrop;
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -20,9 +22,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// An operator process named `identity` (its Lease identity, `POD_NAME`), authenticated as
 /// ServiceAccount `default/<identity>`.
-fn operator(cp: &ControlPlane, ns: &str, identity: &str, kubeconfig: &Path) -> Child {
+fn operator(cp: &ControlPlane, ns: &str, identity: &str, kubeconfig: &Path) -> KillOnDrop {
     let lease_seconds = format!("{LEASE_SECONDS}s");
-    Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+    let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
         .args(["run", "--namespace", ns, "--admin-addr", "127.0.0.1:0"])
         .args(["--log-format", "text", "--leader-elect"])
         .args(["--leader-election-namespace", ns])
@@ -35,9 +37,10 @@ fn operator(cp: &ControlPlane, ns: &str, identity: &str, kubeconfig: &Path) -> C
         .env("POD_NAME", identity)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {identity}: {e} ({})", cp.kubeconfig().display()))
+        .unwrap_or_else(|e| panic!("start {identity}: {e} ({})", cp.kubeconfig().display()));
+    KillOnDrop::new(child)
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -93,7 +96,7 @@ fn writes_by(audit_log: &Path, identity: &str) -> Vec<String> {
         .collect()
 }
 
-fn sigterm(child: &Child) {
+fn sigterm(child: &KillOnDrop) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -161,7 +164,7 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
     config_map_appears(&config_maps, "during-the-gap-convex-auth").await;
 
     // SIGTERM of the leader releases the Lease: a new follower takes it within 2 s.
-    let mut c = operator(cp, &ns, &identities[2], &kubeconfigs[2]);
+    let c = operator(cp, &ns, &identities[2], &kubeconfigs[2]);
     // Wait until the new process runs its election (it reads the Lease), then stop the leader.
     tokio::time::sleep(Duration::from_secs(3)).await;
     sigterm(&following);
@@ -188,6 +191,5 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
         .await
         .unwrap();
     config_map_appears(&config_maps, "after-handover-convex-auth").await;
-    let _ = c.kill();
-    let _ = c.wait();
+    drop(c);
 }

@@ -5,7 +5,7 @@
 //! digit-heavy durations), not only random bytes.
 //!
 //! Cases: proptest's default of 256 per property (10-20 s in all on 2 cores); `PROPTEST_CASES=N`
-//! runs deeper. A failing input is saved to tests/properties.regressions and replayed first.
+//! runs deeper. A failing input is saved to tests/it/properties.regressions and replayed first.
 //!
 //! Debug and release: this runs in the test profile, with overflow checks and debug assertions.
 //! `[profile.release]` keeps overflow checks on (Cargo.toml), so the shipped binary does the

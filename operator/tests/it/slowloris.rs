@@ -9,15 +9,17 @@ use super::support;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::mirror::{Mirror, client, fixture, loopback_rules, metric_value};
+use support::process::{KillOnDrop, free_port, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 use wca_test_harness::fake_workos::FakeWorkos;
+use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::http_serve::ServerLimits;
 use workos_convex_auth::mirror::DEFAULT_MAX_CONNECTIONS;
 
@@ -29,9 +31,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MEMORY_LIMIT_KIB: u64 = 64 * 1024;
 /// The mirror's RSS under load in a release build, the bench's target (BENCHMARKS.md).
 const RELEASE_MIRROR_KIB: u64 = 16 * 1024;
-/// The controller's memory limit is 256 MiB (chart values); the admin test's process holds both
-/// ends of every connection, so it gets half of that rather than the mirror's 64 MiB.
-const ADMIN_TEST_PROCESS_LIMIT_KIB: u64 = 128 * 1024;
+/// The operator's memory limit is 256 MiB (chart values); its admin server, holding the server
+/// side of every slow connection, must keep the whole process under half of that.
+const ADMIN_PROCESS_LIMIT_KIB: u64 = 128 * 1024;
 /// Slow connections per test: the issue's "~200 would OOM a mirror", ten times over. Each test
 /// holds 2 fds per connection at most (client and, in-process, server side); `ulimit -n` here
 /// is 20000, and the test raises nothing.
@@ -174,15 +176,6 @@ fn open_fds(pid: u32) -> usize {
 }
 
 /// VmRSS of process `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// Polls `/metrics` at `metrics_url` until `sample` is at least `want` (bounded: 60 s).
 async fn wait_for_metric(metrics_url: &str, sample: &str, want: f64, clients: &SlowClients) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -377,32 +370,34 @@ async fn the_mirror_process_survives_thousands_of_byte_at_a_time_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let limits = ServerLimits::new(HEADER_TIMEOUT, 4096, 16 * 1024).expect("limits");
-    let ready = Arc::new(AtomicBool::new(true));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The server gets its own runtime, as in the controller: the 2000 client tasks of this
-    // test must not be what decides whether it gets to accept.
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        runtime.block_on(async move {
-            let listener = TcpListener::from_std(listener).expect("tokio listener");
-            workos_convex_auth::controller::serve_admin(listener, ready, limits, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-    });
+    // The operator as its own process (watching a namespace of the shared control plane), so
+    // its RSS is the admin server's and nothing else's in this test binary.
+    let cp = ControlPlane::shared();
+    let kube = cp.client().await.expect("client");
+    let ns = cp.namespace(&kube, "slow-admin").await.expect("namespace");
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let header_timeout = format!("{}s", HEADER_TIMEOUT.as_secs());
+    let operator = KillOnDrop::new(
+        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
+            .args(["run", "--namespace", &ns, "--log-format", "text"])
+            .args(["--admin-addr", &addr.to_string()])
+            .args(["--admin-header-read-timeout", &header_timeout])
+            .args(["--admin-max-connections", "4096"])
+            .arg("--kubeconfig")
+            .arg(cp.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start workos-convex-auth run"),
+    );
     let url = |path: &str| format!("http://{addr}{path}");
-    assert_well_formed_gets_succeed(&url("/readyz"), 1, "ok").await;
-    // Server and clients share this process: its RSS bounds the server's from above.
-    let idle_rss = rss_kib(std::process::id());
+    eventually(Duration::from_secs(60), "the operator ready", || async {
+        let response = client().get(url("/readyz")).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await
+    .expect("ready");
+    let idle_rss = rss_kib(operator.id());
 
     let clients = start_slow_clients(addr, SLOW_CONNECTIONS);
     wait_for_metric(
@@ -412,16 +407,15 @@ async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
         &clients,
     )
     .await;
-    let held_rss = rss_kib(std::process::id());
+    let held_rss = rss_kib(operator.id());
     assert_well_formed_gets_succeed(&url("/healthz"), 20, "ok").await;
     assert_well_formed_gets_succeed(&url("/readyz"), 5, "ok").await;
     assert!(
-        held_rss < ADMIN_TEST_PROCESS_LIMIT_KIB,
-        "test process RSS {held_rss} KiB with {SLOW_CONNECTIONS} slow admin clients"
+        held_rss < ADMIN_PROCESS_LIMIT_KIB,
+        "operator RSS {held_rss} KiB with {SLOW_CONNECTIONS} slow admin clients"
     );
     eprintln!(
-        "admin: test process RSS {idle_rss} KiB idle, {held_rss} KiB with {SLOW_CONNECTIONS} \
-         slow clients, both ends"
+        "admin: operator RSS {idle_rss} KiB idle, {held_rss} KiB with {SLOW_CONNECTIONS} slow clients"
     );
 
     let ends = ends(clients).await;
@@ -443,17 +437,7 @@ async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
         metrics.contains("wca_reconciles_total 0"),
         "the controller's own metrics are still there:\n{metrics}"
     );
-
-    let _ = stop.send(());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "the admin server stops on its shutdown signal"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    server.join().expect("admin server thread");
+    drop(operator);
 }
 
 /// A mirror in this process with `config.server` replaced by `limits`.

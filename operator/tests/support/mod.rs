@@ -4,3 +4,4 @@
 pub mod jose;
 pub mod keys;
 pub mod mirror;
+pub mod process;
