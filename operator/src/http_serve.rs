@@ -137,6 +137,16 @@ impl ConnectionStats {
     }
 }
 
+/// `registry` with the connection metrics of `stats` (as `<prefix>_connections_…`), as the
+/// OpenMetrics text `/metrics` serves.
+pub fn metrics_text(mut registry: Registry, prefix: &str, stats: &ConnectionStats) -> String {
+    connection_metrics(&mut registry, prefix, stats);
+    let mut text = String::with_capacity(4096);
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
+
 /// Registers `stats` as of now in `registry`, each name prefixed with `prefix` (e.g. `wca_proxy`):
 /// `<prefix>_connections_open`, `<prefix>_connections_refused_total`,
 /// `<prefix>_connections_header_timeouts_total`.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -12,7 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::leader::Leadership;
-use crate::http_serve::{ConnectionStats, connection_metrics};
+use crate::http_serve::{ConnectionStats, metrics_text};
 use crate::reconcile::Reason;
 
 const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -126,11 +125,7 @@ impl Metrics {
             "Times this replica became or stopped being the leader",
             ConstCounter::new(self.leadership.transitions()),
         );
-        connection_metrics(&mut registry, "wca_admin", &self.connections);
-        let mut text = String::with_capacity(4096);
-        // Writing into a String cannot fail.
-        let _ = encode(&mut text, &registry);
-        text
+        metrics_text(registry, "wca_admin", &self.connections)
     }
 }
 

@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::cache::Freshness;
-use crate::http_serve::{ConnectionStats, connection_metrics};
+use crate::http_serve::{ConnectionStats, metrics_text};
 use crate::jwks::FetchError;
 
 /// The Content-Type of `/metrics` (both servers).
@@ -280,11 +279,7 @@ impl Metrics {
             "Whether every mirrored document is servable",
             ready_gauge,
         );
-        connection_metrics(&mut registry, "wca_proxy", &self.connections);
-        let mut text = String::with_capacity(4096);
-        // Writing into a String cannot fail.
-        let _ = encode(&mut text, &registry);
-        text
+        metrics_text(registry, "wca_proxy", &self.connections)
     }
 }
 

@@ -227,6 +227,17 @@ pub fn plan(
 /// A pipeline that stopped early: `ConfigReady` (and so `Ready`) says why, unless the apiserver
 /// could not be asked at all.
 fn stopped_early(resource: &WorkOSConvexAuth, stopped: Stopped) -> Report {
+    // The apiserver could not be asked: nothing to tell the user, retried.
+    let stopped = match stopped {
+        Stopped::Api(e) => {
+            return Report {
+                observed: None,
+                notices: Vec::new(),
+                next: Next::Retry(Error::Api(e)),
+            };
+        }
+        other => other,
+    };
     // Whether something outside the resource may fix it (retried with backoff), or only an
     // edit of the resource can.
     let (reason, outside) = match &stopped {
@@ -239,13 +250,6 @@ fn stopped_early(resource: &WorkOSConvexAuth, stopped: Stopped) -> Report {
         Stopped::Rejected { .. } => (Reason::ApplyRejected, true),
         Stopped::Api(_) => (Reason::KubernetesApi, true),
     };
-    if let Stopped::Api(e) = stopped {
-        return Report {
-            observed: None,
-            notices: Vec::new(),
-            next: Next::Retry(Error::Api(e)),
-        };
-    }
     let message = stopped.to_string();
     let next = if outside {
         Next::Retry(Error::Waiting {
