@@ -42,6 +42,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* The leader-election Lease: one name, which the Lease Role grants (resourceNames). */}}
+{{- define "wca.leaseName" -}}
+{{- default (include "wca.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
 {{/* The watched namespace, or "" for all namespaces. */}}
 {{- define "wca.watchNamespace" -}}
 {{- if gt (len .Values.watchNamespaces) 1 -}}

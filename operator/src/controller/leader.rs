@@ -295,7 +295,13 @@ async fn elect(
             _ = tick.tick() => {}
         }
         let holds_now = *holds.borrow();
-        if holds_now && confirmed(&leases, &args.lease_name, &identity, args.renew_deadline).await {
+        // Bounded: a partition can leave the read hanging (no reset, no answer), and leadership
+        // must still lapse on time.
+        let confirmation = tokio::time::timeout(
+            args.retry_period,
+            confirmed(&leases, &args.lease_name, &identity, args.renew_deadline),
+        );
+        if holds_now && confirmation.await.unwrap_or(false) {
             last_confirmed = Some(tokio::time::Instant::now());
         }
         let leading =

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -93,6 +94,32 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
         .await
         .unwrap();
     assert!(metrics.contains("wca_reconciles_total"), "{metrics}");
+
+    // The chart's default: two replicas, one of them leading (the Lease and `wca_leader` agree).
+    let leases = Api::<Lease>::namespaced(client.clone(), RELEASE_NS);
+    let holder = eventually(WAIT, "a leader", || lease_holder(&leases))
+        .await
+        .unwrap();
+    let operators = operator_pods(&client).await;
+    assert_eq!(operators.len(), 2, "two operator pods");
+    for pod in &operators {
+        assert!(is_ready(pod), "{} is Ready, leader or not", pod.name_any());
+        let text = http
+            .get(format!("http://{}:8081/metrics", pod_ip(pod)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let leading = if pod.name_any() == holder { 1.0 } else { 0.0 };
+        assert_eq!(
+            metric_value(&text, "wca_leader"),
+            Some(leading),
+            "{}: wca_leader",
+            pod.name_any()
+        );
+    }
 
     // In-cluster config through the `kubernetes` Service: the API server saw the
     // ServiceAccount's watches, and refused none of its requests.
@@ -388,12 +415,13 @@ async fn deleting_a_resource_lets_the_garbage_collector_remove_every_child() {
     );
 }
 
-/// The operator's pod deleted: the Deployment starts a new one, which reconciles every resource
-/// and writes nothing to those already settled (their objects keep their resourceVersions, no
-/// Event is added, and the audit log shows no write by the operator).
+/// The chart runs two operator pods, one leading. The leader's pod deleted: the follower, already
+/// running with warm caches, takes the Lease at once (the dying leader releases it on SIGTERM),
+/// reconciles every resource and writes nothing to those already settled (their objects keep
+/// their resourceVersions, no Event is added, and the audit log shows no write by the operator).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
-    let (_serial, t) = begin("restart").await;
+async fn the_follower_takes_over_from_a_deleted_leader_and_writes_nothing_to_settled_resources() {
+    let (_serial, t) = begin("takeover").await;
     let client = node().client().await.unwrap();
     t.apply_resource("acme", &t.ingress_spec()).await;
     t.apply_resource(
@@ -412,27 +440,40 @@ async fn a_new_operator_pod_writes_nothing_to_settled_resources() {
     let before = t.settled_versions().await;
     let events_before = t.count::<Event>("").await;
 
-    let old = operator_pod(&client).await;
-    Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
-        .delete(&old.name_any(), &DeleteParams::default())
-        .await
-        .unwrap();
-    let new = eventually(WAIT, "a new Ready operator pod", || async {
-        let pod = operator_pod_opt(&client).await?;
-        (pod.name_any() != old.name_any() && is_ready(&pod)).then_some(pod)
+    let pods = Api::<Pod>::namespaced(client.clone(), RELEASE_NS);
+    let leases = Api::<Lease>::namespaced(client.clone(), RELEASE_NS);
+    let (leader, follower) = eventually(WAIT, "a leader and a Ready follower", || async {
+        let holder = lease_holder(&leases).await?;
+        let operators = operator_pods(&client).await;
+        let follower = operators
+            .iter()
+            .find(|p| p.name_any() != holder && is_ready(p))?
+            .clone();
+        operators
+            .iter()
+            .any(|p| p.name_any() == holder)
+            .then_some((holder, follower))
     })
     .await
     .unwrap();
-    let started: Timestamp = new
-        .status
-        .as_ref()
-        .and_then(|s| s.start_time.as_ref())
-        .map(|t| t.0)
+    let started = Timestamp::now();
+    let deleted = Instant::now();
+    pods.delete(&leader, &DeleteParams::default())
+        .await
         .unwrap();
-    // Ready means its caches synced; wait until it reconciled at least our two resources.
-    let metrics_url = format!("http://{}:8081/metrics", pod_ip(&new));
+    eventually(WAIT, "the follower holding the Lease", || async {
+        (lease_holder(&leases).await? == follower.name_any()).then_some(())
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "leader pod deleted → follower holds the Lease: {:.1} s",
+        deleted.elapsed().as_secs_f64()
+    );
+    // A follower reconciles nothing; once it leads it reconciles everything, our two included.
+    let metrics_url = format!("http://{}:8081/metrics", pod_ip(&follower));
     let http = plain_client();
-    eventually(WAIT, "the new operator reconciling", || {
+    eventually(WAIT, "the new leader reconciling", || {
         let (http, url) = (http.clone(), metrics_url.clone());
         async move {
             let text = http.get(&url).send().await.ok()?.text().await.ok()?;
@@ -523,15 +564,34 @@ fn operator() -> &'static Installed {
 }
 
 async fn operator_pod_opt(client: &Client) -> Option<Pod> {
-    let pods = Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
+    operator_pods(client).await.into_iter().next()
+}
+
+/// The operator pods that are not terminating.
+async fn operator_pods(client: &Client) -> Vec<Pod> {
+    let listed = Api::<Pod>::namespaced(client.clone(), RELEASE_NS)
         .list(&ListParams::default().labels(&format!(
             "app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
         )))
-        .await
-        .ok()?;
-    pods.items
+        .await;
+    listed
+        .map(|pods| pods.items)
+        .unwrap_or_default()
         .into_iter()
-        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+/// The pod named in the chart's leader-election Lease.
+async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("wca-workos-convex-auth")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
 }
 
 async fn operator_pod(client: &Client) -> Pod {

@@ -5,7 +5,8 @@
 //!   - every rule the chart grants was used at least once (a grant nobody uses fails the test),
 //!   - a deny list holds (`kubectl auth can-i --as=<the ServiceAccount>`).
 //!
-//! Once cluster-wide (`watchNamespaces: []`) and once for one namespace (`[apps]`).
+//! Once cluster-wide (`watchNamespaces: []`) and once for one namespace (`[apps]`), both with
+//! the chart's leader election (its Lease Role is part of what must be used exactly).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -117,6 +118,28 @@ impl Installed {
         if let Some(namespace) = namespace {
             flags.extend(["--namespace", namespace]);
         }
+        // Leader election exactly as the chart's Deployment asks for it: the Lease's name and
+        // namespace must be the ones its Role grants.
+        let deployment: Value = serde_json::from_str(
+            &self
+                .cp
+                .kubectl_ok(&["get", "deployment", SA, "-n", RELEASE_NS, "-o", "json"])
+                .unwrap(),
+        )
+        .unwrap();
+        let election: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|arg| arg.starts_with("--leader-elect"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            election.contains(&"--leader-elect".to_string()),
+            "the chart elects a leader by default: {election:?}"
+        );
+        flags.extend(election.iter().map(String::as_str));
         let args = RunArgs::parse_flags(flags).unwrap();
         let client = self.operator.clone();
         tokio::spawn(async move {

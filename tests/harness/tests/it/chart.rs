@@ -96,6 +96,11 @@ const VARIANTS: &[&[&str]] = &[
         "rbac.secrets=false",
         "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     ],
+    &[
+        "replicas=1",
+        "leaderElection.enabled=false",
+        "podDisruptionBudget.enabled=false",
+    ],
 ];
 
 #[test]
@@ -126,6 +131,18 @@ fn values_schema_rejects_what_the_operator_cannot_do() {
     assert!(resync.contains("secretResync"), "{resync}");
     let ns = render_err(&["watchNamespaces={Team_A}"]);
     assert!(ns.contains("watchNamespaces"), "{ns}");
+    let two_writers = render_err(&["leaderElection.enabled=false"]);
+    assert!(
+        two_writers.contains("leaderElection/enabled"),
+        "two replicas need leader election: {two_writers}"
+    );
+    let unit = render_err(&["leaderElection.leaseDuration=15"]);
+    assert!(unit.contains("leaseDuration"), "{unit}");
+    let order = render_err(&["leaderElection.renewDeadline=20s"]);
+    assert!(
+        order.contains("retryPeriod (2s) < renewDeadline (20s) < leaseDuration (15s)"),
+        "{order}"
+    );
 }
 
 #[test]
@@ -133,8 +150,6 @@ fn the_operator_pod_is_hardened_and_everything_is_in_the_release_namespace() {
     let docs = documents(&render("wca-system", &[]));
     let deployment = find(&docs, "Deployment");
     let spec = &deployment["spec"];
-    assert_eq!(spec["replicas"], 1);
-    assert_eq!(spec["strategy"]["type"], "Recreate");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
@@ -195,6 +210,97 @@ fn the_operator_pod_is_hardened_and_everything_is_in_the_release_namespace() {
     }
     let binding = find(&docs, "ClusterRoleBinding");
     assert_eq!(binding["subjects"][0]["namespace"], "wca-system");
+}
+
+#[test]
+fn two_replicas_elect_a_leader_roll_over_and_survive_a_drain() {
+    let docs = documents(&render("wca-system", &[]));
+    let spec = &find(&docs, "Deployment")["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let pod = &spec["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for arg in [
+        "--leader-elect",
+        "--leader-election-namespace=wca-system",
+        "--leader-election-lease-name=wca-workos-convex-auth",
+        "--leader-election-lease-duration=15s",
+        "--leader-election-renew-deadline=10s",
+        "--leader-election-retry-period=2s",
+    ] {
+        assert!(args.contains(&arg), "{arg} in {args:?}");
+    }
+    let selector = &spec["selector"]["matchLabels"];
+    let spread =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        spread["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        &spread["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        selector
+    );
+    assert!(
+        pod["affinity"].get("podAntiAffinity").is_some()
+            && pod["affinity"]["podAntiAffinity"]
+                .get("requiredDuringSchedulingIgnoredDuringExecution")
+                .is_none(),
+        "soft: a one-node cluster still runs both replicas"
+    );
+    let pdb = find(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
+
+    // The Lease Role: in the release namespace, every verb but create by name.
+    let lease_role = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role" && d["metadata"]["name"] == "wca-workos-convex-auth-leader-election"
+        })
+        .expect("a Role for the Lease");
+    assert_eq!(lease_role["metadata"]["namespace"], "wca-system");
+    let rules = lease_role["rules"].as_array().unwrap();
+    for rule in rules {
+        assert_eq!(rule["resources"], serde_json::json!(["leases"]));
+        if rule["verbs"] != serde_json::json!(["create"]) {
+            assert_eq!(
+                rule["resourceNames"],
+                serde_json::json!(["wca-workos-convex-auth"])
+            );
+        }
+    }
+
+    // A custom affinity replaces the default one.
+    let custom = documents(&render("wca-system", &["affinity.nodeAffinity.x=1"]));
+    let affinity = &find(&custom, "Deployment")["spec"]["template"]["spec"]["affinity"];
+    assert!(affinity.get("podAntiAffinity").is_none(), "{affinity}");
+}
+
+#[test]
+fn one_replica_without_leader_election_never_runs_two_operators() {
+    let docs = documents(&render(
+        "wca-system",
+        &["replicas=1", "leaderElection.enabled=false"],
+    ));
+    let spec = &find(&docs, "Deployment")["spec"];
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["strategy"]["type"], "Recreate");
+    assert!(spec["template"]["spec"].get("affinity").is_none());
+    let args = spec["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("--leader-elect"), "{args}");
+    for kind in ["PodDisruptionBudget", "Role", "RoleBinding"] {
+        assert!(
+            !docs.iter().any(|d| d["kind"] == kind),
+            "no {kind} for one replica cluster-wide"
+        );
+    }
 }
 
 #[test]
@@ -395,7 +501,9 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
         );
     }
     // And the dry run does reject what the schemas forbid.
-    let bad = render("dry-run-system", &[]).replace("replicas: 1", "replicas: one");
+    let good = render("dry-run-system", &[]);
+    assert!(good.contains("replicas: 2"), "the control: {good}");
+    let bad = good.replace("replicas: 2", "replicas: one");
     let mut child = cp
         .kubectl()
         .args(["apply", "--dry-run=server", "--validate=strict", "-f", "-"])
