@@ -25,37 +25,52 @@ cp_pki() {
   )
 }
 
+# cp_spawn DIR NAME: starts process NAME from its recorded command line (`cp_argv_NAME`), its
+# output appended to DIR/NAME.log; records its pid in `pids` and in `cp_pid_NAME`. The command
+# line is kept so that a test can kill a process and start it again, same ports and data.
+cp_spawn() {
+  local dir=$1 name=$2 argv
+  argv="cp_argv_${name//-/_}[@]"
+  "${!argv}" >>"$dir/$name.log" 2>&1 9>&- &
+  pids+=($!)
+  printf -v "cp_pid_${name//-/_}" '%s' "$!"
+}
+
 # cp_start_etcd DIR DATA_DIR: etcd on free loopback ports; sets etcd_url.
 cp_start_etcd() {
   local dir=$1 data=$2 client peer
   client=$(free_port); peer=$(free_port)
   etcd_url="http://127.0.0.1:$client"
-  "$bin/etcd" --name default --data-dir "$data" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "default=http://127.0.0.1:$peer" --unsafe-no-fsync --log-level error \
-    >"$dir/etcd.log" 2>&1 9>&- &
-  pids+=($!)
+  cp_argv_etcd=("$bin/etcd" --name default --data-dir "$data"
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url"
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer"
+    --initial-cluster "default=http://127.0.0.1:$peer" --unsafe-no-fsync --log-level error)
+  cp_spawn "$dir" etcd
 }
 
 # cp_start_apiserver DIR ADDRESS SERVICE_CIDR [extra flags...]: kube-apiserver on ADDRESS and a
 # free port (RBAC, the admin token, ServiceAccount tokens, an audit log of ServiceAccount
-# requests in DIR/audit.log); sets api_url.
+# requests); sets api_url. Named `$cp_apiserver` (default `apiserver`): its log, audit log and
+# kubeconfig are DIR/NAME.log, DIR/audit.log (DIR/NAME-audit.log for another name) and
+# DIR/kubeconfig (DIR/NAME.kubeconfig), so a second API server on the same etcd can run beside.
 cp_start_apiserver() {
-  local dir=$1 address=$2 service_cidr=$3 port; shift 3
+  local dir=$1 address=$2 service_cidr=$3 port name=${cp_apiserver:-apiserver} audit kubeconfig
+  shift 3
   port=$(free_port)
   api_url="https://$address:$port"
-  "$bin/kube-apiserver" --etcd-servers "$etcd_url" \
-    --bind-address "$address" --secure-port "$port" --advertise-address "$address" \
-    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
-    --token-auth-file "$dir/tokens.csv" --client-ca-file "$dir/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-signing-key-file "$dir/sa.key" --service-account-key-file "$dir/sa.pub" \
-    --service-cluster-ip-range "$service_cidr" --authorization-mode RBAC --allow-privileged \
-    --audit-policy-file "$cp_lib_dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
-    "$@" >"$dir/apiserver.log" 2>&1 9>&- &
-  pids+=($!)
-  cat >"$dir/kubeconfig" <<KC
+  audit="$dir/audit.log"; kubeconfig="$dir/kubeconfig"
+  if [ "$name" != apiserver ]; then audit="$dir/$name-audit.log"; kubeconfig="$dir/$name.kubeconfig"; fi
+  local argv=("$bin/kube-apiserver" --etcd-servers "$etcd_url"
+    --bind-address "$address" --secure-port "$port" --advertise-address "$address"
+    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key"
+    --token-auth-file "$dir/tokens.csv" --client-ca-file "$dir/ca.crt"
+    --service-account-issuer https://kubernetes.default.svc.cluster.local
+    --service-account-signing-key-file "$dir/sa.key" --service-account-key-file "$dir/sa.pub"
+    --service-cluster-ip-range "$service_cidr" --authorization-mode RBAC --allow-privileged
+    --audit-policy-file "$cp_lib_dir/audit-policy.yaml" --audit-log-path "$audit" "$@")
+  eval "cp_argv_${name//-/_}=(\"\${argv[@]}\")"
+  cp_spawn "$dir" "$name"
+  cat >"$kubeconfig" <<KC
 apiVersion: v1
 kind: Config
 clusters:

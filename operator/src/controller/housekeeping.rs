@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 
 use super::context::Shared;
 use crate::api::WorkOSConvexAuth;
@@ -40,6 +41,18 @@ impl WatchHealth {
             .lock()
             .map(|last| last.is_none_or(|at| at.elapsed() > WATCH_ERROR_GRACE))
             .unwrap_or(false)
+    }
+}
+
+/// Whether a watch failed because the WorkOSConvexAuth CRD is gone: only its watch can answer
+/// 404 (the children's kinds are built in), on the list, on the watch, or in the stream.
+pub fn crd_missing(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
     }
 }
 

@@ -10,6 +10,7 @@ mod reconciler;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -21,6 +22,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Config, ResourceExt};
 
@@ -102,7 +104,55 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Cont
             .await
             .map_err(|e| ControllerError::Config(e.to_string()))?,
     };
+    // A 429 or 503 fails the request at once instead of being retried inside the client (up to
+    // 15 times, minutes in all): the reconcile is then retried with the resource's backoff and a
+    // watch with kube-runtime's, so a throttled apiserver shows in `wca_reconcile_errors_total`
+    // and `wca_watch_errors_total`, and no reconcile holds a worker while it waits.
+    let mut config = config;
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
+}
+
+/// The backoff after a watch error. kube-runtime shares one backoff between all the watches
+/// of a controller (seven here): every error of any of them pauses them all. Its default (0.8 s
+/// doubling to 30 s) then makes recovery from an apiserver restart take minutes, as each watch
+/// in turn fails once more (410 Expired) before it lists again. Capped at 2 s, the shared
+/// backoff still bounds the retries of all watches together to about one every 2 s during an
+/// outage, and recovery takes seconds (tests/it/control_plane_faults.rs).
+fn watch_backoff() -> ResetTimerBackoff<WatchBackoff> {
+    ResetTimerBackoff::new(WatchBackoff::default(), Duration::from_secs(30))
+}
+
+/// Doubling from 250 ms to 2 s; [`ResetTimerBackoff`] starts it over after 30 s without errors.
+#[derive(Debug)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.next;
+        self.next = (wait * 2).min(Self::MAX);
+        Some(wait)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 /// Fails with install instructions when the CRD is missing, instead of retrying a watch forever.
@@ -167,7 +217,12 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         leadership.clone(),
     ));
 
-    let watch = watcher::Config::default().any_semantic();
+    // Lists are consistent reads (the default), not "any" (`resourceVersion=0`): after an
+    // apiserver restart its watch cache can list an older resourceVersion than it can watch
+    // from, and a watcher listing "any" then gets 410 Expired again and again and never
+    // catches up (seen in tests/it/control_plane_faults.rs). Since Kubernetes 1.31 consistent
+    // lists are served from the watch cache too.
+    let watch = watcher::Config::default();
     let owned = watch.clone().labels(&format!(
         "app.kubernetes.io/managed-by={}",
         crate::reconcile::names::APP_NAME
@@ -182,7 +237,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     .owns(scoped::<PodDisruptionBudget>(&client, ns), owned.clone())
     .owns(scoped::<Ingress>(&client, ns), owned)
     // A new leader looks at every resource: changes made while it followed were not reconciled.
-    .reconcile_all_on(leadership.on_becoming_leader());
+    .reconcile_all_on(leadership.on_becoming_leader())
+    .trigger_backoff(watch_backoff());
     let store = controller.store();
     // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
     let referencing = store.clone();
@@ -240,7 +296,11 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                     // A watch (or its re-list) failed: kube-runtime retries it; until it works
                     // again no change reaches the reconciles, so readiness reports it.
                     Err(kube::runtime::controller::Error::QueueError(error)) => {
-                        tracing::warn!(%error, "watch failed; retrying");
+                        if housekeeping::crd_missing(&error) {
+                            tracing::error!(%error, "the WorkOSConvexAuth CRD was removed from the cluster: nothing is reconciled and /readyz fails until it is installed again (kubectl apply --server-side -f crds/workos-convex.io_workosconvexauths.yaml, or the Helm chart)");
+                        } else {
+                            tracing::warn!(%error, "watch failed; retrying");
+                        }
                         watch_health.failed();
                         metrics.watch_failed();
                     }
@@ -257,4 +317,21 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     admin.abort();
     tracing::info!("controller stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_backoff_doubles_to_two_seconds_and_starts_over() {
+        let mut backoff = WatchBackoff::default();
+        let waits: Vec<u64> = (&mut backoff)
+            .take(6)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(Duration::from_millis(250)));
+    }
 }

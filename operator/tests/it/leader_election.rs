@@ -1,6 +1,7 @@
 //! Leader election between real operator processes on the real apiserver: exactly one leads,
 //! the follower writes nothing (the audit log, one ServiceAccount per process), `kill -9` of the
-//! leader hands over within the lease duration + 5 s, and SIGTERM hands over within 2 s.
+//! leader hands over within the lease duration + 5 s, SIGTERM hands over within 2 s, and a leader
+//! cut off from the apiserver steps down before its Lease expires and stays a follower after.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -8,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
-use super::support::process::KillOnDrop;
+use super::support::api_proxy::{ApiProxy, Fault};
+use super::support::mirror::metric_value;
+use super::support::process::{KillOnDrop, free_port};
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -20,12 +25,12 @@ const LEASE: &str = "wca-leader-test";
 const LEASE_SECONDS: u64 = 6;
 const WAIT: Duration = Duration::from_secs(60);
 
-/// An operator process named `identity` (its Lease identity, `POD_NAME`), authenticated as
-/// ServiceAccount `default/<identity>`.
-fn operator(cp: &ControlPlane, ns: &str, identity: &str, kubeconfig: &Path) -> KillOnDrop {
+/// An operator process named `identity` (its Lease identity, `POD_NAME`) using `kubeconfig`
+/// (ServiceAccount `default/<identity>`), its admin server on `admin`.
+fn operator(ns: &str, identity: &str, kubeconfig: &Path, admin: &str) -> KillOnDrop {
     let lease_seconds = format!("{LEASE_SECONDS}s");
     let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args(["run", "--namespace", ns, "--admin-addr", "127.0.0.1:0"])
+        .args(["run", "--namespace", ns, "--admin-addr", admin])
         .args(["--log-format", "text", "--leader-elect"])
         .args(["--leader-election-namespace", ns])
         .args(["--leader-election-lease-name", LEASE])
@@ -39,7 +44,7 @@ fn operator(cp: &ControlPlane, ns: &str, identity: &str, kubeconfig: &Path) -> K
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {identity}: {e} ({})", cp.kubeconfig().display()));
+        .unwrap_or_else(|e| panic!("start {identity}: {e} ({})", kubeconfig.display()));
     KillOnDrop::new(child)
 }
 
@@ -71,15 +76,21 @@ async fn config_map_appears(config_maps: &Api<ConfigMap>, name: &str) {
     .unwrap();
 }
 
-/// Writes (`create`, `update`, `patch`, `delete`) that ServiceAccount `default/<identity>` made,
-/// as `verb resource`, from the audit log.
-fn writes_by(audit_log: &Path, identity: &str) -> Vec<String> {
+/// Writes (`create`, `update`, `patch`, `delete`) that ServiceAccount `default/<identity>` made
+/// since `since`, as `verb resource → code`, from the audit log.
+fn writes_by(audit_log: &Path, identity: &str, since: Timestamp) -> Vec<String> {
     let user = format!("system:serviceaccount:default:{identity}");
     std::fs::read_to_string(audit_log)
         .unwrap_or_default()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|e| e["user"]["username"] == user.as_str())
+        .filter(|e| {
+            e["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|at| at >= since)
+        })
         .filter(|e| {
             matches!(
                 e["verb"].as_str(),
@@ -88,12 +99,24 @@ fn writes_by(audit_log: &Path, identity: &str) -> Vec<String> {
         })
         .map(|e| {
             format!(
-                "{} {}",
+                "{} {} → {}",
                 e["verb"].as_str().unwrap_or("?"),
-                e["objectRef"]["resource"].as_str().unwrap_or("?")
+                e["objectRef"]["resource"].as_str().unwrap_or("?"),
+                e["responseStatus"]["code"]
             )
         })
         .collect()
+}
+
+/// `wca_leader` on the admin server at `admin`.
+async fn leader_gauge(admin: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    metric_value(&text, "wca_leader")
 }
 
 fn sigterm(child: &KillOnDrop) {
@@ -117,8 +140,8 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
         .iter()
         .map(|id| cp.service_account_kubeconfig(id).unwrap())
         .collect();
-    let a = operator(cp, &ns, &identities[0], &kubeconfigs[0]);
-    let b = operator(cp, &ns, &identities[1], &kubeconfigs[1]);
+    let a = operator(&ns, &identities[0], &kubeconfigs[0], "127.0.0.1:0");
+    let b = operator(&ns, &identities[1], &kubeconfigs[1], "127.0.0.1:0");
 
     // Exactly one leads, and it reconciles.
     let leader = eventually(WAIT, "a leader", || holder(&leases))
@@ -136,9 +159,9 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
     config_map_appears(&config_maps, "first-convex-auth").await;
     // Let the follower's watch caches see everything the leader wrote.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let follower_writes: Vec<String> = writes_by(&cp.audit_log(), &follower)
+    let follower_writes: Vec<String> = writes_by(&cp.audit_log(), &follower, Timestamp::UNIX_EPOCH)
         .into_iter()
-        .filter(|w| !w.ends_with(" leases"))
+        .filter(|w| !w.contains(" leases "))
         .collect();
     assert_eq!(follower_writes, Vec::<String>::new(), "the follower wrote");
     assert_eq!(holder(&leases).await.as_deref(), Some(leader.as_str()));
@@ -164,7 +187,7 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
     config_map_appears(&config_maps, "during-the-gap-convex-auth").await;
 
     // SIGTERM of the leader releases the Lease: a new follower takes it within 2 s.
-    let c = operator(cp, &ns, &identities[2], &kubeconfigs[2]);
+    let c = operator(&ns, &identities[2], &kubeconfigs[2], "127.0.0.1:0");
     // Wait until the new process runs its election (it reads the Lease), then stop the leader.
     tokio::time::sleep(Duration::from_secs(3)).await;
     sigterm(&following);
@@ -192,4 +215,103 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
         .unwrap();
     config_map_appears(&config_maps, "after-handover-convex-auth").await;
     drop(c);
+}
+
+/// A leader cut off from the apiserver (its proxy drops every connection) stops reconciling
+/// before its Lease can expire; the follower then takes over and reconciles; when the leader's
+/// traffic flows again it stays a follower, and nothing it sent after the cut was written.
+#[tokio::test]
+async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_a_follower() {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, "partition").await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let (a, b) = (format!("{ns}-a"), format!("{ns}-b"));
+
+    // A reaches the apiserver only through the proxy, which sends as A's ServiceAccount.
+    let a_direct = cp.service_account_kubeconfig(&a).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&a_direct).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let proxy = ApiProxy::start(kube::Client::try_from(config).unwrap()).await;
+    let dir = cp.kubeconfig().parent().unwrap();
+    let a_admin = format!("127.0.0.1:{}", free_port());
+    let _a = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
+    eventually(WAIT, "A leading", || async {
+        (holder(&leases).await? == a).then_some(())
+    })
+    .await
+    .unwrap();
+    let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
+    let _b = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+    resources
+        .create(&PostParams::default(), &resource("before-the-cut"))
+        .await
+        .unwrap();
+    config_map_appears(&config_maps, "before-the-cut-convex-auth").await;
+    assert_eq!(leader_gauge(&a_admin).await, Some(1.0));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    proxy.set(Fault::Cut);
+    let cut = Instant::now();
+    let cut_at = Timestamp::now();
+    eventually(
+        Duration::from_secs(LEASE_SECONDS),
+        "A stepping down",
+        || async { (leader_gauge(&a_admin).await? == 0.0).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let stepped_down = cut.elapsed();
+    eprintln!(
+        "cut off → the leader stops reconciling: {} ms",
+        stepped_down.as_millis()
+    );
+    assert!(
+        stepped_down < Duration::from_secs(LEASE_SECONDS),
+        "A still led when its Lease could expire: {stepped_down:?}"
+    );
+
+    resources
+        .create(&PostParams::default(), &resource("during-the-cut"))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(LEASE_SECONDS + 5),
+        "B holding the Lease",
+        || async { (holder(&leases).await? == b).then_some(()) },
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "cut off → the follower holds the Lease: {} ms",
+        cut.elapsed().as_millis()
+    );
+    config_map_appears(&config_maps, "during-the-cut-convex-auth").await;
+    assert!(proxy.injected() > 0, "the proxy dropped A's requests");
+
+    // Traffic flows again: A sees B's Lease and stays a follower.
+    proxy.set(Fault::None);
+    resources
+        .create(&PostParams::default(), &resource("after-the-cut"))
+        .await
+        .unwrap();
+    config_map_appears(&config_maps, "after-the-cut-convex-auth").await;
+    tokio::time::sleep(Duration::from_secs(LEASE_SECONDS)).await;
+    assert_eq!(holder(&leases).await.as_deref(), Some(b.as_str()));
+    assert_eq!(
+        leader_gauge(&a_admin).await,
+        Some(0.0),
+        "A came back a follower"
+    );
+    let a_writes: Vec<String> = writes_by(&cp.audit_log(), &a, cut_at)
+        .into_iter()
+        .filter(|w| w.ends_with("→ 200") || w.ends_with("→ 201"))
+        .collect();
+    assert_eq!(a_writes, Vec::<String>::new(), "A wrote after the cut");
 }

@@ -10,6 +10,7 @@ mod check_token;
 mod check_token_cli;
 mod check_token_resource;
 mod conformance;
+mod control_plane_faults;
 mod controller;
 mod controller_binary;
 mod convex_package;

@@ -1,6 +1,7 @@
-//! Shared helpers of the proxy integration tests. Each test binary uses a subset.
+//! Shared helpers of the integration tests. Each test binary uses a subset.
 #![allow(dead_code)]
 
+pub mod api_proxy;
 pub mod jose;
 pub mod keys;
 pub mod mirror;

@@ -43,9 +43,31 @@ pub fn repo_root() -> PathBuf {
         .expect("repository root exists")
 }
 
+/// A part of the control plane that a fault test kills and starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    ApiServer,
+    /// The other kube-apiserver of [`ControlPlane::start_with_second_apiserver`].
+    SecondApiServer,
+}
+
+impl Component {
+    /// Its name in the start script's commands.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Etcd => "etcd",
+            Self::ApiServer => "apiserver",
+            Self::SecondApiServer => "apiserver-2",
+        }
+    }
+}
+
 /// A running control plane. Dropping it tears it down.
 pub struct ControlPlane {
     supervisor: Mutex<Option<(Child, ChildStdin)>>,
+    /// Commands sent to the start script (it acknowledges each in `supervisor.done`).
+    commands: AtomicUsize,
     kubeconfig: PathBuf,
     bin_dir: PathBuf,
     /// Process ids of what the script started, for tests of the teardown itself.
@@ -61,6 +83,81 @@ impl ControlPlane {
     pub fn start() -> anyhow::Result<Self> {
         let script = repo_root().join("tests/control-plane/up.sh");
         Self::launch(&script, &[], bin_dir()?)
+    }
+
+    /// A control plane with two kube-apiservers on one etcd, as with several control-plane
+    /// nodes: a fault test kills one while clients of the other go on.
+    pub fn start_with_second_apiserver() -> anyhow::Result<Self> {
+        let script = repo_root().join("tests/control-plane/up.sh");
+        Self::launch(&script, &["--second-apiserver".into()], bin_dir()?)
+    }
+
+    /// The admin kubeconfig of the second kube-apiserver, if started.
+    pub fn second_kubeconfig(&self) -> Option<PathBuf> {
+        self.fact("SECOND_KUBECONFIG").map(PathBuf::from)
+    }
+
+    /// SIGKILLs a component (returns once it is gone).
+    pub fn kill(&self, component: Component) -> anyhow::Result<()> {
+        self.command(&format!("kill {}", component.name()))
+    }
+
+    /// Starts a killed component again with its command line, ports and data, and waits until
+    /// the API server answers `/readyz` again (which checks etcd too).
+    pub fn start_again(&self, component: Component) -> anyhow::Result<()> {
+        self.command(&format!("start {}", component.name()))?;
+        let kubeconfig = match component {
+            Component::SecondApiServer => {
+                self.second_kubeconfig().context("no second API server")?
+            }
+            Component::Etcd | Component::ApiServer => self.kubeconfig.clone(),
+        };
+        let began = Instant::now();
+        loop {
+            let ready = Command::new(self.bin_dir.join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["get", "--raw", "/readyz", "--request-timeout=2s"])
+                .output()
+                .is_ok_and(|out| out.status.success());
+            if ready {
+                return Ok(());
+            }
+            if began.elapsed() > Duration::from_secs(120) {
+                bail!("{} not ready 120 s after its restart", component.name());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Sends one command to the start script and waits for its acknowledgement.
+    fn command(&self, line: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        {
+            let mut supervisor = self
+                .supervisor
+                .lock()
+                .map_err(|_| anyhow::anyhow!("supervisor lock poisoned"))?;
+            let (_, stdin) = supervisor
+                .as_mut()
+                .context("the control plane was stopped")?;
+            writeln!(stdin, "{line}")?;
+            stdin.flush()?;
+        }
+        let sent = self.commands.fetch_add(1, Ordering::SeqCst) + 1;
+        let done = self
+            .kubeconfig
+            .parent()
+            .context("control plane dir")?
+            .join("supervisor.done");
+        let began = Instant::now();
+        while std::fs::read_to_string(&done).map_or(0, |text| text.lines().count()) < sent {
+            if began.elapsed() > Duration::from_secs(30) {
+                bail!("the control plane did not carry out `{line}` within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Runs `script --until-stdin-closes ARGS…` and reads what it prints up to `KUBECONFIG=`.
@@ -109,6 +206,7 @@ impl ControlPlane {
         };
         Ok(Self {
             supervisor: Mutex::new(Some((child, stdin))),
+            commands: AtomicUsize::new(0),
             kubeconfig,
             bin_dir,
             pids,
