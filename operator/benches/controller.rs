@@ -5,14 +5,15 @@
 //! measures: `apply → ConfigMap exists` latency; 500 resources across 50 namespaces to all
 //! Ready; the operator's peak RSS; API requests per reconcile. Prints a Markdown table.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{audited, metric, peak_rss_mib, ready_count, resource, service_account};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, PostParams};
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -20,62 +21,14 @@ const NAMESPACES: usize = 50;
 const PER_NAMESPACE: usize = 10;
 const LATENCY_SAMPLES: usize = 40;
 
-fn resource(name: &str, mode: &str) -> WorkOSConvexAuth {
-    serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": name},
-        "spec": {"clientId": "client_01BENCH", "jwks": {"mode": mode}}
-    }))
-    .expect("static resource")
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn operator_requests(cp: &ControlPlane) -> usize {
-    let log = cp.kubeconfig().with_file_name("audit.log");
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.contains("\"username\":\"system:serviceaccount:default:bench-operator\"")
-                && l.contains("\"stage\":\"ResponseComplete\"")
-        })
-        .count()
+    let (entries, _) = audited(&cp.audit_log(), 0);
+    let user = service_account("bench-operator");
+    entries.iter().filter(|e| e.user == user).count()
 }
 
 async fn reconciles(admin: &str) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("http://{admin}/metrics"))
-        .await?
-        .text()
-        .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("wca_reconciles_total "))
-        .and_then(|v| v.parse().ok())
-        .context("wca_reconciles_total")
-}
-
-async fn ready_count(client: &Client) -> anyhow::Result<usize> {
-    let all: Api<WorkOSConvexAuth> = Api::all(client.clone());
-    Ok(all
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|r| {
-            r.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        })
-        .count())
+    metric(admin, "wca_reconciles_total").await
 }
 
 #[tokio::main]

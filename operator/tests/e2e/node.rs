@@ -28,7 +28,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use support::jose::jose_dir;
 use support::keys::sign_rs256;
-use support::mirror::{fixture, metric_value};
+use support::lease_holder;
+use support::mirror::{fixture, get_text, metric_value};
 use tokio::sync::{Mutex, MutexGuard};
 use wca_test_harness::node::{Node, OPERATOR_IMAGE};
 use wca_test_harness::{eventually, repo_root, run_ok};
@@ -37,6 +38,8 @@ use workos_convex_auth::api::WorkOSConvexAuth;
 const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";
 const RELEASE: &str = "wca";
 const RELEASE_NS: &str = "wca-system";
+/// The chart's leader-election Lease (the release's full name).
+const LEASE: &str = "wca-workos-convex-auth";
 const OPERATOR_USER: &str = "system:serviceaccount:wca-system:wca-workos-convex-auth";
 /// Generous: pods start in 1–2 s here, but a cold image import or a busy machine is slower.
 const WAIT: Duration = Duration::from_secs(120);
@@ -85,33 +88,19 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
         .await
         .unwrap();
     assert_eq!(readyz.status(), 200);
-    let metrics = http
-        .get(format!("http://{ip}:8081/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &format!("http://{ip}:8081/metrics")).await;
     assert!(metrics.contains("wca_reconciles_total"), "{metrics}");
 
     // The chart's default: two replicas, one of them leading (the Lease and `wca_leader` agree).
     let leases = Api::<Lease>::namespaced(client.clone(), RELEASE_NS);
-    let holder = eventually(WAIT, "a leader", || lease_holder(&leases))
+    let holder = eventually(WAIT, "a leader", || lease_holder(&leases, LEASE))
         .await
         .unwrap();
     let operators = operator_pods(&client).await;
     assert_eq!(operators.len(), 2, "two operator pods");
     for pod in &operators {
         assert!(is_ready(pod), "{} is Ready, leader or not", pod.name_any());
-        let text = http
-            .get(format!("http://{}:8081/metrics", pod_ip(pod)))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&http, &format!("http://{}:8081/metrics", pod_ip(pod))).await;
         let leading = if pod.name_any() == holder { 1.0 } else { 0.0 };
         assert_eq!(
             metric_value(&text, "wca_leader"),
@@ -443,7 +432,7 @@ async fn the_follower_takes_over_from_a_deleted_leader_and_writes_nothing_to_set
     let pods = Api::<Pod>::namespaced(client.clone(), RELEASE_NS);
     let leases = Api::<Lease>::namespaced(client.clone(), RELEASE_NS);
     let (leader, follower) = eventually(WAIT, "a leader and a Ready follower", || async {
-        let holder = lease_holder(&leases).await?;
+        let holder = lease_holder(&leases, LEASE).await?;
         let operators = operator_pods(&client).await;
         let follower = operators
             .iter()
@@ -462,7 +451,7 @@ async fn the_follower_takes_over_from_a_deleted_leader_and_writes_nothing_to_set
         .await
         .unwrap();
     eventually(WAIT, "the follower holding the Lease", || async {
-        (lease_holder(&leases).await? == follower.name_any()).then_some(())
+        (lease_holder(&leases, LEASE).await? == follower.name_any()).then_some(())
     })
     .await
     .unwrap();
@@ -580,18 +569,6 @@ async fn operator_pods(client: &Client) -> Vec<Pod> {
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect()
-}
-
-/// The pod named in the chart's leader-election Lease.
-async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt("wca-workos-convex-auth")
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
 }
 
 async fn operator_pod(client: &Client) -> Pod {

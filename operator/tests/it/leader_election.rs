@@ -15,6 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 use super::support::api_proxy::{ApiProxy, Fault};
+use super::support::lease_holder;
 use super::support::mirror::metric_value;
 use super::support::process::{KillOnDrop, free_port};
 use wca_test_harness::{ControlPlane, eventually};
@@ -49,14 +50,7 @@ fn operator(ns: &str, identity: &str, kubeconfig: &Path, admin: &str) -> KillOnD
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt(LEASE)
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
+    lease_holder(leases, LEASE).await
 }
 
 fn resource(name: &str) -> WorkOSConvexAuth {

@@ -155,6 +155,17 @@ pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
     })
 }
 
+/// The body of a GET of `url` (panics on a failed request: tests only).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A plain HTTP client (no pooling surprises between tests).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
