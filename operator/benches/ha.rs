@@ -25,9 +25,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
-use wca_test_harness::{Component, ControlPlane, eventually};
+use wca_test_harness::{Component, ControlPlane, client_for, eventually, lease_holder};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
 const NAMESPACES: usize = 200;
@@ -79,22 +78,7 @@ impl Drop for Replica {
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt(LEASE)
-        .await
-        .ok()??
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
-}
-
-async fn client_of(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig)?,
-        &KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(Client::try_from(config)?)
+    lease_holder(leases, LEASE).await
 }
 
 /// Creates `count` resources in each of `namespaces`, eight requests at a time.
@@ -168,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let cp = ControlPlane::start_with_second_apiserver()?;
     cp.install_crds()?;
     let client = cp.client().await?;
-    let second = client_of(&cp.second_kubeconfig().context("second apiserver")?).await?;
+    let second = client_for(&cp.second_kubeconfig().context("second apiserver")?).await?;
     let audit_log: PathBuf = cp.audit_log();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
 

@@ -28,11 +28,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use support::jose::jose_dir;
 use support::keys::sign_rs256;
-use support::lease_holder;
 use support::mirror::{fixture, get_text, metric_value};
 use tokio::sync::{Mutex, MutexGuard};
 use wca_test_harness::node::{Node, OPERATOR_IMAGE};
-use wca_test_harness::{eventually, repo_root, run_ok};
+use wca_test_harness::{eventually, lease_holder, repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
 const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";

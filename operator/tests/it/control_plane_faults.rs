@@ -7,15 +7,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::json;
 
 use super::support::api_proxy::{ApiProxy, Fault};
 use super::support::mirror::metric_value;
 use super::support::process::{KillOnDrop, free_port};
-use wca_test_harness::{Component, ControlPlane, eventually};
+use wca_test_harness::{Component, ControlPlane, client_for, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -87,16 +86,6 @@ impl Operator {
     }
 }
 
-async fn client_of(kubeconfig: &Path) -> Client {
-    let config = Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    Client::try_from(config).unwrap()
-}
-
 fn resource(name: &str, client_id: &str) -> WorkOSConvexAuth {
     serde_json::from_value(json!({
         "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
@@ -157,7 +146,7 @@ async fn an_apiserver_restart_and_an_etcd_restart_are_ridden_out() {
     let cp = ControlPlane::start_with_second_apiserver().unwrap();
     cp.install_crds().unwrap();
     let first = cp.client().await.unwrap();
-    let second = client_of(&cp.second_kubeconfig().unwrap()).await;
+    let second = client_for(&cp.second_kubeconfig().unwrap()).await.unwrap();
     namespace(&first, "faults").await;
     let mut operator = Operator::start(
         cp.kubeconfig(),
@@ -213,7 +202,9 @@ async fn throttling_unavailability_and_expired_watches_are_ridden_out() {
     let admin = cp.client().await.unwrap();
     let ns = cp.namespace(&admin, "throttled").await.unwrap();
     let identity = format!("{ns}-operator");
-    let upstream = client_of(&cp.service_account_kubeconfig(&identity).unwrap()).await;
+    let upstream = client_for(&cp.service_account_kubeconfig(&identity).unwrap())
+        .await
+        .unwrap();
     let proxy = ApiProxy::start(upstream).await;
     let dir = cp.kubeconfig().parent().unwrap();
     let mut operator = Operator::start(

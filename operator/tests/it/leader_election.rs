@@ -11,14 +11,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 use super::support::api_proxy::{ApiProxy, Fault};
-use super::support::lease_holder;
 use super::support::mirror::metric_value;
 use super::support::process::{KillOnDrop, free_port};
-use wca_test_harness::{ControlPlane, eventually};
+use wca_test_harness::{ControlPlane, client_for, eventually, lease_holder};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
 const LEASE: &str = "wca-leader-test";
@@ -226,13 +224,7 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
 
     // A reaches the apiserver only through the proxy, which sends as A's ServiceAccount.
     let a_direct = cp.service_account_kubeconfig(&a).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&a_direct).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let proxy = ApiProxy::start(kube::Client::try_from(config).unwrap()).await;
+    let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
     let dir = cp.kubeconfig().parent().unwrap();
     let a_admin = format!("127.0.0.1:{}", free_port());
     let _a = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
