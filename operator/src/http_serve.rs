@@ -15,6 +15,7 @@
 //! - graceful shutdown: stop accepting, let in-flight requests finish, close idle connections.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 /// hyper refuses a read buffer smaller than this (`max_buf_size` panics below it).
@@ -37,6 +38,26 @@ const HYPER_MIN_BUF_SIZE: usize = 8192;
 /// How long to pause accepting after an accept error that is not about one connection (e.g.
 /// out of file descriptors), so the loop does not spin; the same pause `axum::serve` makes.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The listen backlog both servers ask for; the kernel caps it at `net.core.somaxconn` (4096 by
+/// default since Linux 5.4). tokio's `TcpListener::bind` asks for 128, which a burst of new
+/// connections overflows while the server is busy: the kernel then drops handshakes, and a client
+/// whose handshake was dropped after it had sent data gets a reset. The queue is the kernel's
+/// memory and bounded by this number; `max_connections` still bounds what the server holds.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener for one of the servers, with [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (so a
+/// restarted server can bind while old connections are in TIME_WAIT, as `std` does).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// The bounds one server enforces on its clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +318,49 @@ mod tests {
             ),
             (s5, 7, 2048)
         );
+    }
+
+    #[tokio::test]
+    async fn binds_an_ephemeral_port_on_both_families() {
+        let v4 = bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
+        assert_ne!(v4.local_addr().expect("v4 addr").port(), 0);
+        // A second bind of the same port fails: reuseaddr does not mean sharing a live listener.
+        assert!(bind(v4.local_addr().expect("v4 addr")).is_err());
+        if let Ok(v6) = bind((std::net::Ipv6Addr::LOCALHOST, 0).into()) {
+            assert!(v6.local_addr().expect("v6 addr").is_ipv6());
+        }
+    }
+
+    /// The kernel queues up to the backlog of finished handshakes for a listener that has not
+    /// accepted them; past it, it drops SYNs and the connect waits. Nobody accepts here, so with
+    /// tokio's default of 128 the 130th connect would never finish (the timeout only bounds that
+    /// failure).
+    #[tokio::test]
+    async fn a_burst_beyond_tokios_default_backlog_is_queued_not_dropped() {
+        let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let burst = 300;
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..burst {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_secs(10),
+                TcpStream::connect(addr),
+            ));
+        }
+        let mut held = Vec::new();
+        while let Some(connect) = connects.join_next().await {
+            match connect.expect("connect task") {
+                Ok(Ok(stream)) => held.push(stream),
+                other => panic!(
+                    "connect {} of {burst} to a listener that accepts nothing: {other:?} \
+                     (net.core.somaxconn caps the backlog: {:?})",
+                    held.len() + 1,
+                    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+                ),
+            }
+        }
+        assert_eq!(held.len(), burst);
+        drop(listener);
     }
 
     #[test]

@@ -274,9 +274,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         connections: admin_connections,
     };
     let addr = args.admin_addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ControllerError::Admin { addr, source })?;
+    let listener =
+        crate::http_serve::bind(addr).map_err(|source| ControllerError::Admin { addr, source })?;
     let admin = tokio::spawn(async move {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

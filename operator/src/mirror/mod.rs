@@ -45,9 +45,8 @@ pub enum MirrorError {
 pub async fn run(args: MirrorArgs) -> Result<(), MirrorError> {
     let addr = args.listen;
     let config = args.into_config()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| MirrorError::Bind { addr, source })?;
+    let listener =
+        crate::http_serve::bind(addr).map_err(|source| MirrorError::Bind { addr, source })?;
     tracing::info!(
         %addr,
         mirrors = ?config.mirrors.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),

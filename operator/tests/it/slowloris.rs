@@ -16,7 +16,7 @@ use support::mirror::{Mirror, client, fixture, loopback_rules, metric_value};
 use support::process::{KillOnDrop, free_port, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use wca_test_harness::fake_workos::FakeWorkos;
 use wca_test_harness::{ControlPlane, eventually};
@@ -67,31 +67,77 @@ enum SlowEnd {
     ConnectFailed,
 }
 
-/// Starts `n` slow clients, connecting at most 256 at a time so the listen backlog never drops
-/// SYNs (a dropped SYN costs a 1 s retransmit and would spread the connects out).
-fn start_slow_clients(addr: SocketAddr, n: usize) -> SlowClients {
-    let connecting = Arc::new(Semaphore::new(256));
+/// Slow clients connect this many at a time.
+const CONNECT_BATCH: usize = 256;
+
+/// Connected clients the server may not have accepted yet when the next batch starts.
+const ACCEPT_SLACK: usize = 16;
+
+/// How [`start_slow_clients`] knows the server has accepted a batch before it connects the next.
+#[derive(Debug, Clone, Copy)]
+enum Pacing {
+    /// Wait until process `pid` holds a descriptor for every connected client.
+    ServerProcess(u32),
+    /// Connect all at once (few clients, or a server in this process whose descriptors cannot
+    /// be told from the clients').
+    None,
+}
+
+/// Starts `n` slow clients, [`CONNECT_BATCH`] at a time, each batch only once the server has
+/// accepted the previous ones. The kernel finishes a handshake before the server accepts it, so
+/// without waiting for the server a busy machine lets the accept queue (1024 for a tokio
+/// listener) overflow: the kernel then drops handshakes, and a dropped one can come back to its
+/// client as a reset, which looks like an early close (10 of 2000 once in CI). A dropped SYN
+/// also costs a 1 s retransmit and would spread the connects out.
+async fn start_slow_clients(addr: SocketAddr, n: usize, pacing: Pacing) -> SlowClients {
     let connected = Arc::new(AtomicUsize::new(0));
+    let finished_connecting = Arc::new(AtomicUsize::new(0));
+    let base_fds = match pacing {
+        Pacing::ServerProcess(pid) => open_fds(pid),
+        Pacing::None => 0,
+    };
     let mut tasks = JoinSet::new();
-    for _ in 0..n {
-        let connecting = Arc::clone(&connecting);
-        let connected = Arc::clone(&connected);
-        tasks.spawn(async move {
-            let permit = connecting.acquire_owned().await;
-            // Taken before connecting: the server's timer starts at accept, later than this,
-            // so "closed after" measured from here is never shorter than the server's timeout.
-            // (Measured after connect, a busy machine could resume this task seconds late.)
-            let connecting_at = Instant::now();
-            let stream = TcpStream::connect(addr).await;
-            drop(permit);
-            match stream {
-                Ok(stream) => {
-                    connected.fetch_add(1, Ordering::Relaxed);
-                    slow_client_on(stream, connecting_at).await
+    let mut started = 0;
+    while started < n {
+        let batch_end = (started + CONNECT_BATCH).min(n);
+        for _ in started..batch_end {
+            let connected = Arc::clone(&connected);
+            let finished_connecting = Arc::clone(&finished_connecting);
+            tasks.spawn(async move {
+                // Taken before connecting: the server's timer starts at accept, later than
+                // this, so "closed after" measured from here is never shorter than the server's
+                // timeout. (Measured after connect, a busy machine could resume this task
+                // seconds late.)
+                let connecting_at = Instant::now();
+                let stream = TcpStream::connect(addr).await;
+                finished_connecting.fetch_add(1, Ordering::Relaxed);
+                match stream {
+                    Ok(stream) => {
+                        connected.fetch_add(1, Ordering::Relaxed);
+                        slow_client_on(stream, connecting_at).await
+                    }
+                    Err(_) => SlowEnd::ConnectFailed,
                 }
-                Err(_) => SlowEnd::ConnectFailed,
+            });
+        }
+        started = batch_end;
+        // Bounded: a server that never catches up fails the assertions on how clients ended.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let accepted_all = match pacing {
+                // A little slack: the server's other descriptors (the operator's watch
+                // connections) may come and go meanwhile; the queue only needs to stay far
+                // from full.
+                Pacing::ServerProcess(pid) => {
+                    open_fds(pid) + ACCEPT_SLACK >= base_fds + connected.load(Ordering::Relaxed)
+                }
+                Pacing::None => true,
+            };
+            if finished_connecting.load(Ordering::Relaxed) >= batch_end && accepted_all {
+                break;
             }
-        });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     SlowClients { tasks, connected }
 }
@@ -309,7 +355,8 @@ async fn the_mirror_process_survives_thousands_of_byte_at_a_time_clients() {
     let idle_rss = rss_kib(pid);
 
     let started = Instant::now();
-    let clients = start_slow_clients(mirror.addr, SLOW_CONNECTIONS);
+    let clients =
+        start_slow_clients(mirror.addr, SLOW_CONNECTIONS, Pacing::ServerProcess(pid)).await;
     // All of them open at once: the kernel's count of the mirror's sockets first, then its own
     // gauge (which counts the /metrics request itself too).
     let fd_deadline = Instant::now() + Duration::from_secs(60);
@@ -403,7 +450,8 @@ async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
     .expect("ready");
     let idle_rss = rss_kib(operator.id());
 
-    let clients = start_slow_clients(addr, SLOW_CONNECTIONS);
+    let clients =
+        start_slow_clients(addr, SLOW_CONNECTIONS, Pacing::ServerProcess(operator.id())).await;
     wait_for_metric(
         &url("/metrics"),
         "wca_admin_connections_open",
@@ -473,7 +521,7 @@ async fn over_the_connection_cap_new_connections_are_closed_and_counted_not_queu
     // are held until the header timeout. Connections left by `wait_ready` may take a few slots
     // for a moment, so only bounds are exact.
     let over = 20;
-    let ends = ends(start_slow_clients(mirror.addr, cap + over)).await;
+    let ends = ends(start_slow_clients(mirror.addr, cap + over, Pacing::None).await).await;
     let refused_at_once = Duration::from_secs(1);
     let closed_at_once = ends
         .iter()
