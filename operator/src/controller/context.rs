@@ -53,6 +53,8 @@ impl Shared {
     /// sizes left: (inline key cache, backoff entries).
     pub fn retain(&self, live: &HashSet<String>) -> (usize, usize) {
         let inline = self.reconcile.inline_keys.retain(live);
+        // Children are swept by what their own caches still hold (deleted with their owner).
+        self.reconcile.live.forget_gone();
         let backoff = self.failures.lock().map_or(0, |mut f| {
             f.retain(|key, _| live.contains(key));
             f.len()

@@ -7,6 +7,7 @@ mod housekeeping;
 mod leader;
 mod metrics;
 mod reconciler;
+mod triggers;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +34,7 @@ pub use leader::{LeaderElectionArgs, Leadership};
 use crate::api::WorkOSConvexAuth;
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
-use crate::reconcile::{self, BuildContext, InlineKeyCache};
+use crate::reconcile::{self, BuildContext, InlineKeyCache, LiveChildren};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -196,6 +197,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .as_ref()
         .map_or_else(|| Arc::new(Leadership::always()), |e| e.leadership.clone());
     let admin_connections = Arc::<crate::http_serve::ConnectionStats>::default();
+    // The children's watch caches: filled by the watches below, read by every reconcile.
+    let (live, writers) = LiveChildren::new();
     let metrics = Arc::new(metrics::Metrics::new(
         leadership.clone(),
         admin_connections.clone(),
@@ -212,6 +215,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
             secret_resync: args.secret_resync,
             inline_keys: InlineKeyCache::default(),
             policy,
+            live,
         },
         metrics.clone(),
         leadership.clone(),
@@ -227,18 +231,34 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         "app.kubernetes.io/managed-by={}",
         crate::reconcile::names::APP_NAME
     ));
-    let controller = Controller::new(
+    let (resources, triggers) = triggers::reflect_and_trigger(watcher(
         scoped::<DeserializeGuard<WorkOSConvexAuth>>(&client, ns),
         watch.clone(),
-    )
-    .owns(scoped::<ConfigMap>(&client, ns), owned.clone())
-    .owns(scoped::<Deployment>(&client, ns), owned.clone())
-    .owns(scoped::<Service>(&client, ns), owned.clone())
-    .owns(scoped::<PodDisruptionBudget>(&client, ns), owned.clone())
-    .owns(scoped::<Ingress>(&client, ns), owned)
-    // A new leader looks at every resource: changes made while it followed were not reconciled.
-    .reconcile_all_on(leadership.on_becoming_leader())
-    .trigger_backoff(watch_backoff());
+    ));
+    let controller = Controller::for_stream(triggers, resources)
+        .owns_stream(triggers::reflected(
+            writers.config_maps,
+            watcher(scoped::<ConfigMap>(&client, ns), owned.clone()),
+        ))
+        .owns_stream(triggers::reflected(
+            writers.deployments,
+            watcher(scoped::<Deployment>(&client, ns), owned.clone()),
+        ))
+        .owns_stream(triggers::reflected(
+            writers.services,
+            watcher(scoped::<Service>(&client, ns), owned.clone()),
+        ))
+        .owns_stream(triggers::reflected(
+            writers.pod_disruption_budgets,
+            watcher(scoped::<PodDisruptionBudget>(&client, ns), owned.clone()),
+        ))
+        .owns_stream(triggers::reflected(
+            writers.ingresses,
+            watcher(scoped::<Ingress>(&client, ns), owned),
+        ))
+        // A new leader looks at every resource: changes made while it followed were not reconciled.
+        .reconcile_all_on(leadership.on_becoming_leader())
+        .trigger_backoff(watch_backoff());
     let store = controller.store();
     // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
     let referencing = store.clone();

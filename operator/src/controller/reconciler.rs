@@ -39,6 +39,9 @@ pub async fn reconcile(
         // it leads (Controller::reconcile_all_on).
         return Ok(Action::await_change());
     }
+    if shared.reconcile.live.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change()); // the watches stopped: shutting down
+    }
     if resource.metadata.deletion_timestamp.is_some() {
         shared.reconcile.inline_keys.forget(&key(resource));
         return Ok(Action::await_change()); // owner references let the garbage collector clean up

@@ -1,5 +1,10 @@
 //! I/O: server-side apply of the children under one field manager, never touching an object
 //! this resource does not control, and removal of children no longer wanted.
+//!
+//! A child is read from the controller's watch caches ([`LiveChildren`]), not from the
+//! apiserver: an unchanged child costs no request, a changed one one apply. The apiserver is
+//! asked only when the caches cannot answer: a create that finds the name taken (409) reads
+//! the object once to learn whose it is.
 
 use std::fmt::{self, Debug};
 
@@ -8,13 +13,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::children::Children;
 use super::findings::{PodState, pod_state};
+use super::live::{Child, LiveChildren};
 use super::names::{self, FIELD_MANAGER};
 use super::validate::Valid;
 
@@ -29,7 +34,7 @@ pub enum Change {
 }
 
 /// The kinds of children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChildKind {
     ConfigMap,
     Deployment,
@@ -102,48 +107,45 @@ pub enum ApplyError {
 /// Applies every wanted child, removes unwanted ones, and says what happened.
 pub async fn apply_children(
     client: &Client,
+    live: &LiveChildren,
     valid: &Valid,
     children: &Children,
 ) -> Result<Applied, ApplyError> {
     let (ns, uid) = (valid.namespace.as_str(), owner_uid(valid));
     let mut conflicts = Vec::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let (config_map, _) = apply(&config_maps, uid, &children.config_map)
+    let (config_map, _) = apply(&config_maps, live, uid, &children.config_map)
         .await
         .map_err(|e| rejected(ChildKind::ConfigMap, ns, &valid.config_map_name, e))?;
     if config_map == Change::Conflict {
         conflicts.push(conflict(ChildKind::ConfigMap, ns, &valid.config_map_name));
     }
     // A renamed ConfigMap (spec.configMap.name changed) leaves the old one behind: remove it.
-    let selector = format!(
-        "app.kubernetes.io/instance={},app.kubernetes.io/component={}",
-        valid.name,
-        names::COMPONENT_CONFIG
-    );
-    remove_others(&config_maps, uid, &selector, &valid.config_map_name).await?;
+    let labels = [
+        ("app.kubernetes.io/instance", valid.name.as_str()),
+        ("app.kubernetes.io/component", names::COMPONENT_CONFIG),
+    ];
+    remove_others(&config_maps, live, uid, &labels, &valid.config_map_name).await?;
 
     let mirror = names::mirror_name(&valid.name);
-    let child = |kind| Wanted {
-        kind,
+    let child = || Wanted {
         ns,
         uid,
         name: &mirror,
+        client,
+        live,
     };
-    let deployment = child(ChildKind::Deployment)
-        .apply_or_remove(client, children.deployment.as_ref(), &mut conflicts)
+    let deployment = child()
+        .apply_or_remove(children.deployment.as_ref(), &mut conflicts)
         .await?;
-    child(ChildKind::Service)
-        .apply_or_remove(client, children.service.as_ref(), &mut conflicts)
+    child()
+        .apply_or_remove(children.service.as_ref(), &mut conflicts)
         .await?;
-    child(ChildKind::PodDisruptionBudget)
-        .apply_or_remove(
-            client,
-            children.pod_disruption_budget.as_ref(),
-            &mut conflicts,
-        )
+    child()
+        .apply_or_remove(children.pod_disruption_budget.as_ref(), &mut conflicts)
         .await?;
-    child(ChildKind::Ingress)
-        .apply_or_remove(client, children.ingress.as_ref(), &mut conflicts)
+    child()
+        .apply_or_remove(children.ingress.as_ref(), &mut conflicts)
         .await?;
 
     let available_replicas = deployment
@@ -178,22 +180,23 @@ pub async fn apply_children(
 
 /// Removes the mirror's Ingress, PodDisruptionBudget, Service and Deployment, where this
 /// resource controls them (a resource the policy refuses keeps only its ConfigMap).
-pub async fn remove_mirror(client: &Client, valid: &Valid) -> kube::Result<()> {
+pub async fn remove_mirror(
+    client: &Client,
+    live: &LiveChildren,
+    valid: &Valid,
+) -> kube::Result<()> {
     let mirror = names::mirror_name(&valid.name);
-    let child = |kind| Wanted {
-        kind,
+    let child = || Wanted {
         ns: &valid.namespace,
         uid: owner_uid(valid),
         name: &mirror,
+        client,
+        live,
     };
-    child(ChildKind::Ingress).remove::<Ingress>(client).await?;
-    child(ChildKind::PodDisruptionBudget)
-        .remove::<PodDisruptionBudget>(client)
-        .await?;
-    child(ChildKind::Service).remove::<Service>(client).await?;
-    child(ChildKind::Deployment)
-        .remove::<Deployment>(client)
-        .await?;
+    child().remove::<Ingress>().await?;
+    child().remove::<PodDisruptionBudget>().await?;
+    child().remove::<Service>().await?;
+    child().remove::<Deployment>().await?;
     Ok(())
 }
 
@@ -211,57 +214,43 @@ fn conflict(kind: ChildKind, ns: &str, name: &str) -> Conflict {
 
 /// One of the mirror's children, named after the mirror.
 struct Wanted<'a> {
-    kind: ChildKind,
     ns: &'a str,
     uid: &'a str,
     name: &'a str,
+    client: &'a Client,
+    live: &'a LiveChildren,
 }
 
 impl Wanted<'_> {
     /// Applies `desired` or, when it is `None`, removes the child we control of that name;
     /// returns the object as applied, or adds the object in the way to `conflicts`.
-    async fn apply_or_remove<K>(
+    async fn apply_or_remove<K: Child>(
         self,
-        client: &Client,
         desired: Option<&K>,
         conflicts: &mut Vec<Conflict>,
-    ) -> Result<Option<K>, ApplyError>
-    where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
-    {
+    ) -> Result<Option<K>, ApplyError> {
         let Some(desired) = desired else {
-            self.remove::<K>(client).await?;
+            self.remove::<K>().await?;
             return Ok(None);
         };
-        let api = Api::<K>::namespaced(client.clone(), self.ns);
-        match apply(&api, self.uid, desired)
+        let api = Api::<K>::namespaced(self.client.clone(), self.ns);
+        match apply(&api, self.live, self.uid, desired)
             .await
-            .map_err(|e| rejected(self.kind, self.ns, self.name, e))?
+            .map_err(|e| rejected(K::KIND, self.ns, self.name, e))?
         {
             (Change::Conflict, _) => {
-                conflicts.push(conflict(self.kind, self.ns, self.name));
+                conflicts.push(conflict(K::KIND, self.ns, self.name));
                 Ok(None)
             }
             (_, live) => Ok(live),
         }
     }
-}
 
-impl Wanted<'_> {
     /// Deletes the child of this name if, and only if, this resource controls it.
-    async fn remove<K>(self, client: &Client) -> kube::Result<bool>
-    where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + Debug
-            + DeserializeOwned,
-    {
+    async fn remove<K: Child>(self) -> kube::Result<bool> {
         remove(
-            &Api::<K>::namespaced(client.clone(), self.ns),
+            &Api::<K>::namespaced(self.client.clone(), self.ns),
+            self.live,
             self.uid,
             self.name,
         )
@@ -294,50 +283,108 @@ pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
 }
 
 /// Applies `desired` unless a same-named object is controlled by someone else; returns what
-/// happened and, unless in conflict, the object as the apiserver now holds it.
-pub async fn apply<K>(
+/// happened and, unless in conflict, the object as the apiserver now holds it (or, when nothing
+/// needed writing, as the watch cache holds it).
+pub async fn apply<K: Child>(
     api: &Api<K>,
+    live: &LiveChildren,
     owner_uid: &str,
     desired: &K,
-) -> kube::Result<(Change, Option<K>)>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
-{
-    let name = desired.name_any();
-    let Some(existing) = api.get_opt(&name).await? else {
-        // Created, never taken over: a forced apply would adopt a same-named object created
-        // since the read; a create fails on it instead (409), reported as a conflict.
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PostParams::default()
-        };
-        return match api.create(&params, desired).await {
-            Ok(_) => Ok((Change::Created, Some(adopt_as_applied(api, desired).await?))),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok((Change::Conflict, None)),
-            Err(e) => Err(e),
-        };
+) -> kube::Result<(Change, Option<K>)> {
+    let namespace = desired.meta().namespace.clone().unwrap_or_default();
+    let Some(seen) = live.get::<K>(&namespace, &desired.name_any()) else {
+        return create(api, live, owner_uid, desired).await;
     };
-    if !controlled_by(&existing, owner_uid) {
+    if !controlled_by(&seen, owner_uid) {
         return Ok((Change::Conflict, None));
     }
-    let patched = force_apply(api, desired).await?;
-    let applied = if existing.resource_version() != patched.resource_version() {
-        Change::Updated
-    } else {
+    if live.unchanged_since_applied(desired, &seen) {
+        return Ok((Change::Unchanged, Some(seen)));
+    }
+    match force_apply(api, desired, seen.resource_version()).await {
+        Ok(applied) => {
+            live.remember(desired, &[&applied]);
+            Ok((change_from(&seen, &applied), Some(applied)))
+        }
+        // The object changed since the cache saw it: ask the apiserver whose it is now.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            apply_after_read(api, live, owner_uid, desired).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A child the cache does not hold: new, or in the way (an object without our labels), or
+/// created so recently that the watch has not brought it yet.
+async fn create<K: Child>(
+    api: &Api<K>,
+    live: &LiveChildren,
+    owner_uid: &str,
+    desired: &K,
+) -> kube::Result<(Change, Option<K>)> {
+    match create_new(api, live, desired).await {
+        Ok(created) => Ok((Change::Created, Some(created))),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            apply_after_read(api, live, owner_uid, desired).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the child from the apiserver (the cache could not say) and applies only if this
+/// resource controls it.
+async fn apply_after_read<K: Child>(
+    api: &Api<K>,
+    live: &LiveChildren,
+    owner_uid: &str,
+    desired: &K,
+) -> kube::Result<(Change, Option<K>)> {
+    match api.get_opt(&desired.name_any()).await? {
+        Some(existing) if controlled_by(&existing, owner_uid) => {
+            let applied = force_apply(api, desired, existing.resource_version()).await?;
+            live.remember(desired, &[&applied]);
+            Ok((change_from(&existing, &applied), Some(applied)))
+        }
+        Some(_) => Ok((Change::Conflict, None)),
+        // Deleted since the 409: create it, and call a second object in the way a conflict.
+        None => match create_new(api, live, desired).await {
+            Ok(created) => Ok((Change::Created, Some(created))),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok((Change::Conflict, None)),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn change_from<K: Resource>(before: &K, after: &K) -> Change {
+    if before.resource_version() == after.resource_version() {
         Change::Unchanged
+    } else {
+        Change::Updated
+    }
+}
+
+/// Creates `desired`, never taking an object over: a forced apply would adopt a same-named
+/// object; a create fails on it instead (409). Then hands the fields to our apply.
+async fn create_new<K: Child>(api: &Api<K>, live: &LiveChildren, desired: &K) -> kube::Result<K> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
     };
-    Ok((applied, Some(patched)))
+    let created = api.create(&params, desired).await?;
+    let (applied, adopted) = adopt_as_applied(api, desired).await?;
+    // Every version these writes made is ours: the watch brings them one by one, and none of
+    // them calls for another apply.
+    live.remember(desired, &[&adopted, &created, &applied]);
+    Ok(adopted)
 }
 
 /// Moves a just-created object's fields from the create (an `Update` by our field manager) to
 /// our server-side apply: applied once, then the `Update` entry dropped. Otherwise that entry
 /// would keep owning every field the create wrote, and a field later dropped from the desired
 /// object would never be removed.
-async fn adopt_as_applied<K>(api: &Api<K>, desired: &K) -> kube::Result<K>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
-{
-    let applied = force_apply(api, desired).await?;
+/// Returns the object as applied and as finally adopted.
+async fn adopt_as_applied<K: Child>(api: &Api<K>, desired: &K) -> kube::Result<(K, K)> {
+    let applied = force_apply(api, desired, None).await?;
     let kept: Vec<ManagedFieldsEntry> = applied
         .meta()
         .managed_fields
@@ -352,7 +399,7 @@ where
     if kept.is_empty() {
         // An empty list would clear every entry, and the next apply would hand the fields to a
         // `before-first-apply` manager: leave the object as it is.
-        return Ok(applied);
+        return Ok((applied.clone(), applied));
     }
     let only_applied = ManagedFieldsOnly {
         metadata: ManagedFieldsMeta {
@@ -360,24 +407,31 @@ where
             resource_version: applied.resource_version(),
         },
     };
-    api.patch(
-        &desired.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&only_applied),
-    )
-    .await
+    let adopted = api
+        .patch(
+            &desired.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&only_applied),
+        )
+        .await?;
+    Ok((applied, adopted))
 }
 
 /// Server-side apply under our field manager, taking over fields another manager set (the
-/// object is ours: `apply` checked the controller reference, or just created it).
-async fn force_apply<K>(api: &Api<K>, desired: &K) -> kube::Result<K>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
-{
+/// object is ours: `apply` checked the controller reference, or just created it). With
+/// `version`, only onto that version of the object (the one checked): the apiserver answers
+/// 409 if it changed since, so a replaced object is never taken over.
+async fn force_apply<K: Child>(
+    api: &Api<K>,
+    desired: &K,
+    version: Option<String>,
+) -> kube::Result<K> {
+    let mut desired = desired.clone();
+    desired.meta_mut().resource_version = version;
     api.patch(
         &desired.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(desired),
+        &Patch::Apply(&desired),
     )
     .await
 }
@@ -397,38 +451,67 @@ struct ManagedFieldsMeta {
     resource_version: Option<String>,
 }
 
-/// Deletes the object `name` if, and only if, this resource controls it.
-pub async fn remove<K>(api: &Api<K>, owner_uid: &str, name: &str) -> kube::Result<bool>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
-{
-    match api.get_opt(name).await? {
+/// Deletes the object `name` if, and only if, this resource controls it, as the cache has it
+/// (a child too new for the cache is removed when its watch event triggers the next reconcile).
+pub async fn remove<K: Child>(
+    api: &Api<K>,
+    live: &LiveChildren,
+    owner_uid: &str,
+    name: &str,
+) -> kube::Result<bool> {
+    let namespace = api.namespace().unwrap_or_default().to_string();
+    match live.get::<K>(&namespace, name) {
         Some(existing) if controlled_by(&existing, owner_uid) => {
-            api.delete(name, &DeleteParams::background()).await?;
-            Ok(true)
+            delete_exactly(api, live, &existing).await
         }
         _ => Ok(false),
     }
 }
 
-/// Deletes objects carrying `selector` that this resource controls, except `keep`
-/// (e.g. the old ConfigMap after `spec.configMap.name` changed).
-pub async fn remove_others<K>(
+/// Deletes the children of kind `K` carrying `labels` that this resource controls, except
+/// `keep` (e.g. the old ConfigMap after `spec.configMap.name` changed).
+pub async fn remove_others<K: Child>(
     api: &Api<K>,
+    live: &LiveChildren,
     owner_uid: &str,
-    selector: &str,
+    labels: &[(&str, &str)],
     keep: &str,
-) -> kube::Result<usize>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
-{
+) -> kube::Result<usize> {
+    let namespace = api.namespace().unwrap_or_default().to_string();
     let mut removed = 0;
-    for object in api.list(&ListParams::default().labels(selector)).await? {
-        if object.name_any() != keep && controlled_by(&object, owner_uid) {
-            api.delete(&object.name_any(), &DeleteParams::background())
-                .await?;
+    for object in live.list::<K>(&namespace, labels) {
+        if object.name_any() != keep
+            && controlled_by(&object, owner_uid)
+            && delete_exactly(api, live, &object).await?
+        {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Deletes `object` only if the apiserver still holds that object (same uid): one that was
+/// replaced since the cache saw it is someone else's (409) and stays. Gone already: nothing to do.
+async fn delete_exactly<K: Child>(
+    api: &Api<K>,
+    live: &LiveChildren,
+    object: &K,
+) -> kube::Result<bool> {
+    let name = object.name_any();
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: object.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            live.forget::<K>(&namespace, &name);
+            Ok(true)
+        }
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

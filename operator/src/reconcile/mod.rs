@@ -11,6 +11,7 @@ pub mod apply;
 pub mod children;
 pub mod fetch;
 pub mod findings;
+pub mod live;
 pub mod names;
 pub mod policy;
 pub mod read;
@@ -34,6 +35,7 @@ use kube::runtime::events::Recorder;
 
 pub use children::{BuildContext, Children, InlineKeys, JwksUrls, build};
 pub use fetch::InlineKeyCache;
+pub use live::{LiveChildren, LiveWriters};
 pub use policy::{NotAllowed, Policy, admit};
 pub use reason::{ConditionType, Reason};
 pub use report::{Done, Error, Stopped};
@@ -54,6 +56,8 @@ pub struct Context {
     pub inline_keys: InlineKeyCache,
     /// What tenants may ask for.
     pub policy: Policy,
+    /// The children as the watches see them, and what was last applied to each.
+    pub live: LiveChildren,
 }
 
 /// One reconcile of a live resource: the pipeline, then its report.
@@ -69,12 +73,12 @@ async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, St
     if let Err(refused) = admit(&valid, &ctx.policy) {
         // Nothing the policy refuses may keep running: the mirror and its routes go (only
         // objects this resource controls); the ConfigMap, plain data, stays.
-        apply::remove_mirror(&ctx.client, &valid).await?;
+        apply::remove_mirror(&ctx.client, &ctx.live, &valid).await?;
         return Err(refused.into());
     }
     let keys = fetch::keys(&valid, &ctx.inline_keys, &ctx.fetcher).await?;
     let children = build(&valid, &keys.urls, &ctx.build);
-    let applied = apply::apply_children(&ctx.client, &valid, &children).await?;
+    let applied = apply::apply_children(&ctx.client, &ctx.live, &valid, &children).await?;
     Ok(Done {
         valid,
         children,

@@ -67,6 +67,20 @@ impl RecordedApi {
             .collect()
     }
 
+    /// The objects stored directly under the collection `path` (what a watch of it would see).
+    pub fn objects_in(&self, path: &str) -> Vec<Value> {
+        let prefix = format!("{path}/");
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn object(&self, path: &str) -> Option<Value> {
         self.lock().objects.get(path).cloned()
     }
@@ -133,6 +147,11 @@ impl RecordedApi {
                     .get(&key)
                     .cloned()
                     .unwrap_or_else(|| json!({}));
+                // A resourceVersion in a patch is a precondition, as the apiserver treats it.
+                let wanted = &body["metadata"]["resourceVersion"];
+                if !wanted.is_null() && *wanted != object["metadata"]["resourceVersion"] {
+                    return status(409, "the object has been modified");
+                }
                 if path.ends_with("/status") {
                     object["status"] = body["status"].clone();
                 } else if body
@@ -169,6 +188,7 @@ fn ok(body: Value) -> Response<Body> {
 fn status(code: u16, message: &str) -> Response<Body> {
     let reason = match code {
         404 => "NotFound",
+        409 if message.contains("modified") => "Conflict",
         409 => "AlreadyExists",
         422 => "Invalid",
         503 => "ServiceUnavailable",

@@ -21,8 +21,57 @@ const CONFIG_MAPS: &str = "/api/v1/namespaces/apps/configmaps";
 const SECRET: &str = "/api/v1/namespaces/apps/secrets/workos";
 
 fn context(api: &RecordedApi) -> Context {
+    watched_context(api).0
+}
+
+/// The children's stores of a [`Context`], filled from the recorded API on demand (a watch).
+struct Watches(LiveWriters);
+
+impl Watches {
+    /// Every store re-lists what the recorded API holds in namespace `apps`.
+    fn see(&mut self, api: &RecordedApi) {
+        fn relist<K: live::Child>(
+            writer: &mut kube::runtime::reflector::store::Writer<K>,
+            api: &RecordedApi,
+            path: &str,
+        ) {
+            use kube::runtime::watcher::Event;
+            writer.apply_watcher_event(&Event::Init);
+            for object in api.objects_in(path) {
+                let object: K =
+                    serde_json::from_value(object).expect("a child the recorded API holds");
+                writer.apply_watcher_event(&Event::InitApply(object));
+            }
+            writer.apply_watcher_event(&Event::InitDone);
+        }
+        relist(&mut self.0.config_maps, api, CONFIG_MAPS);
+        relist(
+            &mut self.0.deployments,
+            api,
+            "/apis/apps/v1/namespaces/apps/deployments",
+        );
+        relist(
+            &mut self.0.services,
+            api,
+            "/api/v1/namespaces/apps/services",
+        );
+        relist(
+            &mut self.0.pod_disruption_budgets,
+            api,
+            "/apis/policy/v1/namespaces/apps/poddisruptionbudgets",
+        );
+        relist(
+            &mut self.0.ingresses,
+            api,
+            "/apis/networking.k8s.io/v1/namespaces/apps/ingresses",
+        );
+    }
+}
+
+fn watched_context(api: &RecordedApi) -> (Context, Watches) {
+    let (live, writers) = LiveChildren::new();
     let client = api.client();
-    Context {
+    let context = Context {
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -36,7 +85,9 @@ fn context(api: &RecordedApi) -> Context {
         secret_resync: Duration::from_secs(300),
         inline_keys: InlineKeyCache::default(),
         policy: Policy::for_image(fixtures::IMAGE),
-    }
+        live,
+    };
+    (context, Watches(writers))
 }
 
 /// The resource stored in the recorded API (its status is patched there).
@@ -99,7 +150,8 @@ fn writes(api: &RecordedApi) -> Vec<String> {
 async fn a_direct_resource_gets_its_config_map_status_and_event_then_settles() {
     let api = RecordedApi::default();
     let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
-    let ctx = context(&api);
+    let (ctx, mut watches) = watched_context(&api);
+    watches.see(&api);
     let action = reconcile(&r, &ctx).await.expect("reconciled");
     assert_eq!(action, Action::requeue(RESYNC));
     let config_map = api
@@ -118,20 +170,48 @@ async fn a_direct_resource_gets_its_config_map_status_and_event_then_settles() {
     );
     assert_eq!(events(&api), ["ConfigCreated"]);
 
-    // Again, from the status it wrote: nothing changes, so nothing is written.
+    // Again, from the status it wrote, once the watch has brought the ConfigMap: nothing
+    // changed, so nothing is sent at all.
+    watches.see(&api);
     let settled: WorkOSConvexAuth = serde_json::from_value(api.object(RESOURCE).unwrap()).unwrap();
-    let before = writes(&api).len();
+    let before = api.calls().len();
     let action = reconcile(&settled, &ctx).await.expect("reconciled");
     assert_eq!(action, Action::requeue(RESYNC));
-    let after = writes(&api);
-    assert!(
-        after[before..]
-            .iter()
-            .all(|w| w.starts_with("PATCH ") && !w.ends_with("/status")),
-        "only the (unchanged) apply of the ConfigMap: {:?}",
-        &after[before..]
+    assert_eq!(
+        api.calls()[before..],
+        [] as [String; 0],
+        "a settled resource costs no request"
     );
     assert_eq!(events(&api), ["ConfigCreated"], "no second event");
+
+    // Someone else changed the ConfigMap: one apply, with the version seen as its precondition.
+    let path = format!("{CONFIG_MAPS}/acme-convex-auth");
+    let mut edited = api.object(&path).expect("ConfigMap");
+    edited["data"]["auth.config.ts"] = json!("edited");
+    edited["metadata"]["resourceVersion"] = json!("1000");
+    api.put(&path, edited);
+    watches.see(&api);
+    let before = api.requests().len();
+    reconcile(&settled, &ctx).await.expect("reconciled");
+    let sent: Vec<_> = api.requests()[before..]
+        .iter()
+        .filter(|r| r.path.starts_with(CONFIG_MAPS))
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), 1, "{:?}", api.calls());
+    assert_eq!(
+        (&sent[0].method, sent[0].path.as_str()),
+        (&Method::PATCH, path.as_str())
+    );
+    assert_eq!(sent[0].body["metadata"]["resourceVersion"], "1000");
+    assert!(
+        api.object(&path).expect("ConfigMap")["data"]["auth.config.ts"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client_01A"),
+        "restored"
+    );
+    assert_eq!(events(&api), ["ConfigCreated", "ConfigUpdated"]);
 }
 
 #[tokio::test]
@@ -199,9 +279,9 @@ async fn a_refused_resource_loses_its_mirror_but_keeps_its_config_map() {
     api.put(deployment, ours);
     let service = "/api/v1/namespaces/apps/services/acme-jwks";
     api.put(service, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "acme-jwks", "namespace": "apps"}}));
-    let action = reconcile(&r, &context(&api))
-        .await
-        .expect("awaits a change");
+    let (ctx, mut watches) = watched_context(&api);
+    watches.see(&api);
+    let action = reconcile(&r, &ctx).await.expect("awaits a change");
     assert_eq!(action, Action::await_change());
     assert_eq!(conditions(&api)[0], "Ready=False/NotAllowed");
     assert!(
@@ -237,7 +317,7 @@ async fn a_child_the_apiserver_refuses_is_named_in_status_and_retried() {
 async fn an_unreachable_apiserver_leaves_status_alone() {
     let api = RecordedApi::default();
     let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
-    api.fail(Method::GET, &format!("{CONFIG_MAPS}/acme-convex-auth"), 503);
+    api.fail(Method::POST, CONFIG_MAPS, 503);
     let error = reconcile(&r, &context(&api)).await.expect_err("retried");
     assert_eq!(error.reason(), Reason::KubernetesApi);
     assert!(conditions(&api).is_empty(), "no status write");

@@ -418,6 +418,58 @@ async fn run_scenarios(admin: &Client, ns: &str) {
     .await;
     condition("beta", "ConfigReady", "False").await;
 
+    // Objects of every mirror kind in the way, none of them ours: the operator's caches hold
+    // only its own children, so each create finds the name taken (409) and one GET says whose.
+    let theirs = "epsilon-jwks";
+    let labels = json!({"app": "theirs"});
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": theirs},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "example.invalid/theirs:1"}]}}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let service: Service = serde_json::from_value(
+        json!({"metadata": {"name": theirs}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    Api::<Service>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let budget: PodDisruptionBudget = serde_json::from_value(
+        json!({"metadata": {"name": theirs}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}}),
+    )
+    .unwrap();
+    Api::<PodDisruptionBudget>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &budget)
+        .await
+        .unwrap();
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": theirs},
+        "spec": {"defaultBackend": {"service": {"name": theirs, "port": {"number": 80}}}}
+    }))
+    .unwrap();
+    Api::<Ingress>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
+    create(
+        "epsilon",
+        json!({"clientId": "client_01E", "ingress": {"enabled": true, "host": "jwks.epsilon.com"}}),
+    )
+    .await;
+    let message = condition("epsilon", "ProxyAvailable", "False").await;
+    for kind in ["Deployment", "Service", "PodDisruptionBudget", "Ingress"] {
+        assert!(
+            message.contains(&format!("{kind} {ns}/{theirs}")),
+            "{kind} named in: {message}"
+        );
+    }
+
     // clientIdFrom: a Secret missing then present, and a ConfigMap.
     create("gamma", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
     let message = condition("gamma", "ConfigReady", "False").await;

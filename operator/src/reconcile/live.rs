@@ -1,0 +1,336 @@
+//! The children as the controller's watches last saw them, and what this process last applied
+//! to each: `apply` reads a child from here instead of GETting it, and skips the write when
+//! neither the desired object nor the live one changed since its last apply.
+//!
+//! The stores are kube-runtime reflector stores, filled by the same watches that trigger the
+//! owner's reconcile (`Controller::owns_stream`), so they hold the objects labelled
+//! `app.kubernetes.io/managed-by: workos-convex-auth`. An object without that label is never
+//! here: the apply then learns of it from a 409 on create.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::apply::ChildKind;
+
+/// A kind of child, and where its live objects are kept.
+pub trait Child:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: ChildKind;
+    fn store(live: &LiveChildren) -> &Store<Self>;
+}
+
+macro_rules! child {
+    ($type:ty, $kind:ident, $field:ident) => {
+        impl Child for $type {
+            const KIND: ChildKind = ChildKind::$kind;
+            fn store(live: &LiveChildren) -> &Store<Self> {
+                &live.$field
+            }
+        }
+    };
+}
+
+child!(ConfigMap, ConfigMap, config_maps);
+child!(Deployment, Deployment, deployments);
+child!(Service, Service, services);
+child!(
+    PodDisruptionBudget,
+    PodDisruptionBudget,
+    pod_disruption_budgets
+);
+child!(Ingress, Ingress, ingresses);
+
+/// The writers that fill a [`LiveChildren`]'s stores, one per kind (for the watches).
+pub struct LiveWriters {
+    pub config_maps: Writer<ConfigMap>,
+    pub deployments: Writer<Deployment>,
+    pub services: Writer<Service>,
+    pub pod_disruption_budgets: Writer<PodDisruptionBudget>,
+    pub ingresses: Writer<Ingress>,
+}
+
+/// One child: kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChildKey {
+    kind: ChildKind,
+    namespace: String,
+    name: String,
+}
+
+/// What this process last applied to a child, and the versions of the object its writes made
+/// (a create and its adoption make three, which the watch brings one by one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LastApplied {
+    desired: u64,
+    versions: Vec<String>,
+}
+
+/// See the module documentation.
+pub struct LiveChildren {
+    config_maps: Store<ConfigMap>,
+    deployments: Store<Deployment>,
+    services: Store<Service>,
+    pod_disruption_budgets: Store<PodDisruptionBudget>,
+    ingresses: Store<Ingress>,
+    applied: Mutex<HashMap<ChildKey, LastApplied>>,
+}
+
+impl LiveChildren {
+    /// Empty stores, and the writers the watches fill them with.
+    pub fn new() -> (Self, LiveWriters) {
+        let (config_maps, config_maps_writer) = reflector::store();
+        let (deployments, deployments_writer) = reflector::store();
+        let (services, services_writer) = reflector::store();
+        let (pod_disruption_budgets, pdbs_writer) = reflector::store();
+        let (ingresses, ingresses_writer) = reflector::store();
+        (
+            Self {
+                config_maps,
+                deployments,
+                services,
+                pod_disruption_budgets,
+                ingresses,
+                applied: Mutex::default(),
+            },
+            LiveWriters {
+                config_maps: config_maps_writer,
+                deployments: deployments_writer,
+                services: services_writer,
+                pod_disruption_budgets: pdbs_writer,
+                ingresses: ingresses_writer,
+            },
+        )
+    }
+
+    /// Waits until every store has had its first list (an empty store would send every apply
+    /// down the slow path of a create that finds the object). Fails only when the watches stopped.
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        ready(&self.config_maps).await?;
+        ready(&self.deployments).await?;
+        ready(&self.services).await?;
+        ready(&self.pod_disruption_budgets).await?;
+        ready(&self.ingresses).await
+    }
+
+    /// The child `name` in `namespace` as last seen, if it carries our labels and exists.
+    pub fn get<K: Child>(&self, namespace: &str, name: &str) -> Option<K> {
+        K::store(self)
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|object| K::clone(&object))
+    }
+
+    /// The children of kind `K` in `namespace` whose labels include every pair of `labels`.
+    pub fn list<K: Child>(&self, namespace: &str, labels: &[(&str, &str)]) -> Vec<K> {
+        K::store(self)
+            .state()
+            .iter()
+            .filter(|object| object.meta().namespace.as_deref() == Some(namespace))
+            .filter(|object| {
+                let have = object.meta().labels.as_ref();
+                labels
+                    .iter()
+                    .all(|(k, v)| have.and_then(|l| l.get(*k)).map(String::as_str) == Some(*v))
+            })
+            .map(|object| K::clone(object))
+            .collect()
+    }
+
+    /// Whether applying `desired` to `live` again would change nothing: this process applied
+    /// the same desired object last time, and `live` is a version this process's own writes
+    /// made (nobody, not even a controller updating status, has written it since; a later
+    /// version from someone else comes with a watch event of its own).
+    pub fn unchanged_since_applied<K: Child>(&self, desired: &K, live: &K) -> bool {
+        let Some(key) = key_of(desired) else {
+            return false;
+        };
+        let Some(version) = live.meta().resource_version.as_deref() else {
+            return false;
+        };
+        self.applied.lock().is_ok_and(|applied| {
+            applied.get(&key).is_some_and(|last| {
+                last.desired == digest(desired) && last.versions.iter().any(|v| v == version)
+            })
+        })
+    }
+
+    /// Remembers that `desired` was applied, and the versions of the object the writes made.
+    pub fn remember<K: Child>(&self, desired: &K, written: &[&K]) {
+        let Some(key) = key_of(desired) else {
+            return;
+        };
+        let versions = written
+            .iter()
+            .filter_map(|object| object.meta().resource_version.clone())
+            .collect();
+        if let Ok(mut memory) = self.applied.lock() {
+            memory.insert(
+                key,
+                LastApplied {
+                    desired: digest(desired),
+                    versions,
+                },
+            );
+        }
+    }
+
+    /// Forgets what was applied to the child of `K` named `name` in `namespace` (removed).
+    pub fn forget<K: Child>(&self, namespace: &str, name: &str) {
+        if let Ok(mut memory) = self.applied.lock() {
+            memory.remove(&ChildKey {
+                kind: K::KIND,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// Drops the memory of children that no store holds any more (deleted with their owner);
+    /// returns how many entries are left.
+    pub fn forget_gone(&self) -> usize {
+        let Ok(mut memory) = self.applied.lock() else {
+            return 0;
+        };
+        memory.retain(|key, _| self.holds(key));
+        memory.len()
+    }
+
+    fn holds(&self, key: &ChildKey) -> bool {
+        match key.kind {
+            ChildKind::ConfigMap => self.has::<ConfigMap>(key),
+            ChildKind::Deployment => self.has::<Deployment>(key),
+            ChildKind::Service => self.has::<Service>(key),
+            ChildKind::PodDisruptionBudget => self.has::<PodDisruptionBudget>(key),
+            ChildKind::Ingress => self.has::<Ingress>(key),
+        }
+    }
+
+    fn has<K: Child>(&self, key: &ChildKey) -> bool {
+        K::store(self)
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+            .is_some()
+    }
+}
+
+/// `store.wait_until_ready()`, asked afresh every 100 ms. In kube-runtime 5 readiness is a
+/// oneshot channel that keeps the waker of only the last task to wait: with several reconciles
+/// waiting at once, the others are never woken (seen as reconciles that never ran in
+/// tests/it/controller_binary.rs). A fresh wait on a ready store returns at once.
+async fn ready<K: Child>(store: &Store<K>) -> Result<(), reflector::store::WriterDropped> {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(result) => return result,
+            Err(_still_filling) => {}
+        }
+    }
+}
+
+fn key_of<K: Child>(object: &K) -> Option<ChildKey> {
+    Some(ChildKey {
+        kind: K::KIND,
+        namespace: object.meta().namespace.clone()?,
+        name: object.meta().name.clone()?,
+    })
+}
+
+/// A digest of the object as it would be sent; only compared within this process.
+fn digest<K: Serialize>(object: &K) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    // Serializing a k8s-openapi struct cannot fail; an error digests as empty, never equal to
+    // a real object's.
+    serde_json::to_vec(object)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::api::ObjectMeta;
+    use kube::runtime::watcher;
+
+    use super::*;
+
+    fn config_map(name: &str, version: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("apps".into()),
+                resource_version: Some(version.into()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/instance".into(),
+                    name.into(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([("k".into(), value.into())])),
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn an_apply_is_skipped_only_while_both_sides_are_as_last_applied() {
+        let (live, mut writers) = LiveChildren::new();
+        let desired = config_map("a", "", "one");
+        let applied = config_map("a", "7", "one");
+        writers
+            .config_maps
+            .apply_watcher_event(&watcher::Event::Apply(applied.clone()));
+        let seen: ConfigMap = live.get("apps", "a").expect("in the store");
+        assert!(
+            !live.unchanged_since_applied(&desired, &seen),
+            "never applied here"
+        );
+        live.remember(&desired, &[&config_map("a", "6", "one"), &applied]);
+        assert!(live.unchanged_since_applied(&desired, &seen));
+        // The watch is behind our own writes: still nothing to apply.
+        assert!(live.unchanged_since_applied(&desired, &config_map("a", "6", "one")));
+        // Someone else wrote it: a new version.
+        assert!(!live.unchanged_since_applied(&desired, &config_map("a", "8", "one")));
+        // We want something else now.
+        assert!(!live.unchanged_since_applied(&config_map("a", "", "two"), &seen));
+        live.forget::<ConfigMap>("apps", "a");
+        assert!(!live.unchanged_since_applied(&desired, &seen));
+    }
+
+    #[test]
+    fn lists_by_namespace_and_labels_and_forgets_what_is_gone() {
+        let (live, mut writers) = LiveChildren::new();
+        for cm in [config_map("a", "1", "x"), config_map("b", "2", "x")] {
+            live.remember(&cm, &[&cm]);
+            writers
+                .config_maps
+                .apply_watcher_event(&watcher::Event::Apply(cm));
+        }
+        let found: Vec<ConfigMap> = live.list("apps", &[("app.kubernetes.io/instance", "a")]);
+        assert_eq!(found.len(), 1);
+        assert!(live.list::<ConfigMap>("other", &[]).is_empty());
+        assert_eq!(live.forget_gone(), 2);
+        writers
+            .config_maps
+            .apply_watcher_event(&watcher::Event::Delete(config_map("b", "2", "x")));
+        assert_eq!(live.forget_gone(), 1);
+        assert!(live.get::<Deployment>("apps", "a").is_none());
+    }
+}
