@@ -33,6 +33,23 @@ pub struct Audited {
     pub user: String,
     pub verb: String,
     pub resource: String,
+    /// The namespace of the object, empty for cluster-scoped ones.
+    pub namespace: String,
+    /// The HTTP status of the answer.
+    pub code: u64,
+}
+
+/// Counts of `verb resource[/subresource] code`, for a row that says what the writes were.
+pub fn breakdown<'a>(
+    entries: impl Iterator<Item = &'a Audited>,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for e in entries {
+        *counts
+            .entry(format!("{} {} {}", e.verb, e.resource, e.code))
+            .or_default() += 1;
+    }
+    counts
 }
 
 impl Audited {
@@ -63,6 +80,11 @@ pub fn audited(log: &Path, from: usize) -> (Vec<Audited>, usize) {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            namespace: e["objectRef"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            code: e["responseStatus"]["code"].as_u64().unwrap_or_default(),
         })
         .collect();
     (entries, lines.len())

@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// read by name only (least privilege), not watched.
     #[arg(long, env = "WCA_SECRET_RESYNC", default_value = "60s", value_parser = parse_duration_arg)]
     pub secret_resync: std::time::Duration,
+    /// Most reconciles running at once. A burst (a new leader's pass, a re-list after an outage)
+    /// otherwise sends every resource's requests at once, which the apiserver's priority and
+    /// fairness answers with 429s (most of 2000 in `bench/ha/run.sh`) and which grows memory.
+    #[arg(long, env = "WCA_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
     /// Log format.
     #[arg(long, env = "WCA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -247,6 +252,15 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         run: RunArgs,
+    }
+
+    #[test]
+    fn reconciles_run_sixteen_at_a_time_unless_told_and_never_zero() {
+        let args = RunArgs::parse_flags(Vec::<String>::new()).expect("defaults");
+        assert_eq!(args.max_concurrent_reconciles, 16);
+        let args = RunArgs::parse_flags(["--max-concurrent-reconciles", "4"]).expect("flag");
+        assert_eq!(args.max_concurrent_reconciles, 4);
+        assert!(RunArgs::parse_flags(["--max-concurrent-reconciles", "0"]).is_err());
     }
 
     #[test]

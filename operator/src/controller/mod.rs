@@ -258,7 +258,11 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         ))
         // A new leader looks at every resource: changes made while it followed were not reconciled.
         .reconcile_all_on(leadership.on_becoming_leader())
-        .trigger_backoff(watch_backoff());
+        .trigger_backoff(watch_backoff())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(args.max_concurrent_reconciles),
+        );
     let store = controller.store();
     // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
     let referencing = store.clone();
