@@ -255,6 +255,13 @@ async fn main() -> anyhow::Result<()> {
             .position(|r| r.identity == leader)
             .context("the leader is one of ours")?;
         let (_, from) = audited(&audit_log, 0);
+        // The follower's count before it leads: it starts reconciling within milliseconds of
+        // taking the Lease, before this bench can look.
+        let follower = replicas
+            .iter()
+            .find(|r| r.identity != leader)
+            .context("the follower")?;
+        let before = metric(&follower.admin, "wca_reconciles_total").await?;
         replicas[index].kill();
         let killed = Instant::now();
         let next = eventually(Duration::from_secs(60), "a new leader", || async {
@@ -267,7 +274,6 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .find(|r| r.identity == next)
             .context("the new leader")?;
-        let before = metric(&new_leader.admin, "wca_reconciles_total").await?;
         let passed = Instant::now();
         eventually(READY_WITHIN, "the new leader's pass", || async {
             let now = metric(&new_leader.admin, "wca_reconciles_total")
