@@ -80,13 +80,8 @@ pub async fn run(
     watch: Arc<WatchHealth>,
     ready: Arc<AtomicBool>,
 ) {
-    // A fresh wait each second: the first one is not always woken when the store fills.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
-            Ok(Ok(())) => break,
-            Ok(Err(_)) => return, // the controller stopped before its first list
-            Err(_) => continue,
-        }
+    if crate::reconcile::live::store_ready(&store).await.is_err() {
+        return; // the controller stopped before its first list
     }
     tracing::info!("caches synced; ready");
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);

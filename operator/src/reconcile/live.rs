@@ -125,11 +125,11 @@ impl LiveChildren {
     /// Waits until every store has had its first list (an empty store would send every apply
     /// down the slow path of a create that finds the object). Fails only when the watches stopped.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        ready(&self.config_maps).await?;
-        ready(&self.deployments).await?;
-        ready(&self.services).await?;
-        ready(&self.pod_disruption_budgets).await?;
-        ready(&self.ingresses).await
+        store_ready(&self.config_maps).await?;
+        store_ready(&self.deployments).await?;
+        store_ready(&self.services).await?;
+        store_ready(&self.pod_disruption_budgets).await?;
+        store_ready(&self.ingresses).await
     }
 
     /// The child `name` in `namespace` as last seen, if it carries our labels and exists.
@@ -234,8 +234,13 @@ impl LiveChildren {
 /// `store.wait_until_ready()`, asked afresh every 100 ms. In kube-runtime 5 readiness is a
 /// oneshot channel that keeps the waker of only the last task to wait: with several reconciles
 /// waiting at once, the others are never woken (seen as reconciles that never ran in
-/// tests/it/controller_binary.rs). A fresh wait on a ready store returns at once.
-async fn ready<K: Child>(store: &Store<K>) -> Result<(), reflector::store::WriterDropped> {
+/// tests/it/controller_binary.rs). A fresh wait on a ready store returns at once. Every wait for
+/// a store in this crate goes through here (the housekeeping's too).
+pub async fn store_ready<K>(store: &Store<K>) -> Result<(), reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
     loop {
         match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
             Ok(result) => return result,

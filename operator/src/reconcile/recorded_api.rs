@@ -150,7 +150,7 @@ impl RecordedApi {
                 // A resourceVersion in a patch is a precondition, as the apiserver treats it.
                 let wanted = &body["metadata"]["resourceVersion"];
                 if !wanted.is_null() && *wanted != object["metadata"]["resourceVersion"] {
-                    return status(409, "the object has been modified");
+                    return status_as(409, "Conflict", "the object has been modified");
                 }
                 if path.ends_with("/status") {
                     object["status"] = body["status"].clone();
@@ -184,16 +184,22 @@ fn ok(body: Value) -> Response<Body> {
     respond(StatusCode::OK, body)
 }
 
-/// A `Status` as the apiserver sends it; kube reads `reason` (e.g. `get_opt` maps `NotFound`).
+/// A `Status` as the apiserver sends it, with the reason it gives `code` most often; kube reads
+/// `reason` (e.g. `get_opt` maps `NotFound`).
 fn status(code: u16, message: &str) -> Response<Body> {
     let reason = match code {
         404 => "NotFound",
-        409 if message.contains("modified") => "Conflict",
         409 => "AlreadyExists",
         422 => "Invalid",
         503 => "ServiceUnavailable",
         _ => "InternalError",
     };
+    status_as(code, reason, message)
+}
+
+/// A `Status` with an explicit reason (409 is `AlreadyExists` on a create, `Conflict` on a
+/// failed precondition).
+fn status_as(code: u16, reason: &str, message: &str) -> Response<Body> {
     let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code});
     respond(
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
