@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo (README's first command): a real single-node Kubernetes cluster on this machine, the
 # operator installed from its Helm chart and running as a pod, a fake WorkOS in the cluster, and
-# three example resources. Ends with the JWKS fetched through the ingress controller as Convex
-# would fetch it, and the generated convex/auth.config.ts. Offline; needs root.
+# three example resources. Then the JWKS fetched through the ingress controller as Convex
+# would fetch it, the generated convex/auth.config.ts, and a fourth resource syncing its
+# variables to a FAKE Convex deployment (tests/fake-convex). Offline; needs root.
 #   bash examples/demo.sh          run, print, tear everything down
 #   bash examples/demo.sh --keep   leave the cluster running (Ctrl-C ends it)
 set -euo pipefail
@@ -36,6 +37,7 @@ until grep -q '^KUBECONFIG=' "$out"; do
 done
 export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$out")
 ingress_ip=$(sed -n 's/^INGRESS_IP=//p' "$out")
+node_ip=$(sed -n 's/^NODE_IP=//p' "$out")
 kubectl get nodes -o wide
 kubectl get pods -A
 
@@ -44,6 +46,7 @@ installing=$SECONDS
 helm install wca charts/workos-convex-auth -n wca-system --create-namespace \
   --set image.repository=wca.local/workos-convex-auth --set image.tag=dev --set image.pullPolicy=Never \
   --set policy.upstream.allowHttp=true --set 'policy.upstream.allowedHosts={fake-workos.workos-fake.svc.cluster.local}' \
+  --set policy.convex.allowHttp=true --set "policy.convex.allowedNetworks={$node_ip/32}" \
   --wait --timeout 180s
 echo "    operator pod Ready $((SECONDS - installing)) s after helm install"
 kubectl -n wca-system get pods -o wide
@@ -98,6 +101,37 @@ kubectl get configmap convex-auth -o jsonpath='{.data.auth\.config\.ts}'
 
 say "status of acme-prod (kubectl get wca acme-prod -o jsonpath='{.status}')"
 kubectl get wca acme-prod -o jsonpath='{.status}' | python3 -m json.tool
+
+say "spec.convex against a FAKE Convex deployment (tests/fake-convex on the node's address $node_ip; NOT Convex)"
+# No Convex backend runs here: this fake answers the admin API as convex-backend does and
+# re-evaluates the pushed auth.config.js with node whenever a variable changes.
+node tests/fake-convex/deployment.mjs --listen "$node_ip:0" --admin-key demo-admin-key >"$work/convex.out" &
+fake_convex=$!
+trap 'kill $fake_convex 2>/dev/null; exec 3>&-; wait; rm -rf "$out" "$work"' EXIT
+until grep -q '^listening ' "$work/convex.out"; do sleep 0.1; done
+convex_url=$(sed -n 's/^listening //p' "$work/convex.out")
+echo "    fake Convex deployment at $convex_url"
+kubectl create secret generic convex-admin --from-literal=adminKey=demo-admin-key
+kubectl patch --local -f examples/convex-sync.yaml --type merge \
+  -p "{\"metadata\":{\"namespace\":\"default\"},\"spec\":{\"jwks\":{\"upstreamBase\":\"$FAKE_UPSTREAM\"},\"convex\":{\"url\":\"$convex_url\"}}}" -o yaml | kubectl apply -f -
+synced=$SECONDS
+kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="ConvexSynced")].reason}'=AuthConfigNotPushed wca/acme-synced --timeout=120s >/dev/null
+echo "    variables set $((SECONDS - synced)) s after kubectl apply; ConvexSynced says:"
+kubectl get wca acme-synced -o jsonpath='{.status.conditions[?(@.type=="ConvexSynced")].message}' | fold -s -w 100 | sed 's/^/      /'
+echo
+echo "    the one push (what npx convex deploy does), to the FAKE deployment:"
+kubectl get configmap acme-synced-convex-auth -o jsonpath='{.data.auth\.config\.js}' >"$work/auth.config.js"
+curl -sS -o /dev/null -w '      POST /_fake/push: %{http_code}\n' -H 'authorization: Convex demo-admin-key' --data-binary @"$work/auth.config.js" "$convex_url/_fake/push"
+kubectl wait --for=condition=ConvexSynced wca/acme-synced --timeout=120s >/dev/null
+echo "    ConvexSynced=True $((SECONDS - synced)) s after kubectl apply:"
+kubectl get wca acme-synced -o jsonpath='{.status.conditions[?(@.type=="ConvexSynced")].message}' | sed 's/^/      /'
+echo
+curl -sS "$convex_url/_fake/state" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print("    the FAKE deployment holds:", ", ".join(f"{k}={v[:48]}…" if len(v) > 48 else f"{k}={v}" for k, v in sorted(s["env"].items())))
+print("    its re-evaluated providers:", "; ".join(p["issuer"] for p in s["providers"]))
+print("    requests it answered:", s["requests"])'
 
 cat <<TXT
 

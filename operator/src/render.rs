@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::api::WorkOSConvexAuth;
 use crate::convex::generate::InvalidField;
+use crate::reconcile::sync::desired_values;
 use crate::reconcile::{
-    BuildContext, Children, InlineKeys, JwksUrls, NotAllowed, Policy, admit, build, validate,
+    BuildContext, Children, InlineKeys, JwksUrls, NotAllowed, Policy, Valid, admit, build, validate,
 };
 
 /// What offline rendering cannot read from a cluster.
@@ -87,6 +88,14 @@ pub fn children_of(
     resource: &WorkOSConvexAuth,
     options: &RenderOptions,
 ) -> Result<Children, RenderError> {
+    rendered(resource, options).map(|(_, _, children)| children)
+}
+
+/// The resource validated, its JWKS URLs and its children.
+fn rendered(
+    resource: &WorkOSConvexAuth,
+    options: &RenderOptions,
+) -> Result<(Valid, JwksUrls, Children), RenderError> {
     let name = format!(
         "WorkOSConvexAuth {}/{}",
         resource.namespace().unwrap_or_else(|| "default".into()),
@@ -120,15 +129,39 @@ pub fn children_of(
             )));
         }
     };
-    Ok(build(&valid, &urls, &options.context))
+    let children = build(&valid, &urls, &options.context);
+    Ok((valid, urls, children))
+}
+
+/// With `spec.convex`: a YAML comment naming the variables the operator would set, and their
+/// values (the offline render has no Secret to protect: the client id is the one passed).
+fn convex_comment(valid: &Valid, urls: &JwksUrls) -> Option<String> {
+    let target = valid.convex.as_ref()?;
+    let mut out = format!(
+        "# spec.convex: the operator keeps these variables current on {} (auth.config.ts reads them):\n",
+        target.url
+    );
+    match desired_values(valid, urls) {
+        Ok(values) => {
+            for (variable, value) in values {
+                out.push_str(&format!("#   {}={value}\n", variable.name()));
+            }
+        }
+        Err(refused) => out.push_str(&format!("#   refused: {refused}\n")),
+    }
+    Some(out)
 }
 
 /// Renders every resource of `input` as one multi-document YAML stream.
 pub fn render(input: &str, options: &RenderOptions) -> Result<String, RenderError> {
     let mut documents = Vec::new();
     for resource in parse_resources(input)? {
-        let c = children_of(&resource, options)?;
-        documents.push(to_yaml(&c.config_map));
+        let (valid, urls, c) = rendered(&resource, options)?;
+        let config_map = to_yaml(&c.config_map);
+        documents.push(match convex_comment(&valid, &urls) {
+            Some(comment) => format!("{comment}{config_map}"),
+            None => config_map,
+        });
         documents.extend(c.deployment.as_ref().map(to_yaml));
         documents.extend(c.service.as_ref().map(to_yaml));
         documents.extend(c.pod_disruption_budget.as_ref().map(to_yaml));
@@ -198,6 +231,38 @@ mod tests {
             render("a: [", &RenderOptions::default()),
             Err(RenderError::Yaml(_))
         ));
+    }
+
+    #[test]
+    fn with_spec_convex_the_file_reads_variables_and_render_names_them() {
+        let out = render(
+            &format!(
+                "{HEAD}spec: {{clientId: client_01A, jwks: {{mode: Direct}}, convex: {{url: 'https://happy-otter-123.convex.cloud/', adminKeySecretRef: {{name: convex, key: adminKey}}}}}}\n"
+            ),
+            &RenderOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("---\n# spec.convex: the operator keeps these variables current on https://happy-otter-123.convex.cloud (auth.config.ts reads them):\n#   WORKOS_CLIENT_ID=client_01A\n#   WORKOS_JWKS_URL=https://api.workos.com/sso/jwks/client_01A\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("const clientId = process.env.WORKOS_CLIENT_ID!;"),
+            "{out}"
+        );
+        let err = render(
+            &format!(
+                "{HEAD}spec: {{clientId: client_01A, convex: {{url: 'https://u:p@x.convex.cloud/api', adminKeySecretRef: {{name: c, key: k}}}}}}\n"
+            ),
+            &RenderOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("spec.convex.url: the URL carries credentials"),
+            "{err}"
+        );
+        assert!(!err.contains("u:p"), "{err}");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //   1. `tsc --noEmit --strict` on every <case>/convex/auth.config.ts (typed `satisfies AuthConfig`);
 //   2. every provider of <case>/auth.config.json against the Convex CLI's own push schema
 //      (`authInfo` in dist/cjs/cli/lib/deployApi/types.js), after mapping a missing
-//      applicationID to null as the backend serialises it.
+//      applicationID to null as the backend serialises it;
+//   3. where <case>/env.json exists (spec.convex: the env-driven file), <case>/auth.config.js
+//      evaluated as a Convex backend evaluates it (tests/fake-convex/evaluate.mjs) with those
+//      variables must give exactly the providers of auth.config.json.
 // Usage: node check.mjs DIR   (DIR must lie below this folder, so `convex/server` resolves)
 // Prints one line per check and "N passed, N failed"; exits 1 when anything failed.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
@@ -56,6 +59,24 @@ for (const name of readdirSync(dir).sort()) {
     const result = authInfo.safeParse(pushed);
     report(result.success, `${name} provider ${i + 1} authInfo`, result.success ? "" : JSON.stringify(result.error.issues));
   });
+  const envFile = join(dir, name, "env.json");
+  if (existsSync(envFile)) {
+    const what = `${name} auth.config.js evaluated with its variables equals auth.config.json`;
+    const source = readFileSync(join(dir, name, "auth.config.js"), "utf8");
+    const env = JSON.parse(readFileSync(envFile, "utf8"));
+    const evaluator = join(here, "../fake-convex/evaluate.mjs");
+    const run = spawnSync(process.execPath, [evaluator], { input: JSON.stringify({ source, env }), encoding: "utf8" });
+    const answer = JSON.parse(run.stdout || "{}");
+    if (!answer.ok) {
+      const why = answer.missing
+        ? `Environment variable ${answer.missing} is used in auth config file but its value was not set`
+        : answer.error ?? run.stderr;
+      report(false, what, why);
+    } else {
+      const same = JSON.stringify(answer.ok.providers) === JSON.stringify(providers);
+      report(same, what, same ? "" : JSON.stringify(answer.ok.providers));
+    }
+  }
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

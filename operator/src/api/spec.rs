@@ -111,6 +111,26 @@ pub struct WorkOSConvexAuthSpec {
     /// The ConfigMap that receives the generated Convex auth config.
     #[serde(default)]
     pub config_map: ConfigMapSpec,
+    /// A Convex deployment whose environment variables the operator keeps current. When set,
+    /// the generated `auth.config.ts` reads the client id and the JWKS URL from those variables:
+    /// push it once, and changed values (a rotated key in mode Inline included) reach Convex
+    /// without a redeploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convex: Option<ConvexSpec>,
+}
+
+/// A Convex deployment and the admin key that may set its environment variables.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConvexSpec {
+    /// The deployment's URL: `https://<name>.convex.cloud`, or a self-hosted backend's
+    /// (e.g. `http://convex-backend.convex.svc:3210`). Scheme and host, no path.
+    #[schemars(regex(pattern = r"^https?://[^\s/?#]+/?$"), length(max = 2048))]
+    pub url: String,
+    /// A key of a Secret in the resource's namespace holding the deployment's admin key (a
+    /// self-hosted backend's admin key, or a Convex Cloud deploy key). Read by name, never
+    /// shown.
+    pub admin_key_secret_ref: KeyRef,
 }
 
 /// Where to read the client id from: exactly one of `secretKeyRef` or `configMapKeyRef`.
@@ -133,7 +153,7 @@ pub struct KeyRef {
     /// Name of the Secret or ConfigMap.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Key whose value is the client id.
+    /// Key whose value is used (the client id, or the admin key).
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }

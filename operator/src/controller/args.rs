@@ -120,6 +120,14 @@ pub struct PolicyArgs {
     /// Checked like any answer; passed on to the mirrors. Repeatable.
     #[arg(long = "upstream-resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
     pub upstream_resolve: Vec<(String, IpAddr)>,
+    /// Allow `http://` Convex deployment URLs in `spec.convex.url` (default: https only; a
+    /// self-hosted backend inside the cluster usually serves plain http).
+    #[arg(long, env = "WCA_ALLOW_HTTP_CONVEX")]
+    pub allow_http_convex: bool,
+    /// Ranges a Convex deployment's host may resolve to although they are loopback, private,
+    /// link-local or metadata space (e.g. the Service network, for a self-hosted backend).
+    #[arg(long = "allowed-convex-networks", env = "WCA_ALLOWED_CONVEX_NETWORKS", value_delimiter = ',', value_name = "CIDR,…", value_parser = parse_network)]
+    pub allowed_convex_networks: Vec<IpNet>,
 }
 
 impl RunArgs {
@@ -167,6 +175,11 @@ impl RunArgs {
             p.allow_http_upstream,
             p.allowed_upstream_networks.clone(),
             p.upstream_resolve.clone(),
+        );
+        policy.convex = upstream_rules(
+            p.allow_http_convex,
+            p.allowed_convex_networks.clone(),
+            Vec::new(),
         );
         Ok(policy)
     }

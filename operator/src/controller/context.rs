@@ -55,6 +55,7 @@ impl Shared {
         let inline = self.reconcile.inline_keys.retain(live);
         // Children are swept by what their own caches still hold (deleted with their owner).
         self.reconcile.live.forget_gone();
+        self.reconcile.synced.retain(live);
         let backoff = self.failures.lock().map_or(0, |mut f| {
             f.retain(|key, _| live.contains(key));
             f.len()

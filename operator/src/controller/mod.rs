@@ -32,8 +32,10 @@ pub use context::backoff_for;
 pub use leader::{LeaderElectionArgs, Leadership};
 
 use crate::api::WorkOSConvexAuth;
+use crate::convex::deployment::{DeploymentLimits, Deployments};
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
+use crate::reconcile::sync::SyncMemory;
 use crate::reconcile::{self, BuildContext, InlineKeyCache, LiveChildren};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub enum ControllerError {
     LeaderElection(String),
     #[error(transparent)]
     Fetcher(#[from] FetchError),
+    #[error("Convex deployment client: {0}")]
+    Deployments(String),
     #[error("admin server on {addr}: {source}")]
     Admin {
         addr: std::net::SocketAddr,
@@ -208,6 +212,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
             client: client.clone(),
             recorder: Recorder::new(client.clone(), reporter),
             fetcher: Fetcher::new(FetchLimits::default(), policy.upstream.clone())?,
+            deployments: Deployments::new(policy.convex.clone(), DeploymentLimits::default())
+                .map_err(ControllerError::Deployments)?,
+            synced: SyncMemory::default(),
             build: BuildContext {
                 default_image: args.proxy_image.clone(),
                 mirror_upstream: policy.upstream.clone(),

@@ -151,7 +151,7 @@ impl FetchError {
 }
 
 /// Our own refusal (from the resolver or the redirect policy), wherever reqwest wrapped it.
-fn refusal_in(e: &reqwest::Error) -> Option<Refused> {
+pub(crate) fn refusal_in(e: &reqwest::Error) -> Option<Refused> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(inner) = cause {
         if let Some(refused) = inner.downcast_ref::<Refused>() {

@@ -10,7 +10,8 @@ mod upstream;
 
 pub use cache_control::max_age;
 pub use content_type::{ContentTypeError, check_content_type};
-pub(crate) use fetch::error_chain;
 pub use fetch::{FetchError, FetchLimits, FetchOutcome, Fetcher, FreshDocument, Validators};
+pub(crate) use fetch::{error_chain, refusal_in};
 pub use sanitize::{JwksError, PublicJwks, sanitize};
+pub(crate) use upstream::GuardedResolver;
 pub use upstream::{Refused, UpstreamRules, parse_network, parse_resolve};

@@ -2,7 +2,7 @@
 //!
 //! read references (`read`, I/O) → validate (`validate`, pure) → admit (`policy`, pure) →
 //! fetch keys (`fetch`, I/O in mode Inline) → build (`children`, pure) → apply (`apply`, I/O) →
-//! report (`report`: status, Events and the requeue, decided in one pure function).
+//! sync the Convex deployment's variables (`sync`, I/O, with `spec.convex`) → report (`report`: status, Events and the requeue, decided in one pure function).
 //!
 //! Each step has its own error type; [`Stopped`] gathers them, and `report` alone turns the
 //! outcome into what the user sees.
@@ -18,6 +18,7 @@ pub mod read;
 pub mod reason;
 pub mod report;
 pub mod status;
+pub mod sync;
 pub mod validate;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use report::{Done, Error, Stopped};
 pub use validate::{Valid, validate};
 
 use crate::api::WorkOSConvexAuth;
+use crate::convex::deployment::Deployments;
 use crate::jwks::Fetcher;
 
 /// What every reconcile shares.
@@ -58,6 +60,10 @@ pub struct Context {
     pub policy: Policy,
     /// The children as the watches see them, and what was last applied to each.
     pub live: LiveChildren,
+    /// The Convex deployments' admin API (`spec.convex`).
+    pub deployments: Deployments,
+    /// What each resource's deployment was last confirmed to hold.
+    pub synced: sync::SyncMemory,
 }
 
 /// One reconcile of a live resource: the pipeline, then its report.
@@ -79,10 +85,22 @@ async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, St
     let keys = fetch::keys(&valid, &ctx.inline_keys, &ctx.fetcher).await?;
     let children = build(&valid, &keys.urls, &ctx.build);
     let applied = apply::apply_children(&ctx.client, &ctx.live, &valid, &children).await?;
+    let convex = match &valid.convex {
+        Some(target) => {
+            let sync_ctx = sync::SyncContext {
+                client: &ctx.client,
+                deployments: &ctx.deployments,
+                memory: &ctx.synced,
+            };
+            Some(sync::sync(&sync_ctx, &valid, target, &keys.urls, &children.config).await?)
+        }
+        None => None,
+    };
     Ok(Done {
         valid,
         children,
         applied,
         key_ids: keys.key_ids,
+        convex,
     })
 }

@@ -43,6 +43,8 @@ pub struct Policy {
     pub upstream_hosts: Vec<String>,
     /// The rules every fetch follows (scheme, address ranges); also passed to the mirrors.
     pub upstream: UpstreamRules,
+    /// The same rules for the Convex deployments of `spec.convex` (the admin key goes there).
+    pub convex: UpstreamRules,
 }
 
 impl Policy {
@@ -58,6 +60,7 @@ impl Policy {
             max_memory: Quantity("512Mi".into()),
             upstream_hosts: Vec::new(),
             upstream: UpstreamRules::default(),
+            convex: UpstreamRules::default(),
         }
     }
 }

@@ -14,6 +14,9 @@ pub enum ConditionType {
     ProxyAvailable,
     /// Whether Convex outside the cluster can reach the JWKS URL (informational).
     PublicJwksUrl,
+    /// The Convex deployment's variables hold the generated values and its auth config reads
+    /// them (`spec.convex` only).
+    ConvexSynced,
 }
 
 impl ConditionType {
@@ -23,6 +26,7 @@ impl ConditionType {
             ConditionType::ConfigReady => "ConfigReady",
             ConditionType::ProxyAvailable => "ProxyAvailable",
             ConditionType::PublicJwksUrl => "PublicJwksUrl",
+            ConditionType::ConvexSynced => "ConvexSynced",
         }
     }
 }
@@ -35,6 +39,7 @@ pub enum Reason {
     Generated,
     Available,
     PublicUrl,
+    VariablesCurrent,
     // Conditions that do not hold, and the Warning events about them.
     ClientIdSourceMissing,
     InvalidSpec,
@@ -45,6 +50,12 @@ pub enum Reason {
     ScaledToZero,
     Unavailable,
     ClusterInternalUrl,
+    AuthConfigNotPushed,
+    AdminKeyMissing,
+    AdminKeyRefused,
+    ChangeRefused,
+    DeploymentUnreachable,
+    ValueTooLarge,
     // Reconcile failures that never reach status (metrics and logs only).
     KubernetesApi,
     Undecodable,
@@ -52,6 +63,7 @@ pub enum Reason {
     ConfigCreated,
     ConfigUpdated,
     KeysRotated,
+    VariablesUpdated,
 }
 
 impl Reason {
@@ -61,6 +73,7 @@ impl Reason {
             Reason::Generated => "Generated",
             Reason::Available => "Available",
             Reason::PublicUrl => "PublicUrl",
+            Reason::VariablesCurrent => "VariablesCurrent",
             Reason::ClientIdSourceMissing => "ClientIdSourceMissing",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::NotAllowed => "NotAllowed",
@@ -70,11 +83,18 @@ impl Reason {
             Reason::ScaledToZero => "ScaledToZero",
             Reason::Unavailable => "Unavailable",
             Reason::ClusterInternalUrl => "ClusterInternalUrl",
+            Reason::AuthConfigNotPushed => "AuthConfigNotPushed",
+            Reason::AdminKeyMissing => "AdminKeyMissing",
+            Reason::AdminKeyRefused => "AdminKeyRefused",
+            Reason::ChangeRefused => "ChangeRefused",
+            Reason::DeploymentUnreachable => "DeploymentUnreachable",
+            Reason::ValueTooLarge => "ValueTooLarge",
             Reason::KubernetesApi => "KubernetesApi",
             Reason::Undecodable => "Undecodable",
             Reason::ConfigCreated => "ConfigCreated",
             Reason::ConfigUpdated => "ConfigUpdated",
             Reason::KeysRotated => "KeysRotated",
+            Reason::VariablesUpdated => "VariablesUpdated",
         }
     }
 }

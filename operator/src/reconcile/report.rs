@@ -17,8 +17,11 @@ use super::policy::NotAllowed;
 use super::read::{ReadError, SourceMissing};
 use super::reason::{ConditionType, Reason};
 use super::status::{self, Finding, Observed, desired_status};
+use super::sync::{AWAITING_PUSH_RESYNC, CONFIRM_EVERY, SyncFailed, Synced};
 use super::validate::Valid;
 use crate::api::{JwksMode, WorkOSConvexAuth};
+use crate::convex::config::Variable;
+use crate::convex::deployment::DeploymentError;
 use crate::convex::generate::InvalidField;
 
 /// How often a settled resource is looked at again anyway (no writes unless something drifted).
@@ -35,6 +38,8 @@ pub struct Done {
     pub applied: Applied,
     /// Key ids of the embedded keys (mode Inline).
     pub key_ids: Vec<String>,
+    /// How the Convex deployment's variables were synced (`spec.convex` only).
+    pub convex: Option<Result<Synced, SyncFailed>>,
 }
 
 /// Why the pipeline stopped early: one variant per step that can stop it.
@@ -142,8 +147,10 @@ pub fn plan(
         children,
         applied,
         key_ids,
+        convex,
     } = done;
     let namespaced_config_map = format!("{}/{}", valid.namespace, valid.config_map_name);
+    let env_driven = valid.convex.is_some();
     let mut notices = Vec::new();
     match applied.config_map {
         Change::Created => notices.push(Notice {
@@ -156,9 +163,15 @@ pub fn plan(
         Change::Updated => notices.push(Notice {
             warning: false,
             reason: Reason::ConfigUpdated,
-            note: format!(
-                "updated ConfigMap {namespaced_config_map}; push the new config with npx convex deploy"
-            ),
+            note: if env_driven {
+                format!(
+                    "updated ConfigMap {namespaced_config_map}; new values reach the deployment through its environment variables, push auth.config.ts again only if its providers changed"
+                )
+            } else {
+                format!(
+                    "updated ConfigMap {namespaced_config_map}; push the new config with npx convex deploy"
+                )
+            },
         }),
         Change::Unchanged | Change::Conflict => {}
     }
@@ -179,18 +192,54 @@ pub fn plan(
         .map(|s| s.key_ids.clone())
         .unwrap_or_default();
     if !previous_kids.is_empty() && !key_ids.is_empty() && previous_kids != key_ids {
+        let (warning, then) = if env_driven {
+            (
+                false,
+                format!(
+                    "spec.convex sets {} on the deployment, no push needed",
+                    Variable::JwksUrl.name()
+                ),
+            )
+        } else {
+            (
+                true,
+                format!(
+                    "ConfigMap {} is updated: push it to Convex again (npx convex deploy)",
+                    valid.config_map_name
+                ),
+            )
+        };
         notices.push(Notice {
-            warning: true,
+            warning,
             reason: Reason::KeysRotated,
             note: format!(
-                "WorkOS signing keys changed ({} → {}); ConfigMap {} is updated: push it to Convex again (npx convex deploy)",
+                "WorkOS signing keys changed ({} → {}); {then}",
                 previous_kids.join(","),
                 key_ids.join(","),
-                valid.config_map_name
             ),
         });
     }
-    let findings = findings(&children, &applied);
+    let mut findings = findings(&children, &applied);
+    let mut convex_next = None;
+    if let Some(outcome) = &convex {
+        let (finding, next) = convex_finding(outcome, &valid.namespace, &valid.config_map_name);
+        if let Ok(synced) = outcome
+            && !synced.written.is_empty()
+        {
+            notices.push(Notice {
+                warning: false,
+                reason: Reason::VariablesUpdated,
+                note: format!(
+                    "set {} on {}; the deployment re-evaluated its auth config with them",
+                    names(&synced.written),
+                    synced.url
+                ),
+            });
+        }
+        notices.extend(warning_unless_reported(resource, &finding));
+        findings.push(finding);
+        convex_next = Some(next);
+    }
     let mirror_unavailable = findings.iter().any(|f| {
         f.condition == ConditionType::ProxyAvailable && !f.holds && f.reason == Reason::Unavailable
     });
@@ -205,11 +254,18 @@ pub fn plan(
         _ => RESYNC,
     };
     // A Secret is never watched: it is read again every `--secret-resync`, whatever the mode.
-    let next = Next::Requeue(if uses_secret {
+    let after = if uses_secret {
         after.min(secret_resync)
     } else {
         after
-    });
+    };
+    // A sync waiting for an edit (a value too large) keeps the regular schedule: in mode
+    // Inline new keys may fit again.
+    let next = match convex_next {
+        None | Some(Next::AwaitChange) => Next::Requeue(after),
+        Some(Next::Requeue(convex)) => Next::Requeue(after.min(convex)),
+        Some(retry) => retry,
+    };
     Report {
         observed: Some(Observed {
             generation: resource.metadata.generation,
@@ -221,6 +277,111 @@ pub fn plan(
         }),
         notices,
         next,
+    }
+}
+
+fn names(variables: &[Variable]) -> String {
+    let names: Vec<&str> = variables.iter().map(|v| v.name()).collect();
+    names.join(", ")
+}
+
+/// `ConvexSynced`, and when the deployment is looked at next.
+fn convex_finding(
+    outcome: &Result<Synced, SyncFailed>,
+    namespace: &str,
+    config_map: &str,
+) -> (Finding, Next) {
+    let push = format!(
+        "kubectl get configmap -n {namespace} {config_map} -o jsonpath='{{.data.auth\\.config\\.ts}}' > convex/auth.config.ts && npx convex deploy"
+    );
+    let failing = |reason: Reason, message: String, retry: bool| {
+        let next = if retry {
+            Next::Retry(Error::Waiting {
+                reason,
+                message: message.clone(),
+            })
+        } else {
+            Next::AwaitChange
+        };
+        (
+            Finding::fails(ConditionType::ConvexSynced, reason, message),
+            next,
+        )
+    };
+    let synced = match outcome {
+        Ok(synced) => synced,
+        Err(SyncFailed::AdminKeyMissing(missing)) => {
+            return failing(Reason::AdminKeyMissing, missing.to_string(), true);
+        }
+        Err(too_large @ SyncFailed::ValueTooLarge { .. }) => {
+            return failing(Reason::ValueTooLarge, too_large.to_string(), false);
+        }
+        Err(SyncFailed::Deployment { url, error }) => {
+            let (reason, fix) = match error {
+                DeploymentError::AdminKeyRefused { .. } => (
+                    Reason::AdminKeyRefused,
+                    "store an admin key of this deployment in spec.convex.adminKeySecretRef (Convex Cloud: a deploy key from the deployment's settings; self-hosted: the output of generate_admin_key.sh)".to_string(),
+                ),
+                DeploymentError::Refused { code, .. }
+                    if code == "InvalidAuthConfig"
+                        || code == "AuthConfigMissingEnvironmentVariable" =>
+                {
+                    (
+                        Reason::ChangeRefused,
+                        format!("the deployed auth config does not evaluate with these values; push the generated one: {push}"),
+                    )
+                }
+                DeploymentError::Refused { .. } => (
+                    Reason::ChangeRefused,
+                    "see the deployment's message; the change is retried".to_string(),
+                ),
+                DeploymentError::NotAllowed(_) => (
+                    Reason::DeploymentUnreachable,
+                    "use the deployment's public https URL, or ask the operator's admin to allow its address (--allowed-convex-networks, --allow-http-convex)".to_string(),
+                ),
+                _ => (
+                    Reason::DeploymentUnreachable,
+                    "check spec.convex.url and that the operator's pods can reach it; retried with backoff".to_string(),
+                ),
+            };
+            return failing(reason, format!("{url}: {error}; {fix}"), true);
+        }
+    };
+    let variables = names(&synced.variables);
+    match synced.in_use {
+        Some(false) => (
+            Finding::fails(
+                ConditionType::ConvexSynced,
+                Reason::AuthConfigNotPushed,
+                format!(
+                    "{variables} are current on {}, but its auth config does not evaluate to this resource's providers yet: push the env-driven file once: {push}",
+                    synced.url
+                ),
+            ),
+            Next::Requeue(AWAITING_PUSH_RESYNC),
+        ),
+        Some(true) => (
+            Finding::holds(
+                ConditionType::ConvexSynced,
+                Reason::VariablesCurrent,
+                format!(
+                    "{variables} are current on {}, and its auth config uses them",
+                    synced.url
+                ),
+            ),
+            Next::Requeue(CONFIRM_EVERY),
+        ),
+        None => (
+            Finding::holds(
+                ConditionType::ConvexSynced,
+                Reason::VariablesCurrent,
+                format!(
+                    "{variables} are current on {} (the deployment does not say whether its auth config reads them)",
+                    synced.url
+                ),
+            ),
+            Next::Requeue(CONFIRM_EVERY),
+        ),
     }
 }
 

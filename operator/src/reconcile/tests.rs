@@ -86,6 +86,12 @@ fn watched_context(api: &RecordedApi) -> (Context, Watches) {
         inline_keys: InlineKeyCache::default(),
         policy: Policy::for_image(fixtures::IMAGE),
         live,
+        deployments: crate::convex::deployment::Deployments::new(
+            UpstreamRules::default(),
+            Default::default(),
+        )
+        .expect("deployment client"),
+        synced: Default::default(),
     };
     (context, Watches(writers))
 }
@@ -381,6 +387,7 @@ fn done(spec_yaml: &str, key_ids: &[&str]) -> Done {
         valid,
         applied: apply::Applied::default(),
         key_ids: key_ids.iter().map(|k| k.to_string()).collect(),
+        convex: None,
     }
 }
 
@@ -420,4 +427,131 @@ fn rotated_keys_are_announced_and_a_secret_is_read_again_on_its_own_schedule() {
     let inline = "{clientId: client_01A, jwks: {mode: Inline}, proxy: {refreshInterval: 10m}}";
     let report = plan(&r, Ok(done(inline, &[])), minute);
     assert!(matches!(report.next, Next::Requeue(d) if d == Duration::from_secs(600)));
+}
+
+#[test]
+fn convex_sync_outcomes_become_convex_synced_events_and_the_requeue() {
+    use crate::convex::config::Variable;
+    use crate::convex::deployment::DeploymentError;
+    use sync::{AWAITING_PUSH_RESYNC, CONFIRM_EVERY, SyncFailed, Synced};
+
+    let spec = "{clientId: client_01A, jwks: {mode: Direct}, convex: {url: 'https://x.convex.cloud', adminKeySecretRef: {name: convex, key: adminKey}}}";
+    let r = resource(spec);
+    let with = |outcome: Result<Synced, SyncFailed>| {
+        let mut d = done(spec, &[]);
+        d.convex = Some(outcome);
+        plan(&r, Ok(d), Duration::from_secs(300))
+    };
+    let synced = |written: Vec<Variable>, in_use: Option<bool>| Synced {
+        url: "https://x.convex.cloud".into(),
+        variables: vec![Variable::ClientId, Variable::JwksUrl],
+        written,
+        in_use,
+    };
+    let convex_synced = |report: &report::Report| {
+        report
+            .observed
+            .as_ref()
+            .unwrap()
+            .findings
+            .iter()
+            .find(|f| f.condition == ConditionType::ConvexSynced)
+            .cloned()
+            .unwrap()
+    };
+
+    let report = with(Ok(synced(vec![Variable::JwksUrl], Some(true))));
+    let finding = convex_synced(&report);
+    assert!(finding.holds && finding.reason == Reason::VariablesCurrent);
+    assert!(matches!(report.next, Next::Requeue(d) if d == CONFIRM_EVERY));
+    let updated: Vec<_> = report
+        .notices
+        .iter()
+        .filter(|n| n.reason == Reason::VariablesUpdated)
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(
+        updated[0].note,
+        "set WORKOS_JWKS_URL on https://x.convex.cloud; the deployment re-evaluated its auth config with them"
+    );
+
+    // Nothing written: no event.
+    let report = with(Ok(synced(vec![], Some(true))));
+    assert!(
+        report
+            .notices
+            .iter()
+            .all(|n| n.reason != Reason::VariablesUpdated)
+    );
+
+    let report = with(Ok(synced(vec![], Some(false))));
+    let finding = convex_synced(&report);
+    assert!(!finding.holds && finding.reason == Reason::AuthConfigNotPushed);
+    assert!(
+        finding.message.contains(
+            "kubectl get configmap -n apps acme-convex-auth -o jsonpath='{.data.auth\\.config\\.ts}' > convex/auth.config.ts && npx convex deploy"
+        ),
+        "{}",
+        finding.message
+    );
+    assert!(matches!(report.next, Next::Requeue(d) if d == AWAITING_PUSH_RESYNC));
+
+    // A deployment's refusal is retried with backoff and names the fix; a value too large waits
+    // for an edit.
+    let report = with(Err(SyncFailed::Deployment {
+        url: "https://x.convex.cloud".into(),
+        error: DeploymentError::AdminKeyRefused {
+            status: 401,
+            code: "BadAdminKey".into(),
+            message: "The provided admin key was invalid for this instance".into(),
+        },
+    }));
+    let finding = convex_synced(&report);
+    assert_eq!(finding.reason, Reason::AdminKeyRefused);
+    assert!(
+        finding.message.contains("spec.convex.adminKeySecretRef"),
+        "{}",
+        finding.message
+    );
+    assert!(matches!(report.next, Next::Retry(_)));
+    assert!(
+        report
+            .notices
+            .iter()
+            .any(|n| n.warning && n.reason == Reason::AdminKeyRefused)
+    );
+
+    let report = with(Err(SyncFailed::Deployment {
+        url: "https://x.convex.cloud".into(),
+        error: DeploymentError::Refused {
+            status: 400,
+            code: "AuthConfigMissingEnvironmentVariable".into(),
+            message: "Environment variable X is used in auth config file but its value was not set"
+                .into(),
+        },
+    }));
+    assert_eq!(convex_synced(&report).reason, Reason::ChangeRefused);
+    assert!(
+        convex_synced(&report)
+            .message
+            .contains("push the generated one")
+    );
+
+    let report = with(Err(SyncFailed::ValueTooLarge {
+        variable: Variable::JwksUrl,
+        bytes: 9000,
+    }));
+    assert_eq!(convex_synced(&report).reason, Reason::ValueTooLarge);
+    assert!(matches!(report.next, Next::Requeue(d) if d == RESYNC));
+    // Ready follows ConvexSynced.
+    let status = status::desired_status(None, report.observed.as_ref().unwrap(), &status::now());
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ValueTooLarge")
+    );
 }

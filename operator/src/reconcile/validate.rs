@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
 use super::names;
-use crate::api::ClientIdSource;
+use crate::api::{ClientIdSource, ConvexSpec, KeyRef};
 use crate::api::{JwksMode, WorkOSConvexAuth};
 use crate::convex::generate::{
     InvalidField, IssuerInput, ProviderPlan, check_client_id, is_client_id, plan,
@@ -43,6 +43,16 @@ pub struct Valid {
     pub config_map_name: String,
     /// The mirror's workload, in mode Proxy.
     pub mirror: Option<MirrorPlan>,
+    /// The Convex deployment whose variables the operator keeps current (`spec.convex`).
+    pub convex: Option<ConvexTarget>,
+}
+
+/// `spec.convex`, checked: the deployment's URL without a trailing `/`, and where its admin key
+/// is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvexTarget {
+    pub url: String,
+    pub admin_key: KeyRef,
 }
 
 /// One mirrored document: the path the mirror serves it under, and where it comes from.
@@ -112,6 +122,34 @@ fn not_a_client_id(source: &ClientIdSource) -> InvalidField {
         ),
         "store the client id from the WorkOS dashboard's API keys page under that key, or point key at the one that holds it",
     )
+}
+
+/// `spec.convex.url` must be a deployment's origin: Convex serves its API below `/api`, and a
+/// path, query or credentials would be dropped or sent somewhere unexpected.
+fn convex_target(spec: &ConvexSpec) -> Result<ConvexTarget, InvalidField> {
+    let field = "spec.convex.url";
+    let fix = "write the deployment's URL as the dashboard shows it, e.g. https://happy-otter-123.convex.cloud";
+    let url = url::Url::parse(&spec.url)
+        .map_err(|e| InvalidField::new(field, format!("{:?} is not a URL: {e}", spec.url), fix))?;
+    let problem = if !matches!(url.scheme(), "http" | "https") {
+        Some("has a scheme other than http or https")
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("has no host")
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("carries credentials (the admin key goes in spec.convex.adminKeySecretRef)")
+    } else if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        Some("has a path, query or fragment")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        // Credentials may be in it: the URL is not quoted.
+        return Err(InvalidField::new(field, format!("the URL {problem}"), fix));
+    }
+    Ok(ConvexTarget {
+        url: url.as_str().trim_end_matches('/').to_string(),
+        admin_key: spec.admin_key_secret_ref.clone(),
+    })
 }
 
 /// Validates a resource. `resolved_client_id` is the value read from `spec.clientIdFrom`
@@ -305,6 +343,7 @@ pub fn validate(
         }
         JwksMode::Inline => None,
     };
+    let convex = spec.convex.as_ref().map(convex_target).transpose()?;
     let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
         image: spec.proxy.image.clone(),
         replicas: spec.proxy.replicas,
@@ -327,6 +366,7 @@ pub fn validate(
         refresh_interval,
         max_stale,
         mirror,
+        convex,
         name,
         namespace,
     })

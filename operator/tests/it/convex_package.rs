@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use workos_convex_auth::reconcile::sync::desired_values;
+use workos_convex_auth::reconcile::{JwksUrls, validate};
 use workos_convex_auth::render::{RenderOptions, children_of, parse_resources};
 
 fn ts_dir() -> PathBuf {
@@ -57,6 +59,27 @@ fn write_examples(dir: &Path) -> usize {
             std::fs::create_dir_all(case.join("convex")).unwrap();
             std::fs::write(case.join("convex/auth.config.ts"), &data["auth.config.ts"]).unwrap();
             std::fs::write(case.join("auth.config.json"), &data["auth.config.json"]).unwrap();
+            // With spec.convex: the variables the operator sets, which the file reads.
+            let valid = validate(&resource, options.client_id.as_deref()).unwrap();
+            if valid.convex.is_some() {
+                let urls = match &valid.served_urls {
+                    Some(urls) => urls.clone(),
+                    None => {
+                        JwksUrls::embedded(&valid, options.inline_keys.as_ref().unwrap()).unwrap()
+                    }
+                };
+                let env: serde_json::Map<String, serde_json::Value> = desired_values(&valid, &urls)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(v, value)| (v.name().to_string(), value.into()))
+                    .collect();
+                std::fs::write(case.join("auth.config.js"), &data["auth.config.js"]).unwrap();
+                std::fs::write(
+                    case.join("env.json"),
+                    serde_json::Value::Object(env).to_string(),
+                )
+                .unwrap();
+            }
             count += 1;
         }
     }
@@ -97,6 +120,12 @@ fn generated_configs_type_check_and_pass_the_cli_push_schema() {
         schema_checks >= cases * 2,
         "every provider is checked against authInfo:\n{text}"
     );
+    assert!(
+        text.contains(
+            "ok   convex-sync auth.config.js evaluated with its variables equals auth.config.json"
+        ),
+        "the env-driven file is evaluated:\n{text}"
+    );
 }
 
 #[test]
@@ -122,4 +151,24 @@ fn a_config_broken_on_purpose_fails_both_checks() {
         "{text}"
     );
     assert!(text.contains("FAIL basic provider 1 authInfo"), "{text}");
+}
+
+#[test]
+fn an_env_driven_file_missing_a_variable_fails_evaluation() {
+    let dir = scratch("env");
+    write_examples(&dir.0);
+    let case = dir.0.join("convex-sync");
+    std::fs::write(
+        case.join("env.json"),
+        r#"{"WORKOS_JWKS_URL": "https://x/j"}"#,
+    )
+    .unwrap();
+    let (ok, text) = check(&dir.0);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL convex-sync auth.config.js evaluated with its variables")
+            && text
+                .contains("WORKOS_CLIENT_ID is used in auth config file but its value was not set"),
+        "{text}"
+    );
 }

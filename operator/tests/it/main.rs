@@ -14,6 +14,7 @@ mod control_plane_faults;
 mod controller;
 mod controller_binary;
 mod convex_package;
+mod convex_sync;
 mod crd_drift;
 mod golden;
 mod leader_election;

@@ -1,7 +1,7 @@
 //! The generator: which `customJwt` providers Convex needs for a WorkOS client.
 //! Pure and deterministic: the same input gives byte-identical output.
 
-use super::config::{AuthConfig, CustomJwtProvider};
+use super::config::{AuthConfig, CustomJwtProvider, EnvDrivenConfig, EnvProvider, Expr, Variable};
 use super::rules::normalize_issuer;
 use crate::api::{Algorithm, ExtraIssuer};
 
@@ -81,6 +81,19 @@ struct PlannedProvider {
     issuer: String,
     application_id: Option<String>,
     keys: KeySet,
+    /// Where the client id appears, so the env-driven file can read it from a variable.
+    client_id_in: ClientIdUse,
+}
+
+/// Where a provider carries the client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientIdUse {
+    /// Nowhere (an extra issuer, written in the spec as it is).
+    Nowhere,
+    /// As `applicationID` (the bare WorkOS host, the AuthKit domain).
+    ApplicationId,
+    /// At the end of the issuer (`…/user_management/<clientId>`).
+    IssuerSuffix,
 }
 
 /// The providers Convex needs, checked, in the order Convex should try them; only the JWKS
@@ -88,6 +101,7 @@ struct PlannedProvider {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderPlan {
     algorithm: &'static str,
+    client_id: String,
     providers: Vec<PlannedProvider>,
 }
 
@@ -119,6 +133,40 @@ impl ProviderPlan {
     pub fn issuers(&self) -> Vec<String> {
         self.providers.iter().map(|p| p.issuer.clone()).collect()
     }
+
+    /// The same providers with the client id and the JWKS URLs read from the Convex
+    /// deployment's environment variables: the file depends on the shape of the providers (hosts,
+    /// extra issuers, algorithm), never on those values.
+    pub fn env_driven(&self) -> EnvDrivenConfig {
+        let providers = self
+            .providers
+            .iter()
+            .map(|p| {
+                let issuer = match p.client_id_in {
+                    ClientIdUse::IssuerSuffix => {
+                        let prefix = p.issuer.strip_suffix(self.client_id.as_str());
+                        // The planner builds the issuer as prefix + client id.
+                        Expr::TextThen(prefix.unwrap_or(&p.issuer).to_string(), Variable::ClientId)
+                    }
+                    _ => Expr::Text(p.issuer.clone()),
+                };
+                let application_id = match p.client_id_in {
+                    ClientIdUse::ApplicationId => Some(Expr::Variable(Variable::ClientId)),
+                    _ => p.application_id.clone().map(Expr::Text),
+                };
+                EnvProvider {
+                    issuer,
+                    algorithm: self.algorithm,
+                    jwks: Expr::Variable(match p.keys {
+                        KeySet::WorkOS => Variable::JwksUrl,
+                        KeySet::AuthKit => Variable::AuthkitJwksUrl,
+                    }),
+                    application_id,
+                }
+            })
+            .collect();
+        EnvDrivenConfig { providers }
+    }
 }
 
 /// Checks the fields and plans the providers in the order Convex should try them.
@@ -137,6 +185,7 @@ pub fn plan(input: &IssuerInput<'_>) -> Result<ProviderPlan, InvalidField> {
             issuer: format!("https://{domain}"),
             application_id: Some(cid.to_string()),
             keys: KeySet::AuthKit,
+            client_id_in: ClientIdUse::ApplicationId,
         });
     }
     for (i, extra) in input.extra_issuers.iter().enumerate() {
@@ -146,11 +195,13 @@ pub fn plan(input: &IssuerInput<'_>) -> Result<ProviderPlan, InvalidField> {
             issuer: extra.issuer.clone(),
             application_id: extra.application_id.clone(),
             keys: KeySet::WorkOS,
+            client_id_in: ClientIdUse::Nowhere,
         });
     }
     check_no_duplicates(&providers, input)?;
     Ok(ProviderPlan {
         algorithm: input.algorithm.as_str(),
+        client_id: cid.to_string(),
         providers,
     })
 }
@@ -176,11 +227,13 @@ fn workos_pair(host: &str, client_id: &str) -> Vec<PlannedProvider> {
             issuer: format!("https://{host}/"),
             application_id: Some(client_id.to_string()),
             keys: KeySet::WorkOS,
+            client_id_in: ClientIdUse::ApplicationId,
         },
         PlannedProvider {
             issuer: format!("https://{host}/user_management/{client_id}"),
             application_id: None,
             keys: KeySet::WorkOS,
+            client_id_in: ClientIdUse::IssuerSuffix,
         },
     ]
 }

@@ -26,9 +26,20 @@ pub fn data_bytes(config_map: &ConfigMap) -> usize {
 
 pub fn config_map(valid: &Valid, config: &AuthConfig, jwks_url: &str) -> ConfigMap {
     let source = valid.display();
+    // With spec.convex the file reads the values from the deployment's variables, which the
+    // operator sets; without it, the values are written into the file.
+    let (typescript, javascript) = if valid.convex.is_some() {
+        let env_driven = valid.providers.env_driven();
+        (
+            env_driven.to_typescript(&source),
+            env_driven.to_javascript(&source),
+        )
+    } else {
+        (config.to_typescript(&source), config.to_javascript(&source))
+    };
     let data = BTreeMap::from([
-        (TS_KEY.to_string(), config.to_typescript(&source)),
-        (JS_KEY.to_string(), config.to_javascript(&source)),
+        (TS_KEY.to_string(), typescript),
+        (JS_KEY.to_string(), javascript),
         (JSON_KEY.to_string(), config.to_json()),
         ("WORKOS_CLIENT_ID".to_string(), valid.client_id.clone()),
         ("WORKOS_JWKS_URL".to_string(), jwks_url.to_string()),

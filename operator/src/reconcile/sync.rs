@@ -1,0 +1,392 @@
+//! Step 6 (`spec.convex` only): the Convex deployment's environment variables the env-driven
+//! auth config reads, kept equal to the values this reconcile generated.
+//!
+//! Read first, write only the variables that differ, in one request (the backend re-evaluates
+//! the deployed auth config with them and refuses the whole change if that fails). A deployment
+//! confirmed current is not asked again for [`CONFIRM_EVERY`] unless a value changes, so a
+//! settled resource costs no request at all between confirmations and never a write.
+//! Variables the resource does not manage are never touched, and none is ever unset.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::Api;
+
+use super::children::JwksUrls;
+use super::read::SourceMissing;
+use super::validate::{ConvexTarget, Valid};
+use crate::convex::config::{AuthConfig, Variable};
+use crate::convex::deployment::{
+    AdminKey, DeployedProvider, DeploymentError, Deployments, MAX_VALUE_BYTES,
+};
+
+/// How long a deployment confirmed current is trusted before it is read again (someone may
+/// have changed a variable by hand, with `npx convex env set`).
+pub const CONFIRM_EVERY: Duration = Duration::from_secs(600);
+/// How often a deployment whose auth config does not use the variables yet is looked at: the
+/// push (`npx convex deploy`) happens outside Kubernetes, so no watch reports it.
+pub const AWAITING_PUSH_RESYNC: Duration = Duration::from_secs(30);
+
+/// The variables are current on the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub url: String,
+    /// Every variable the resource manages, in order.
+    pub variables: Vec<Variable>,
+    /// The ones this reconcile wrote.
+    pub written: Vec<Variable>,
+    /// Whether the deployed auth config evaluates to this resource's providers; `None` when the
+    /// deployment does not say.
+    pub in_use: Option<bool>,
+}
+
+/// Why the variables are not current.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncFailed {
+    #[error(transparent)]
+    AdminKeyMissing(SourceMissing),
+    #[error(
+        "{} would be {bytes} bytes, over Convex's limit of {MAX_VALUE_BYTES} for a variable's value: use spec.jwks.mode Proxy or Direct, whose JWKS URL is short (mode Inline embeds the keys)",
+        variable.name()
+    )]
+    ValueTooLarge { variable: Variable, bytes: usize },
+    #[error("{url}: {error}")]
+    Deployment { url: String, error: DeploymentError },
+}
+
+/// What each variable should hold: the client id and the JWKS URLs this reconcile generated.
+/// Pure.
+pub fn desired_values(
+    valid: &Valid,
+    urls: &JwksUrls,
+) -> Result<Vec<(Variable, String)>, SyncFailed> {
+    let mut values = Vec::new();
+    for variable in valid.providers.env_driven().variables() {
+        let value = match variable {
+            Variable::ClientId => valid.client_id.clone(),
+            Variable::JwksUrl => urls.workos.clone(),
+            // Validation resolves an AuthKit URL whenever the plan has an AuthKit provider.
+            Variable::AuthkitJwksUrl => urls.authkit.clone().unwrap_or_else(|| urls.workos.clone()),
+        };
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(SyncFailed::ValueTooLarge {
+                variable,
+                bytes: value.len(),
+            });
+        }
+        values.push((variable, value));
+    }
+    Ok(values)
+}
+
+/// The values that differ from what the deployment holds. Pure.
+pub fn differences<'a>(
+    desired: &'a [(Variable, String)],
+    current: &BTreeMap<String, String>,
+) -> Vec<&'a (Variable, String)> {
+    desired
+        .iter()
+        .filter(|(variable, value)| current.get(variable.name()) != Some(value))
+        .collect()
+}
+
+/// Whether the deployed providers include every generated one (a user may merge them into an
+/// auth config with other providers). Pure.
+pub fn config_in_use(generated: &AuthConfig, deployed: &[DeployedProvider]) -> bool {
+    generated.providers.iter().all(|p| {
+        deployed.iter().any(|d| {
+            d.kind.as_deref() == Some("customJwt")
+                && d.issuer.as_deref() == Some(p.issuer.as_str())
+                && d.jwks.as_deref() == Some(p.jwks.as_str())
+                && d.algorithm.as_deref() == Some(p.algorithm.as_str())
+                && d.application_id == p.application_id
+        })
+    })
+}
+
+/// What was last confirmed on a resource's deployment.
+#[derive(Debug, Clone)]
+struct Confirmed {
+    digest: u64,
+    at: Instant,
+    in_use: Option<bool>,
+}
+
+/// Per resource (`namespace/name`): the last confirmation, so a settled resource asks nothing.
+#[derive(Debug, Default)]
+pub struct SyncMemory {
+    confirmed: Mutex<HashMap<String, Confirmed>>,
+}
+
+impl SyncMemory {
+    /// What a recent confirmation of the same values found out about the deployed config.
+    fn recent(&self, key: &str, digest: u64) -> Option<Option<bool>> {
+        self.lock()
+            .get(key)
+            .filter(|c| c.digest == digest && c.at.elapsed() < CONFIRM_EVERY)
+            .map(|c| c.in_use)
+    }
+
+    fn remember(&self, key: &str, digest: u64, in_use: Option<bool>) {
+        self.lock().insert(
+            key.to_string(),
+            Confirmed {
+                digest,
+                at: Instant::now(),
+                in_use,
+            },
+        );
+    }
+
+    fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// Drops what is remembered of resources that are gone.
+    pub fn retain(&self, live: &HashSet<String>) {
+        self.lock().retain(|key, _| live.contains(key));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Confirmed>> {
+        // A panic while holding the lock cannot leave the map inconsistent (single inserts).
+        self.confirmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What the sync step needs from the context.
+pub struct SyncContext<'a> {
+    pub client: &'a Client,
+    pub deployments: &'a Deployments,
+    pub memory: &'a SyncMemory,
+}
+
+/// Step 6, I/O: makes the deployment's variables equal to the generated values. The outer
+/// error is the apiserver's (reading the admin key), the inner one the sync's, which status
+/// reports.
+pub async fn sync(
+    ctx: &SyncContext<'_>,
+    valid: &Valid,
+    target: &ConvexTarget,
+    urls: &JwksUrls,
+    config: &AuthConfig,
+) -> Result<Result<Synced, SyncFailed>, kube::Error> {
+    let admin_key = match read_admin_key(ctx.client, valid, target).await? {
+        Ok(key) => key,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    Ok(sync_with_key(ctx, valid, target, urls, config, &admin_key).await)
+}
+
+async fn sync_with_key(
+    ctx: &SyncContext<'_>,
+    valid: &Valid,
+    target: &ConvexTarget,
+    urls: &JwksUrls,
+    config: &AuthConfig,
+    admin_key: &AdminKey,
+) -> Result<Synced, SyncFailed> {
+    let desired = desired_values(valid, urls)?;
+    let variables: Vec<Variable> = desired.iter().map(|(v, _)| *v).collect();
+    let key = format!("{}/{}", valid.namespace, valid.name);
+    let digest = digest(&target.url, &desired, config);
+    if let Some(in_use) = ctx.memory.recent(&key, digest) {
+        return Ok(Synced {
+            url: target.url.clone(),
+            variables,
+            written: Vec::new(),
+            in_use,
+        });
+    }
+    let failed = |error| SyncFailed::Deployment {
+        url: target.url.clone(),
+        error,
+    };
+    let current = ctx
+        .deployments
+        .list_variables(&target.url, admin_key)
+        .await
+        .map_err(failed)?;
+    let changes = differences(&desired, &current);
+    if !changes.is_empty() {
+        let pairs: Vec<(&str, &str)> = changes
+            .iter()
+            .map(|(v, value)| (v.name(), value.as_str()))
+            .collect();
+        ctx.deployments
+            .set_variables(&target.url, admin_key, &pairs)
+            .await
+            .map_err(failed)?;
+    }
+    let in_use = ctx
+        .deployments
+        .auth_providers(&target.url, admin_key)
+        .await
+        .map_err(failed)?
+        .map(|deployed| config_in_use(config, &deployed));
+    // Until the push, each reconcile looks again; a deployment that uses the values, or cannot
+    // say, is left alone for a while.
+    if in_use == Some(false) {
+        ctx.memory.forget(&key);
+    } else {
+        ctx.memory.remember(&key, digest, in_use);
+    }
+    Ok(Synced {
+        url: target.url.clone(),
+        variables,
+        written: changes.iter().map(|(v, _)| *v).collect(),
+        in_use,
+    })
+}
+
+/// The admin key from `spec.convex.adminKeySecretRef` (a `get` by name; never listed, never
+/// quoted).
+async fn read_admin_key(
+    client: &Client,
+    valid: &Valid,
+    target: &ConvexTarget,
+) -> Result<Result<AdminKey, SyncFailed>, kube::Error> {
+    let r = &target.admin_key;
+    let ns = &valid.namespace;
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(&r.name)
+        .await?;
+    let Some(secret) = secret else {
+        return Ok(Err(SyncFailed::AdminKeyMissing(SourceMissing(format!(
+            "Secret {ns}/{} (spec.convex.adminKeySecretRef.name) does not exist: create it with the deployment's admin key under key {:?}",
+            r.name, r.key
+        )))));
+    };
+    let value = secret.data.as_ref().and_then(|d| d.get(&r.key));
+    let Some(value) = value else {
+        return Ok(Err(SyncFailed::AdminKeyMissing(SourceMissing(format!(
+            "Secret {ns}/{} has no key {:?} (spec.convex.adminKeySecretRef.key): add it, or point key at the one that holds the admin key",
+            r.name, r.key
+        )))));
+    };
+    Ok(std::str::from_utf8(&value.0)
+        .ok()
+        .and_then(AdminKey::new)
+        .ok_or_else(|| {
+            SyncFailed::AdminKeyMissing(SourceMissing(format!(
+                "key {:?} of Secret {ns}/{} (spec.convex.adminKeySecretRef) is empty or not text; its value is not shown: store the admin key from the Convex dashboard (or `docker compose exec backend ./generate_admin_key.sh`) there",
+                r.key, r.name
+            )))
+        }))
+}
+
+/// Identifies what a confirmation covered: the deployment, the values and the providers.
+fn digest(url: &str, desired: &[(Variable, String)], config: &AuthConfig) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut hasher);
+    desired.hash(&mut hasher);
+    config.to_json().hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::fixtures::valid;
+
+    fn urls(workos: &str, authkit: Option<&str>) -> JwksUrls {
+        JwksUrls {
+            workos: workos.into(),
+            authkit: authkit.map(Into::into),
+            cluster_internal: false,
+        }
+    }
+
+    #[test]
+    fn the_variables_are_the_client_id_and_the_jwks_urls() {
+        let v = valid("clientId: client_01A");
+        let values = desired_values(&v, &urls("https://m/sso/jwks/client_01A", None)).unwrap();
+        assert_eq!(
+            values,
+            [
+                (Variable::ClientId, "client_01A".to_string()),
+                (
+                    Variable::JwksUrl,
+                    "https://m/sso/jwks/client_01A".to_string()
+                ),
+            ]
+        );
+        let v = valid("{clientId: client_01A, authkitDomain: acme.authkit.app}");
+        let values = desired_values(&v, &urls("https://m/w", Some("https://m/a"))).unwrap();
+        assert_eq!(
+            values[2],
+            (Variable::AuthkitJwksUrl, "https://m/a".to_string())
+        );
+    }
+
+    #[test]
+    fn a_value_over_8_kib_is_refused_not_cut() {
+        let v = valid("clientId: client_01A");
+        let fits = format!(
+            "data:application/json;base64,{}",
+            "A".repeat(MAX_VALUE_BYTES - 29)
+        );
+        assert_eq!(fits.len(), MAX_VALUE_BYTES);
+        assert!(desired_values(&v, &urls(&fits, None)).is_ok());
+        let over = format!("{fits}A");
+        let err = desired_values(&v, &urls(&over, None)).unwrap_err();
+        assert_eq!(
+            err,
+            SyncFailed::ValueTooLarge {
+                variable: Variable::JwksUrl,
+                bytes: MAX_VALUE_BYTES + 1
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("WORKOS_JWKS_URL would be 8193 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_differing_values_are_written_and_others_are_ignored() {
+        let desired = vec![
+            (Variable::ClientId, "client_01A".to_string()),
+            (Variable::JwksUrl, "https://new".to_string()),
+        ];
+        let current = BTreeMap::from([
+            ("WORKOS_CLIENT_ID".to_string(), "client_01A".to_string()),
+            ("WORKOS_JWKS_URL".to_string(), "https://old".to_string()),
+            ("OPENAI_API_KEY".to_string(), "sk-…".to_string()),
+        ]);
+        let changes = differences(&desired, &current);
+        assert_eq!(changes, [&(Variable::JwksUrl, "https://new".to_string())]);
+        assert!(differences(&desired[..1], &current).is_empty());
+        assert_eq!(differences(&desired, &BTreeMap::new()).len(), 2);
+    }
+
+    #[test]
+    fn in_use_when_every_generated_provider_is_deployed() {
+        let v = valid("clientId: client_01A");
+        let config = v.providers.with_jwks("https://m/j", None);
+        let deployed = |config: &AuthConfig| -> Vec<DeployedProvider> {
+            serde_json::from_value(serde_json::to_value(&config.providers).unwrap()).unwrap()
+        };
+        assert!(config_in_use(&config, &deployed(&config)));
+        // Merged with another provider: still in use.
+        let mut merged = deployed(&config);
+        merged.push(DeployedProvider {
+            kind: None,
+            issuer: None,
+            jwks: None,
+            algorithm: None,
+            application_id: Some("clerk".into()),
+        });
+        assert!(config_in_use(&config, &merged));
+        // An older push with another JWKS URL, or nothing pushed: not in use.
+        let old = v.providers.with_jwks("https://old/j", None);
+        assert!(!config_in_use(&config, &deployed(&old)));
+        assert!(!config_in_use(&config, &[]));
+    }
+}
