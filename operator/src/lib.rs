@@ -9,6 +9,7 @@
 //!   the pure steps take no client.
 //! - [`controller`]: the kube-runtime wiring around the pipeline (watches, backoff,
 //!   housekeeping), the admin server and the operator's metrics (`run`).
+//! - [`gateway`]: the Gateway API HTTPRoute, typed, as far as the operator uses it.
 //! - [`jwks`]: JWKS documents: sanitising, content types, the guarded fetcher.
 //! - [`mirror`]: the JWKS mirror (`proxy` subcommand): cache, refresher, router, metrics.
 //! - [`http_serve`]: both HTTP servers (mirror, admin), bounded in connections, time and size.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod controller;
 pub mod convex;
 pub mod duration;
+pub mod gateway;
 pub mod http_serve;
 pub mod jwks;
 pub mod mirror;

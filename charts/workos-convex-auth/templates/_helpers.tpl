@@ -81,6 +81,11 @@ a rule the operator never exercised, and on any request it made that was denied.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# spec.httpRoute: the mirror's HTTPRoute. Without the Gateway API CRDs these rules grant
+# nothing, and the operator runs without watching HTTPRoutes.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The mirror's pods, listed only while a mirror is not fully available, so that status can say
 # why (image not pulled, crash loop, no keys from the upstream).
 - apiGroups: [""]

@@ -54,6 +54,10 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
         .message("spec.ingress.enabled needs spec.ingress.host: set the host Convex reaches the mirror at, or disable the ingress"),
     validation = Rule::new("!has(self.ingress) || !self.ingress.enabled || !has(self.jwks) || self.jwks.mode == 'Proxy'")
         .message("spec.ingress is only for spec.jwks.mode Proxy: Direct and Inline modes run no mirror to expose; disable the ingress or use mode Proxy"),
+    validation = Rule::new("!has(self.httpRoute) || !has(self.ingress) || !self.ingress.enabled")
+        .message("set spec.ingress or spec.httpRoute, not both: the mirror is exposed one way"),
+    validation = Rule::new("!has(self.httpRoute) || !has(self.jwks) || self.jwks.mode == 'Proxy'")
+        .message("spec.httpRoute is only for spec.jwks.mode Proxy: Direct and Inline modes run no mirror to expose; remove it or use mode Proxy"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkOSConvexAuthSpec {
@@ -107,6 +111,9 @@ pub struct WorkOSConvexAuthSpec {
     /// An Ingress exposing the mirror to a Convex backend outside the cluster (mode Proxy only).
     #[serde(default)]
     pub ingress: IngressSpec,
+    /// A Gateway API HTTPRoute exposing the mirror, instead of an Ingress (mode Proxy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteSpec>,
 
     /// The ConfigMap that receives the generated Convex auth config.
     #[serde(default)]
@@ -326,6 +333,41 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^/[A-Za-z0-9/_.-]*$"), length(max = 256))]
     pub path: Option<String>,
+}
+
+/// A Gateway API `HTTPRoute` (gateway.networking.k8s.io/v1) in front of the mirror.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteSpec {
+    /// The Gateways (or their listeners) the route attaches to.
+    #[schemars(length(min = 1, max = 8))]
+    pub parent_refs: Vec<GatewayRef>,
+    /// Host names the route answers (no wildcards). The first is the JWKS URL's host when
+    /// `spec.jwks.publicUrl` is unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+    /// Path prefix routed to the mirror; the mirror serves its documents below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[A-Za-z0-9/_.-]*$"), length(max = 256))]
+    pub path: Option<String>,
+}
+
+/// A Gateway the route attaches to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway. Unset: the resource's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway. Unset: every listener that accepts the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub section_name: Option<String>,
 }
 
 /// The generated ConfigMap.

@@ -120,6 +120,15 @@ pub struct PolicyArgs {
     /// Checked like any answer; passed on to the mirrors. Repeatable.
     #[arg(long = "upstream-resolve", value_name = "HOST=IP", value_parser = parse_resolve)]
     pub upstream_resolve: Vec<(String, IpAddr)>,
+    /// Gateways an HTTPRoute (`spec.httpRoute.parentRefs`) may attach to, as `namespace/name`;
+    /// empty: any.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_GATEWAYS",
+        value_delimiter = ',',
+        value_name = "NAMESPACE/NAME,…"
+    )]
+    pub allowed_gateways: Vec<String>,
     /// Allow `http://` Convex deployment URLs in `spec.convex.url` (default: https only; a
     /// self-hosted backend inside the cluster usually serves plain http).
     #[arg(long, env = "WCA_ALLOW_HTTP_CONVEX")]
@@ -176,6 +185,15 @@ impl RunArgs {
             p.allowed_upstream_networks.clone(),
             p.upstream_resolve.clone(),
         );
+        if let Some(bad) = p.allowed_gateways.iter().find(|g| {
+            g.split_once('/')
+                .is_none_or(|(ns, name)| ns.is_empty() || name.is_empty() || name.contains('/'))
+        }) {
+            return Err(format!(
+                "--allowed-gateways {bad:?}: write each Gateway as namespace/name"
+            ));
+        }
+        policy.gateways = p.allowed_gateways.clone();
         policy.convex = upstream_rules(
             p.allow_http_convex,
             p.allowed_convex_networks.clone(),

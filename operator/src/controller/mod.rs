@@ -33,6 +33,7 @@ pub use leader::{LeaderElectionArgs, Leadership};
 
 use crate::api::WorkOSConvexAuth;
 use crate::convex::deployment::{DeploymentLimits, Deployments};
+use crate::gateway::{Availability, HTTPRoute};
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
 use crate::reconcile::sync::SyncMemory;
@@ -201,8 +202,22 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .as_ref()
         .map_or_else(|| Arc::new(Leadership::always()), |e| e.leadership.clone());
     let admin_connections = Arc::<crate::http_serve::ConnectionStats>::default();
+    // HTTPRoutes are watched only where the apiserver serves them: clusters without the
+    // Gateway API CRDs run everything else.
+    let gateway_api = crate::gateway::availability(&client, ns).await?;
+    match gateway_api {
+        Availability::Installed => {
+            tracing::info!("Gateway API installed: watching HTTPRoutes (spec.httpRoute)")
+        }
+        Availability::NotInstalled => tracing::info!(
+            "Gateway API CRDs not installed: HTTPRoutes are not watched, and a resource with spec.httpRoute reports it; install them and restart to use spec.httpRoute"
+        ),
+        Availability::Forbidden => tracing::warn!(
+            "Gateway API installed, but this operator may not list HTTPRoutes (RBAC): spec.httpRoute is unavailable until its role allows get, list, watch, create, patch and delete on httproutes.gateway.networking.k8s.io"
+        ),
+    }
     // The children's watch caches: filled by the watches below, read by every reconcile.
-    let (live, writers) = LiveChildren::new();
+    let (live, writers) = LiveChildren::with_routes(gateway_api.usable());
     let metrics = Arc::new(metrics::Metrics::new(
         leadership.clone(),
         admin_connections.clone(),
@@ -261,8 +276,17 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         ))
         .owns_stream(triggers::reflected(
             writers.ingresses,
-            watcher(scoped::<Ingress>(&client, ns), owned),
+            watcher(scoped::<Ingress>(&client, ns), owned.clone()),
+        ));
+    let controller = if gateway_api.usable() {
+        controller.owns_stream(triggers::reflected(
+            writers.http_routes,
+            watcher(scoped::<HTTPRoute>(&client, ns), owned),
         ))
+    } else {
+        controller
+    };
+    let controller = controller
         // A new leader looks at every resource: changes made while it followed were not reconciled.
         .reconcile_all_on(leadership.on_becoming_leader())
         .trigger_backoff(watch_backoff())

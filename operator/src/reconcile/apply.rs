@@ -22,6 +22,7 @@ use super::findings::{PodState, pod_state};
 use super::live::{Child, LiveChildren};
 use super::names::{self, FIELD_MANAGER};
 use super::validate::Valid;
+use crate::gateway::{HTTPRoute, RouteParentStatus};
 
 /// What applying one child did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub enum ChildKind {
     Service,
     PodDisruptionBudget,
     Ingress,
+    HttpRoute,
 }
 
 impl ChildKind {
@@ -51,6 +53,7 @@ impl ChildKind {
             ChildKind::Service => "Service",
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
             ChildKind::Ingress => "Ingress",
+            ChildKind::HttpRoute => "HTTPRoute",
         }
     }
 }
@@ -70,7 +73,7 @@ impl fmt::Display for Conflict {
 }
 
 /// What applying all children achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// What happened to the ConfigMap (Events say when it was created or updated).
     pub config_map: Change,
@@ -80,6 +83,8 @@ pub struct Applied {
     pub available_replicas: i32,
     /// What the mirror's pods are doing; read only while none is available, to say why.
     pub mirror_pods: Vec<PodState>,
+    /// What the Gateway controllers say of the HTTPRoute, as the watch last saw it.
+    pub route_parents: Vec<RouteParentStatus>,
 }
 
 impl Default for Applied {
@@ -89,6 +94,7 @@ impl Default for Applied {
             conflicts: Vec::new(),
             available_replicas: 0,
             mirror_pods: Vec::new(),
+            route_parents: Vec::new(),
         }
     }
 }
@@ -147,6 +153,24 @@ pub async fn apply_children(
     child()
         .apply_or_remove(children.ingress.as_ref(), &mut conflicts)
         .await?;
+    if children.http_route.is_some() && !live.routes_watched() {
+        return Err(ApplyError::Rejected {
+            child: conflict(ChildKind::HttpRoute, ns, &mirror).to_string(),
+            message: "the operator does not watch HTTPRoutes: the Gateway API CRDs were not installed (or its RBAC did not allow listing httproutes) when it started; install them (kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml) and restart the operator, or use spec.ingress".to_string(),
+        });
+    }
+    // Without the Gateway API there is no HTTPRoute to apply, nor one to remove.
+    let route = if live.routes_watched() {
+        child()
+            .apply_or_remove(children.http_route.as_ref(), &mut conflicts)
+            .await?
+    } else {
+        None
+    };
+    let route_parents = route
+        .and_then(|r| r.status)
+        .map(|s| s.parents)
+        .unwrap_or_default();
 
     let available_replicas = deployment
         .as_ref()
@@ -175,6 +199,7 @@ pub async fn apply_children(
         conflicts,
         available_replicas,
         mirror_pods,
+        route_parents,
     })
 }
 
@@ -194,6 +219,9 @@ pub async fn remove_mirror(
         live,
     };
     child().remove::<Ingress>().await?;
+    if live.routes_watched() {
+        child().remove::<HTTPRoute>().await?;
+    }
     child().remove::<PodDisruptionBudget>().await?;
     child().remove::<Service>().await?;
     child().remove::<Deployment>().await?;

@@ -8,6 +8,7 @@ use super::apply::{Applied, ChildKind};
 use super::names;
 use super::reason::{ConditionType, Reason};
 use super::status::Finding;
+use crate::gateway::RouteParentStatus;
 
 /// A mirror pod, as far as status needs to tell (the same facts as `kubectl get pods`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,12 +160,123 @@ pub fn findings(children: &Children, applied: &Applied) -> Vec<Finding> {
     } else {
         Finding::holds(ConditionType::PublicJwksUrl, Reason::PublicUrl, format!("Convex fetches the keys from {}", children.jwks_url))
     });
+    if let Some(route) = &children.http_route {
+        let (ns, name) = (route.namespace().unwrap_or_default(), route.name_any());
+        findings.push(route_finding(
+            &format!("HTTPRoute {ns}/{name}"),
+            &applied.route_parents,
+        ));
+    }
     findings
+}
+
+/// `RouteAccepted`, from what the Gateway controllers wrote in the route's status: it holds when
+/// each parent's `Accepted` and `ResolvedRefs` are `True`.
+pub fn route_finding(route: &str, parents: &[RouteParentStatus]) -> Finding {
+    if parents.is_empty() {
+        return Finding::fails(
+            ConditionType::RouteAccepted,
+            Reason::RoutePending,
+            format!(
+                "no Gateway controller has reported on {route} yet: check that its Gateway exists and that a controller runs for the Gateway's class"
+            ),
+        );
+    }
+    let mut refusals = Vec::new();
+    for parent in parents {
+        let gateway = format!(
+            "Gateway {}/{}",
+            parent.parent_ref.namespace.as_deref().unwrap_or_default(),
+            parent.parent_ref.name
+        );
+        for wanted in ["Accepted", "ResolvedRefs"] {
+            if let Some(c) = parent
+                .conditions
+                .iter()
+                .find(|c| c.type_ == wanted && c.status != "True")
+            {
+                refusals.push(format!(
+                    "{gateway}: {wanted}={} ({}): {}",
+                    c.status, c.reason, c.message
+                ));
+            }
+        }
+    }
+    if refusals.is_empty() {
+        let names: Vec<String> = parents
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p.parent_ref.namespace.as_deref().unwrap_or_default(),
+                    p.parent_ref.name
+                )
+            })
+            .collect();
+        Finding::holds(
+            ConditionType::RouteAccepted,
+            Reason::Accepted,
+            format!("{route} is accepted by Gateway {}", names.join(", ")),
+        )
+    } else {
+        Finding::fails(
+            ConditionType::RouteAccepted,
+            Reason::RouteNotAccepted,
+            format!("{route} is not accepted: {}", refusals.join("; ")),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parent(accepted: &str, resolved: &str) -> RouteParentStatus {
+        let condition = |type_: &str, status: &str| {
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>(
+                serde_json::json!({"type": type_, "status": status, "reason": format!("{type_}{status}"), "message": "why", "lastTransitionTime": "2026-11-27T00:00:00Z"}),
+            )
+            .unwrap()
+        };
+        RouteParentStatus {
+            parent_ref: crate::gateway::ParentReference {
+                namespace: Some("infra".into()),
+                name: "public".into(),
+                ..Default::default()
+            },
+            controller_name: "example.com/gw".into(),
+            conditions: vec![
+                condition("Accepted", accepted),
+                condition("ResolvedRefs", resolved),
+            ],
+        }
+    }
+
+    #[test]
+    fn route_accepted_follows_every_parents_accepted_and_resolved_refs() {
+        let r = "HTTPRoute apps/acme-jwks";
+        let pending = route_finding(r, &[]);
+        assert_eq!(
+            (pending.holds, pending.reason),
+            (false, Reason::RoutePending)
+        );
+        let ok = route_finding(r, &[parent("True", "True")]);
+        assert_eq!((ok.holds, ok.reason), (true, Reason::Accepted));
+        assert!(
+            ok.message.contains("accepted by Gateway infra/public"),
+            "{}",
+            ok.message
+        );
+        let refused = route_finding(r, &[parent("True", "True"), parent("True", "False")]);
+        assert_eq!(
+            (refused.holds, refused.reason),
+            (false, Reason::RouteNotAccepted)
+        );
+        assert_eq!(
+            refused.message,
+            "HTTPRoute apps/acme-jwks is not accepted: Gateway infra/public: ResolvedRefs=False (ResolvedRefsFalse): why"
+        );
+    }
     use crate::reconcile::apply::Conflict;
     use crate::reconcile::fixtures::children;
     use ConditionType::{

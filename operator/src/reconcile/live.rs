@@ -13,6 +13,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::gateway::HTTPRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -59,6 +60,7 @@ child!(
     pod_disruption_budgets
 );
 child!(Ingress, Ingress, ingresses);
+child!(HTTPRoute, HttpRoute, http_routes);
 
 /// The writers that fill a [`LiveChildren`]'s stores, one per kind (for the watches).
 pub struct LiveWriters {
@@ -67,6 +69,8 @@ pub struct LiveWriters {
     pub services: Writer<Service>,
     pub pod_disruption_budgets: Writer<PodDisruptionBudget>,
     pub ingresses: Writer<Ingress>,
+    /// Fed only when the Gateway API is installed ([`LiveChildren::routes_watched`]).
+    pub http_routes: Writer<HTTPRoute>,
 }
 
 /// One child: kind, namespace, name.
@@ -92,17 +96,26 @@ pub struct LiveChildren {
     services: Store<Service>,
     pod_disruption_budgets: Store<PodDisruptionBudget>,
     ingresses: Store<Ingress>,
+    http_routes: Store<HTTPRoute>,
+    /// Whether HTTPRoutes are watched (the Gateway API CRDs were installed at start-up).
+    routes_watched: bool,
     applied: Mutex<HashMap<ChildKey, LastApplied>>,
 }
 
 impl LiveChildren {
-    /// Empty stores, and the writers the watches fill them with.
+    /// Empty stores, and the writers the watches fill them with, HTTPRoutes included.
     pub fn new() -> (Self, LiveWriters) {
+        Self::with_routes(true)
+    }
+
+    /// As [`LiveChildren::new`]; `routes_watched` says whether HTTPRoutes will be watched.
+    pub fn with_routes(routes_watched: bool) -> (Self, LiveWriters) {
         let (config_maps, config_maps_writer) = reflector::store();
         let (deployments, deployments_writer) = reflector::store();
         let (services, services_writer) = reflector::store();
         let (pod_disruption_budgets, pdbs_writer) = reflector::store();
         let (ingresses, ingresses_writer) = reflector::store();
+        let (http_routes, http_routes_writer) = reflector::store();
         (
             Self {
                 config_maps,
@@ -110,6 +123,8 @@ impl LiveChildren {
                 services,
                 pod_disruption_budgets,
                 ingresses,
+                http_routes,
+                routes_watched,
                 applied: Mutex::default(),
             },
             LiveWriters {
@@ -118,8 +133,14 @@ impl LiveChildren {
                 services: services_writer,
                 pod_disruption_budgets: pdbs_writer,
                 ingresses: ingresses_writer,
+                http_routes: http_routes_writer,
             },
         )
+    }
+
+    /// Whether HTTPRoutes are watched, so the operator can create them.
+    pub fn routes_watched(&self) -> bool {
+        self.routes_watched
     }
 
     /// Waits until every store has had its first list (an empty store would send every apply
@@ -129,7 +150,11 @@ impl LiveChildren {
         store_ready(&self.deployments).await?;
         store_ready(&self.services).await?;
         store_ready(&self.pod_disruption_budgets).await?;
-        store_ready(&self.ingresses).await
+        store_ready(&self.ingresses).await?;
+        if self.routes_watched {
+            store_ready(&self.http_routes).await?;
+        }
+        Ok(())
     }
 
     /// The child `name` in `namespace` as last seen, if it carries our labels and exists.
@@ -221,6 +246,7 @@ impl LiveChildren {
             ChildKind::Service => self.has::<Service>(key),
             ChildKind::PodDisruptionBudget => self.has::<PodDisruptionBudget>(key),
             ChildKind::Ingress => self.has::<Ingress>(key),
+            ChildKind::HttpRoute => self.has::<HTTPRoute>(key),
         }
     }
 

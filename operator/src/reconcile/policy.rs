@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Valid;
-use super::validate::{IngressPlan, MirrorPlan};
+use super::validate::{IngressPlan, MirrorPlan, RoutePlan};
 use crate::convex::generate::WORKOS_API_HOST;
 use crate::jwks::UpstreamRules;
 
@@ -45,6 +45,8 @@ pub struct Policy {
     pub upstream: UpstreamRules,
     /// The same rules for the Convex deployments of `spec.convex` (the admin key goes there).
     pub convex: UpstreamRules,
+    /// Gateways an HTTPRoute may attach to, as `namespace/name`; empty: any.
+    pub gateways: Vec<String>,
 }
 
 impl Policy {
@@ -61,6 +63,7 @@ impl Policy {
             upstream_hosts: Vec::new(),
             upstream: UpstreamRules::default(),
             convex: UpstreamRules::default(),
+            gateways: Vec::new(),
         }
     }
 }
@@ -150,10 +153,50 @@ pub fn admit(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
     if let Some(ingress) = valid.ingress() {
         check_ingress(ingress, policy)?;
     }
+    if let Some(route) = valid.route() {
+        check_route(route, policy)?;
+    }
     if let Some(mirror) = &valid.mirror {
         check_mirror(mirror, policy)?;
     }
     check_upstream(valid, policy)
+}
+
+/// The parent Gateways must be allowed, and the host names within the allowed domains (the
+/// same suffixes as Ingress hosts: a route's hostname takes over a host on a shared Gateway
+/// just as an Ingress host does).
+fn check_route(route: &RoutePlan, policy: &Policy) -> Result<(), NotAllowed> {
+    for (i, parent) in route.parents.iter().enumerate() {
+        let gateway = format!("{}/{}", parent.namespace, parent.name);
+        if !policy.gateways.is_empty() && !policy.gateways.contains(&gateway) {
+            return Err(NotAllowed::new(
+                format!("spec.httpRoute.parentRefs[{i}]"),
+                format!(
+                    "Gateway {gateway} is not among the Gateways the operator may attach routes to ({})",
+                    list(&policy.gateways)
+                ),
+                "use one of them, or ask the cluster admin to add it to --allowed-gateways",
+            ));
+        }
+    }
+    for (i, host) in route.hostnames.iter().enumerate() {
+        if !policy.ingress_host_suffixes.is_empty()
+            && !policy
+                .ingress_host_suffixes
+                .iter()
+                .any(|s| host_has_suffix(host, s))
+        {
+            return Err(NotAllowed::new(
+                format!("spec.httpRoute.hostnames[{i}]"),
+                format!(
+                    "{host:?} is outside the domains the operator serves ({})",
+                    list(&policy.ingress_host_suffixes)
+                ),
+                "use a host under one of them, or ask the cluster admin to add its domain to --allowed-ingress-host-suffixes",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn list(values: &[String]) -> String {
@@ -412,6 +455,39 @@ mod tests {
         ] {
             assert_eq!(admit(&valid(spec), &default()), Ok(()), "{spec}");
         }
+    }
+
+    #[test]
+    fn route_parents_and_hostnames_follow_the_gateway_and_host_rules() {
+        let spec = "{clientId: client_1, httpRoute: {parentRefs: [{name: public, namespace: infra}, {name: internal}], hostnames: [jwks.acme.com]}}";
+        assert_eq!(
+            admit(&valid(spec), &default()),
+            Ok(()),
+            "any Gateway by default"
+        );
+        let only_public = Policy {
+            gateways: vec!["infra/public".into()],
+            ..default()
+        };
+        let err = refused(spec, &only_public);
+        assert_eq!(err.field, "spec.httpRoute.parentRefs[1]");
+        assert!(
+            err.problem.contains("Gateway apps/internal is not among"),
+            "the namespace defaults to the resource's: {err}"
+        );
+        let both = Policy {
+            gateways: vec!["infra/public".into(), "apps/internal".into()],
+            ingress_host_suffixes: vec!["example.com".into()],
+            ..default()
+        };
+        let err = refused(spec, &both);
+        assert_eq!(err.field, "spec.httpRoute.hostnames[0]");
+        assert!(err.fix.contains("--allowed-ingress-host-suffixes"), "{err}");
+        let acme = Policy {
+            ingress_host_suffixes: vec!["acme.com".into()],
+            ..both
+        };
+        assert_eq!(admit(&valid(spec), &acme), Ok(()));
     }
 
     #[test]

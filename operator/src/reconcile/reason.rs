@@ -14,6 +14,8 @@ pub enum ConditionType {
     ProxyAvailable,
     /// Whether Convex outside the cluster can reach the JWKS URL (informational).
     PublicJwksUrl,
+    /// Every Gateway controller accepted the mirror's HTTPRoute (`spec.httpRoute` only).
+    RouteAccepted,
     /// The Convex deployment's variables hold the generated values and its auth config reads
     /// them (`spec.convex` only).
     ConvexSynced,
@@ -26,6 +28,7 @@ impl ConditionType {
             ConditionType::ConfigReady => "ConfigReady",
             ConditionType::ProxyAvailable => "ProxyAvailable",
             ConditionType::PublicJwksUrl => "PublicJwksUrl",
+            ConditionType::RouteAccepted => "RouteAccepted",
             ConditionType::ConvexSynced => "ConvexSynced",
         }
     }
@@ -40,6 +43,7 @@ pub enum Reason {
     Available,
     PublicUrl,
     VariablesCurrent,
+    Accepted,
     // Conditions that do not hold, and the Warning events about them.
     ClientIdSourceMissing,
     InvalidSpec,
@@ -50,6 +54,8 @@ pub enum Reason {
     ScaledToZero,
     Unavailable,
     ClusterInternalUrl,
+    RouteNotAccepted,
+    RoutePending,
     AuthConfigNotPushed,
     AdminKeyMissing,
     AdminKeyRefused,
@@ -74,6 +80,9 @@ impl Reason {
             Reason::Available => "Available",
             Reason::PublicUrl => "PublicUrl",
             Reason::VariablesCurrent => "VariablesCurrent",
+            Reason::Accepted => "Accepted",
+            Reason::RouteNotAccepted => "RouteNotAccepted",
+            Reason::RoutePending => "RoutePending",
             Reason::ClientIdSourceMissing => "ClientIdSourceMissing",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::NotAllowed => "NotAllowed",

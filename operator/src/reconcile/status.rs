@@ -61,7 +61,8 @@ pub fn desired_status(
     let ready = match observed
         .findings
         .iter()
-        .filter(|f| f.condition != ConditionType::PublicJwksUrl)
+        // Informational: a public URL, and a route no Gateway controller has reported on yet.
+        .filter(|f| f.condition != ConditionType::PublicJwksUrl && f.reason != Reason::RoutePending)
         .find(|f| !f.holds)
     {
         None => Finding::holds(
@@ -203,6 +204,35 @@ mod tests {
             s.conditions
                 .iter()
                 .all(|c| c.observed_generation == Some(3))
+        );
+    }
+
+    #[test]
+    fn a_route_no_gateway_reported_on_is_informational_a_refused_one_is_not() {
+        let mut o = observed(true);
+        o.findings.push(Finding::fails(
+            ConditionType::RouteAccepted,
+            Reason::RoutePending,
+            "no Gateway controller has reported",
+        ));
+        let s = desired_status(None, &o, &at(1));
+        assert_eq!(
+            s.conditions[0].status, "True",
+            "RoutePending is informational"
+        );
+        o.findings.pop();
+        o.findings.push(Finding::fails(
+            ConditionType::RouteAccepted,
+            Reason::RouteNotAccepted,
+            "refused",
+        ));
+        let s = desired_status(None, &o, &at(1));
+        assert_eq!(
+            (
+                s.conditions[0].status.as_str(),
+                s.conditions[0].reason.as_str()
+            ),
+            ("False", "RouteNotAccepted")
         );
     }
 

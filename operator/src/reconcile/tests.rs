@@ -65,6 +65,11 @@ impl Watches {
             api,
             "/apis/networking.k8s.io/v1/namespaces/apps/ingresses",
         );
+        relist(
+            &mut self.0.http_routes,
+            api,
+            "/apis/gateway.networking.k8s.io/v1/namespaces/apps/httproutes",
+        );
     }
 }
 

@@ -10,10 +10,10 @@ use kube::ResourceExt;
 
 use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
 use super::names;
-use crate::api::{ClientIdSource, ConvexSpec, KeyRef};
+use crate::api::{ClientIdSource, ConvexSpec, HttpRouteSpec, KeyRef};
 use crate::api::{JwksMode, WorkOSConvexAuth};
 use crate::convex::generate::{
-    InvalidField, IssuerInput, ProviderPlan, check_client_id, is_client_id, plan,
+    InvalidField, IssuerInput, ProviderPlan, check_client_id, check_hostname, is_client_id, plan,
 };
 use crate::duration::parse_duration;
 use crate::mirror::{ConfigError, MirrorSpec};
@@ -70,6 +70,25 @@ pub struct MirrorPlan {
     pub replicas: i32,
     pub resources: Option<ResourceRequirements>,
     pub ingress: Option<IngressPlan>,
+    pub route: Option<RoutePlan>,
+}
+
+/// The mirror's HTTPRoute, when `spec.httpRoute` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// The parent Gateways, each with its namespace resolved.
+    pub parents: Vec<GatewayParent>,
+    pub hostnames: Vec<String>,
+    /// The path prefix routed to the mirror (`/` unless `spec.httpRoute.path` says otherwise).
+    pub path: String,
+}
+
+/// A parent Gateway: namespace, name, and optionally one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayParent {
+    pub namespace: String,
+    pub name: String,
+    pub section_name: Option<String>,
 }
 
 /// The mirror's Ingress, when `spec.ingress.enabled`.
@@ -98,6 +117,11 @@ impl Valid {
     pub fn ingress(&self) -> Option<&IngressPlan> {
         self.mirror.as_ref().and_then(|m| m.ingress.as_ref())
     }
+
+    /// The mirror's HTTPRoute, if it has one.
+    pub fn route(&self) -> Option<&RoutePlan> {
+        self.mirror.as_ref().and_then(|m| m.route.as_ref())
+    }
 }
 
 /// The value under `spec.clientIdFrom`'s key is not a client id: the key and the object are
@@ -122,6 +146,37 @@ fn not_a_client_id(source: &ClientIdSource) -> InvalidField {
         ),
         "store the client id from the WorkOS dashboard's API keys page under that key, or point key at the one that holds it",
     )
+}
+
+/// `spec.httpRoute`, checked: concrete host names (a wildcard cannot be the JWKS URL's host),
+/// a path without empty or dot segments, each parent's namespace resolved.
+fn route_plan(spec: &HttpRouteSpec, namespace: &str) -> Result<RoutePlan, InvalidField> {
+    for (i, host) in spec.hostnames.iter().enumerate() {
+        let field = format!("spec.httpRoute.hostnames[{i}]");
+        if host.starts_with("*.") {
+            return Err(InvalidField::new(
+                field,
+                format!("{host:?} is a wildcard"),
+                "name the host Convex reaches the mirror at, e.g. jwks.example.com",
+            ));
+        }
+        check_hostname(&field, host)?;
+    }
+    let path = spec.path.clone().unwrap_or_else(|| "/".to_string());
+    check_path("spec.httpRoute.path", &path)?;
+    Ok(RoutePlan {
+        parents: spec
+            .parent_refs
+            .iter()
+            .map(|p| GatewayParent {
+                namespace: p.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+                name: p.name.clone(),
+                section_name: p.section_name.clone(),
+            })
+            .collect(),
+        hostnames: spec.hostnames.clone(),
+        path,
+    })
 }
 
 /// `spec.convex.url` must be a deployment's origin: Convex serves its API below `/api`, and a
@@ -262,19 +317,8 @@ pub fn validate(
     }
     if spec.ingress.enabled
         && let Some(path) = &spec.ingress.path
-        && !path
-            .trim_end_matches('/')
-            .split('/')
-            .skip(1)
-            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
     {
-        return Err(InvalidField::new(
-            "spec.ingress.path",
-            format!(
-                "{path:?} has an empty, \".\" or \"..\" segment, which the mirror cannot serve below"
-            ),
-            "write it as /segment/segment, e.g. /workos",
-        ));
+        check_path("spec.ingress.path", path)?;
     }
     let providers = plan(&IssuerInput {
         client_id: &client_id,
@@ -290,11 +334,31 @@ pub fn validate(
         tls_secret_name: spec.ingress.tls_secret_name.clone(),
         annotations: spec.ingress.annotations.clone(),
     });
+    let route = spec
+        .http_route
+        .as_ref()
+        .map(|r| route_plan(r, &namespace))
+        .transpose()?;
+    if route.is_some() && spec.ingress.enabled {
+        return Err(InvalidField::new(
+            "spec.httpRoute",
+            "both spec.ingress and spec.httpRoute are set",
+            "expose the mirror one way: disable the ingress or remove spec.httpRoute",
+        ));
+    }
+    if route.is_some() && spec.jwks.mode != JwksMode::Proxy {
+        return Err(InvalidField::new(
+            "spec.httpRoute",
+            "only mode Proxy runs a mirror to expose",
+            "remove spec.httpRoute or use spec.jwks.mode: Proxy",
+        ));
+    }
+    let route_prefix = route.as_ref().map(|r| r.path.as_str());
     let routes = routes(
         &client_id,
         &spec.jwks.upstream_base,
         spec.authkit_domain.as_deref(),
-        ingress.as_ref(),
+        ingress.as_ref().map(|i| i.path.as_str()).or(route_prefix),
     );
     let mode = spec.jwks.mode;
     // The mirror parses its routes at start-up and exits on a bad one: parse them the same way
@@ -324,10 +388,12 @@ pub fn validate(
             cluster_internal: false,
         }),
         JwksMode::Proxy => {
-            let (base, cluster_internal) = match (&spec.jwks.public_url, &ingress) {
-                (Some(url), _) => (url.trim_end_matches('/').to_string(), false),
-                (None, Some(ingress)) => (format!("https://{}", ingress.host), false),
-                (None, None) => (
+            let route_host = route.as_ref().and_then(|r| r.hostnames.first());
+            let (base, cluster_internal) = match (&spec.jwks.public_url, &ingress, route_host) {
+                (Some(url), _, _) => (url.trim_end_matches('/').to_string(), false),
+                (None, Some(ingress), _) => (format!("https://{}", ingress.host), false),
+                (None, None, Some(host)) => (format!("https://{host}"), false),
+                (None, None, None) => (
                     format!(
                         "http://{}.{namespace}.svc.cluster.local",
                         names::mirror_name(&name)
@@ -349,6 +415,7 @@ pub fn validate(
         replicas: spec.proxy.replicas,
         resources: spec.proxy.resources.clone(),
         ingress,
+        route,
     });
     Ok(Valid {
         config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
@@ -374,13 +441,34 @@ pub fn validate(
 
 /// The mirrored documents: WorkOS's keys for the client, and the AuthKit domain's if one is
 /// set, served under the Ingress path's prefix.
+/// A path prefix the mirror can serve below: `/segment/segment`, no empty, `.` or `..` segment.
+fn check_path(field: &str, path: &str) -> Result<(), InvalidField> {
+    let segments_ok = path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    if segments_ok {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!(
+                "{path:?} has an empty, \".\" or \"..\" segment, which the mirror cannot serve below"
+            ),
+            "write it as /segment/segment, e.g. /workos",
+        ))
+    }
+}
+
+/// `prefix`: the path routed to the mirror by its Ingress or HTTPRoute.
 fn routes(
     client_id: &str,
     upstream_base: &str,
     authkit_domain: Option<&str>,
-    ingress: Option<&IngressPlan>,
+    prefix: Option<&str>,
 ) -> Vec<MirrorRoute> {
-    let prefix = ingress.map_or("", |i| i.path.trim_end_matches('/'));
+    let prefix = prefix.map_or("", |p| p.trim_end_matches('/'));
     let path = workos_jwks_path(client_id);
     let mut routes = vec![MirrorRoute {
         path: format!("{prefix}{path}"),
@@ -443,6 +531,77 @@ mod tests {
     use crate::api::{ClientIdSource, KeyRef};
 
     use crate::reconcile::fixtures::resource;
+
+    #[test]
+    fn an_http_route_resolves_parents_and_puts_its_first_host_in_the_jwks_url() {
+        let v = validate(
+            &resource("{clientId: client_01A, httpRoute: {parentRefs: [{name: public, namespace: infra, sectionName: https}, {name: local}], hostnames: [jwks.acme.com, jwks.acme.org], path: /workos}}"),
+            None,
+        )
+        .unwrap();
+        let route = v.route().unwrap();
+        assert_eq!(
+            route.parents,
+            [
+                GatewayParent {
+                    namespace: "infra".into(),
+                    name: "public".into(),
+                    section_name: Some("https".into())
+                },
+                GatewayParent {
+                    namespace: "apps".into(),
+                    name: "local".into(),
+                    section_name: None
+                },
+            ]
+        );
+        let urls = v.served_urls.unwrap();
+        assert_eq!(
+            urls.workos,
+            "https://jwks.acme.com/workos/sso/jwks/client_01A"
+        );
+        assert!(!urls.cluster_internal);
+        assert_eq!(v.routes[0].path, "/workos/sso/jwks/client_01A");
+        // publicUrl still wins; no hostname: the in-cluster URL.
+        let v = validate(&resource("{clientId: client_01A, jwks: {publicUrl: 'https://k.example.com'}, httpRoute: {parentRefs: [{name: p}], hostnames: [jwks.acme.com]}}"), None).unwrap();
+        assert_eq!(
+            v.served_urls.unwrap().workos,
+            "https://k.example.com/sso/jwks/client_01A"
+        );
+        let v = validate(
+            &resource("{clientId: client_01A, httpRoute: {parentRefs: [{name: p}]}}"),
+            None,
+        )
+        .unwrap();
+        assert!(v.served_urls.unwrap().cluster_internal);
+    }
+
+    #[test]
+    fn an_http_route_is_refused_with_an_ingress_a_wildcard_or_another_mode() {
+        let field = |spec: &str| validate(&resource(spec), None).unwrap_err().field;
+        assert_eq!(
+            field(
+                "{clientId: client_01A, ingress: {enabled: true, host: a.example.com}, httpRoute: {parentRefs: [{name: p}]}}"
+            ),
+            "spec.httpRoute"
+        );
+        assert_eq!(
+            field(
+                "{clientId: client_01A, jwks: {mode: Direct}, httpRoute: {parentRefs: [{name: p}]}}"
+            ),
+            "spec.httpRoute"
+        );
+        assert_eq!(
+            field(
+                "{clientId: client_01A, httpRoute: {parentRefs: [{name: p}], hostnames: ['*.example.com']}}"
+            ),
+            "spec.httpRoute.hostnames[0]"
+        );
+        assert_eq!(
+            field("{clientId: client_01A, httpRoute: {parentRefs: [{name: p}], path: /a/../b}}"),
+            "spec.httpRoute.path"
+        );
+    }
 
     #[test]
     fn fills_in_defaults_and_names() {

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use wca_test_harness::{ControlPlane, eventually, repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
 use workos_convex_auth::controller::{RunArgs, run_with_client};
+use workos_convex_auth::gateway::HTTPRoute;
 
 const WAIT: Duration = Duration::from_secs(30);
 const RELEASE_NS: &str = "wca-system";
@@ -50,6 +51,8 @@ async fn install(sets: &[&str]) -> Installed {
     for ns in ["apps", "elsewhere"] {
         cp.kubectl_ok(&["create", "namespace", ns]).unwrap();
     }
+    // The Gateway API's CRDs, so that the HTTPRoute rules are exercised too.
+    cp.install_gateway_api().unwrap();
     let chart = repo_root().join("charts/workos-convex-auth");
     let mut helm = cp.helm();
     helm.args(["install", "wca"])
@@ -469,6 +472,36 @@ async fn run_scenarios(admin: &Client, ns: &str) {
             "{kind} named in: {message}"
         );
     }
+
+    // An HTTPRoute: created, then removed when the resource drops it; and one in the way.
+    create(
+        "zeta",
+        json!({"clientId": "client_01Z", "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.zeta.com"]}}),
+    )
+    .await;
+    present::<HTTPRoute>(admin, ns, "zeta-jwks", true).await;
+    patch("zeta", json!({"httpRoute": null})).await;
+    present::<HTTPRoute>(admin, ns, "zeta-jwks", false).await;
+    let route: HTTPRoute = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "eta-jwks"},
+        "spec": {"parentRefs": [{"name": "public"}]}
+    }))
+    .unwrap();
+    Api::<HTTPRoute>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &route)
+        .await
+        .unwrap();
+    create(
+        "eta",
+        json!({"clientId": "client_01H", "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.eta.com"]}}),
+    )
+    .await;
+    let message = condition("eta", "ProxyAvailable", "False").await;
+    assert!(
+        message.contains(&format!("HTTPRoute {ns}/eta-jwks")),
+        "HTTPRoute named in: {message}"
+    );
 
     // clientIdFrom: a Secret missing then present, and a ConfigMap.
     create("gamma", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;

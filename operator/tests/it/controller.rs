@@ -22,7 +22,7 @@ use workos_convex_auth::controller::{RunArgs, run_with_client};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Scenario {
+pub(crate) struct Scenario {
     client: Client,
     ns: String,
     controller: Option<JoinHandle<()>>,
@@ -30,7 +30,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    async fn new(test: &str) -> Self {
+    pub(crate) async fn new(test: &str) -> Self {
         // The fake WorkOS serves plain http on loopback: allowed here, never by default.
         Self::with_policy(
             test,
@@ -46,7 +46,7 @@ impl Scenario {
     }
 
     /// A scenario whose operator runs with these policy flags (and no others).
-    async fn with_policy(test: &str, policy: &[&str]) -> Self {
+    pub(crate) async fn with_policy(test: &str, policy: &[&str]) -> Self {
         let cp = ControlPlane::shared();
         let client = cp.client().await.unwrap();
         let ns = cp.namespace(&client, test).await.unwrap();
@@ -60,7 +60,7 @@ impl Scenario {
         s
     }
 
-    fn start_controller(&mut self) {
+    pub(crate) fn start_controller(&mut self) {
         let mut flags = vec![
             "--namespace",
             &self.ns,
@@ -81,20 +81,20 @@ impl Scenario {
         }));
     }
 
-    fn stop_controller(&mut self) {
+    pub(crate) fn stop_controller(&mut self) {
         if let Some(handle) = self.controller.take() {
             handle.abort();
         }
     }
 
-    fn api<K>(&self) -> Api<K>
+    pub(crate) fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    async fn create(&self, name: &str, spec: serde_json::Value) -> WorkOSConvexAuth {
+    pub(crate) async fn create(&self, name: &str, spec: serde_json::Value) -> WorkOSConvexAuth {
         let r: WorkOSConvexAuth = serde_json::from_value(json!({
             "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
             "metadata": {"name": name}, "spec": spec
@@ -106,7 +106,7 @@ impl Scenario {
             .unwrap()
     }
 
-    async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
+    pub(crate) async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         let patch = json!({"spec": spec});
         self.api::<WorkOSConvexAuth>()
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -114,7 +114,7 @@ impl Scenario {
             .unwrap();
     }
 
-    async fn version<K>(&self, name: &str) -> String
+    pub(crate) async fn version<K>(&self, name: &str) -> String
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -130,7 +130,7 @@ impl Scenario {
     }
 
     /// Waits until the object `name` exists and returns it.
-    async fn appears<K>(&self, name: &str, what: &str) -> K
+    pub(crate) async fn appears<K>(&self, name: &str, what: &str) -> K
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -144,7 +144,7 @@ impl Scenario {
     }
 
     /// Waits until the object `name` no longer exists.
-    async fn gone<K>(&self, name: &str, what: &str)
+    pub(crate) async fn gone<K>(&self, name: &str, what: &str)
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -159,13 +159,13 @@ impl Scenario {
         .unwrap();
     }
 
-    async fn config_json(&self, cm: &str) -> Option<String> {
+    pub(crate) async fn config_json(&self, cm: &str) -> Option<String> {
         let cm = self.api::<ConfigMap>().get_opt(cm).await.ok()??;
         cm.data?.get("auth.config.json").cloned()
     }
 
     /// Waits for a condition of the resource's status to have `status` and returns its message.
-    async fn condition(&self, name: &str, type_: &str, status: &str) -> String {
+    pub(crate) async fn condition(&self, name: &str, type_: &str, status: &str) -> String {
         let api = self.api::<WorkOSConvexAuth>();
         eventually(
             WAIT,
@@ -185,7 +185,7 @@ impl Scenario {
     }
 
     /// Waits until the resource is refused with `reason` (`Ready=False`) and returns the message.
-    async fn refused(&self, name: &str, reason: &str) -> String {
+    pub(crate) async fn refused(&self, name: &str, reason: &str) -> String {
         let api = self.api::<WorkOSConvexAuth>();
         eventually(WAIT, &format!("{name} refused with {reason}"), || async {
             let r = api.get(name).await.ok()?;
@@ -201,7 +201,7 @@ impl Scenario {
     }
 
     /// Whether the mirror's Deployment, Service or Ingress of `resource` exists.
-    async fn has_workloads(&self, resource: &str) -> bool {
+    pub(crate) async fn has_workloads(&self, resource: &str) -> bool {
         let name = format!("{resource}-jwks");
         self.api::<Deployment>()
             .get_opt(&name)
@@ -222,7 +222,7 @@ impl Scenario {
                 .is_some()
     }
 
-    async fn events(&self, reason: &str) -> Vec<String> {
+    pub(crate) async fn events(&self, reason: &str) -> Vec<String> {
         let events: Api<Event> = self.api();
         events
             .list(&ListParams::default())

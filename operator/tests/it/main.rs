@@ -16,6 +16,7 @@ mod controller_binary;
 mod convex_package;
 mod convex_sync;
 mod crd_drift;
+mod gateway_api;
 mod golden;
 mod leader_election;
 mod mirror_args;

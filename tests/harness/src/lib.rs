@@ -24,6 +24,38 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+/// The folder of the Gateway API's standard CRDs (`config/crd/standard` of the Go module
+/// `sigs.k8s.io/gateway-api`), downloaded once through the Go module proxy into Go's module
+/// cache (outside the repository) and read from there afterwards.
+pub fn gateway_api_crds() -> anyhow::Result<PathBuf> {
+    let versions = std::fs::read_to_string(repo_root().join("tests/control-plane/versions.env"))?;
+    let version = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("GATEWAY_API_VERSION="))
+        .context("GATEWAY_API_VERSION in tests/control-plane/versions.env")?;
+    let scratch = std::env::temp_dir().join("wca-gateway-api-download");
+    std::fs::create_dir_all(&scratch)?;
+    let out = Command::new("go")
+        .args(["mod", "download", "-json"])
+        .arg(format!("sigs.k8s.io/gateway-api@{version}"))
+        // Outside any module: `go mod download` then only fills the module cache.
+        .current_dir(&scratch)
+        .output()
+        .context("go must be installed (Go >= 1.25): the Gateway API CRDs come from its module")?;
+    if !out.status.success() {
+        bail!(
+            "go mod download sigs.k8s.io/gateway-api@{version} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let dir = info["Dir"]
+        .as_str()
+        .context("go mod download -json names the module's Dir")?;
+    Ok(Path::new(dir).join("config/crd/standard"))
+}
+
 /// The repository root: the nearest directory above the working directory (cargo runs tests in
 /// their package's directory) that holds `tests/control-plane/install.sh`.
 ///
@@ -317,6 +349,23 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        Ok(())
+    }
+
+    /// Installs the Gateway API's standard CRDs (HTTPRoute, Gateway, …) of the version pinned in
+    /// `tests/control-plane/versions.env`, from the `sigs.k8s.io/gateway-api` Go module.
+    pub fn install_gateway_api(&self) -> anyhow::Result<()> {
+        let crds = gateway_api_crds()?;
+        let crds = crds.to_str().context("crds path is UTF-8")?;
+        self.kubectl_ok(&["apply", "--server-side", "-f", crds])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout=60s",
+            "-f",
+            crds,
+        ])?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Step 2, pure: the objects to apply for a validated resource.
 
 mod config_map;
+mod http_route;
 mod ingress;
 mod meta;
 mod mirror;
@@ -14,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use super::Valid;
 use crate::convex::config::AuthConfig;
 use crate::convex::generate::InvalidField;
+use crate::gateway::HTTPRoute;
 use crate::jwks::UpstreamRules;
 
 /// What `build` needs besides the resource.
@@ -91,6 +93,7 @@ pub struct Children {
     pub service: Option<Service>,
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
+    pub http_route: Option<HTTPRoute>,
     /// The JWKS URL the WorkOS providers use.
     pub jwks_url: String,
     /// Set when the URL is the in-cluster Service URL: only a Convex backend inside the cluster
@@ -123,6 +126,7 @@ pub fn build(valid: &Valid, urls: &JwksUrls, ctx: &BuildContext) -> Children {
             .filter(|m| m.replicas > 1)
             .map(|_| mirror::pod_disruption_budget(valid)),
         ingress: valid.ingress().map(|i| ingress::ingress(valid, i)),
+        http_route: valid.route().map(|r| http_route::http_route(valid, r)),
         config,
         jwks_url: urls.workos.clone(),
         cluster_internal_url: urls.cluster_internal,

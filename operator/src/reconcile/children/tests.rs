@@ -175,6 +175,35 @@ fn ingress_carries_class_tls_and_annotations() {
 }
 
 #[test]
+fn the_http_route_sends_its_hosts_and_prefix_to_the_mirror_service() {
+    let c = children(
+        "{clientId: client_01A, httpRoute: {parentRefs: [{name: public, namespace: infra, sectionName: https}], hostnames: [jwks.acme.com], path: /workos}}",
+    );
+    assert!(c.ingress.is_none());
+    let r = serde_json::to_value(c.http_route.unwrap()).unwrap();
+    assert_eq!(r["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(r["kind"], "HTTPRoute");
+    assert_eq!(r["metadata"]["name"], "acme-jwks");
+    assert_eq!(r["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(
+        r["spec"]["parentRefs"],
+        serde_json::json!([{"namespace": "infra", "name": "public", "sectionName": "https"}])
+    );
+    assert_eq!(r["spec"]["hostnames"], serde_json::json!(["jwks.acme.com"]));
+    assert_eq!(
+        r["spec"]["rules"],
+        serde_json::json!([{
+            "matches": [{"path": {"type": "PathPrefix", "value": "/workos"}}],
+            "backendRefs": [{"name": "acme-jwks", "port": 80}],
+        }])
+    );
+    assert!(
+        r.get("status").is_none_or(|s| s.is_null()),
+        "no status is sent"
+    );
+}
+
+#[test]
 fn config_map_holds_all_renderings() {
     let c = children("{clientId: client_01A, configMap: {name: convex-auth}}");
     let data = c.config_map.data.as_ref().unwrap();
