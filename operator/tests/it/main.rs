@@ -17,6 +17,7 @@ mod convex_package;
 mod convex_sync;
 mod crd_drift;
 mod golden;
+mod kubectl_plugin;
 mod leader_election;
 mod mirror_args;
 mod properties;
