@@ -15,6 +15,8 @@
 //! - [`http_serve`]: both HTTP servers (mirror, admin), bounded in connections, time and size.
 //! - [`check_token`]: why Convex would reject a token (`check-token`).
 //! - [`render`]: the objects for resources in a file, offline (`render`).
+//! - [`status`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
+//!   [`kubeconfig`]: the user's cluster for `status` and `check-token --resource`.
 //! - [`cli`]: the command line; [`duration`]: durations as the spec writes them.
 pub mod api;
 pub mod check_token;
@@ -25,9 +27,11 @@ pub mod duration;
 pub mod gateway;
 pub mod http_serve;
 pub mod jwks;
+pub mod kubeconfig;
 pub mod mirror;
 pub mod reconcile;
 pub mod render;
+pub mod status;
 
 /// The image the operator deploys as the mirror unless told otherwise: its own.
 pub const DEFAULT_IMAGE: &str = concat!(

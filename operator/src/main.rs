@@ -4,7 +4,6 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
-use clap::Parser;
 use workos_convex_auth::cli::{Cli, Command, RenderArgs};
 use workos_convex_auth::controller::{self, LogFormat};
 use workos_convex_auth::reconcile::InlineKeys;
@@ -13,11 +12,13 @@ use workos_convex_auth::{api, jwks, mirror};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    let cli = Cli::parse();
+    // The same commands under either name; as `kubectl-wca` help and usage say `kubectl wca`.
+    let cli = Cli::parse_invocation();
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::CheckToken(args) => return Ok(workos_convex_auth::check_token::run(args).await),
         Command::Render(args) => print!("{}", render_command(&args)?),
+        Command::Status(args) => workos_convex_auth::status::run(&args).await?,
         Command::Proxy(args) => {
             init_logging(LogFormat::Json);
             mirror::run(args).await?;

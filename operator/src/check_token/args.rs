@@ -53,6 +53,6 @@ pub struct CheckTokenArgs {
 pub enum OutputFormat {
     /// Aligned, human-readable lines ending in the verdict and the fix.
     Text,
-    /// One JSON object (`verdict`, `fix`, `token`, `providers`, `jwks`, `checks`).
+    /// One JSON object (`verdict`, `fix`, `token`, `providers`, `jwks`, `checks`, `identity`).
     Json,
 }

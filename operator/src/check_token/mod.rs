@@ -3,11 +3,12 @@
 //! file, a resource rendered offline, or a live resource's ConfigMap.
 //!
 //! Pipeline: `source` (providers) → `walk` (the match, in words) → `jwks_source` (the keys, as
-//! Convex fetches them) → `verify` → `report` + `fix` (pure) → `output`.
+//! Convex fetches them) → `verify` → `report` + `fix` + `identity` (pure) → `output`.
 
 mod args;
 mod clock;
 mod fix;
+mod identity;
 mod jwks_source;
 mod output;
 mod report;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 pub use args::{CheckTokenArgs, OutputFormat};
 pub use fix::{Evidence, Explanation, explain};
+pub use identity::{Identity, JsonType, identity};
 pub use jwks_source::{JwksProblem, Keys};
 pub use output::render;
 pub use report::{Check, JwksSummary, Report, TimeClaim, TokenSummary, Verdict};

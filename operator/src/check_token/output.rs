@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::args::OutputFormat;
+use super::identity::{Identity, JsonType};
 use super::report::{Report, TimeClaim, Verdict};
 use super::walk::StepResult;
 
@@ -127,6 +128,9 @@ pub fn text(r: &Report) -> String {
             if let Some(id) = &r.token_identifier {
                 let _ = writeln!(out, "tokenIdentifier: {id}");
             }
+            if let Some(identity) = &r.identity {
+                out.push_str(&identity_text(identity));
+            }
         }
         Verdict::Rejected | Verdict::Unchecked => {
             let word = if r.verdict == Verdict::Rejected {
@@ -139,6 +143,39 @@ pub fn text(r: &Report) -> String {
                 let _ = writeln!(out, "Fix: {fix}");
             }
         }
+    }
+    out
+}
+
+/// The identity as aligned `name  type  value` lines; values as compact JSON, so strings are
+/// quoted and escaped (a claim cannot write control characters to the terminal).
+pub fn identity_text(identity: &Identity) -> String {
+    let named = [
+        (
+            "tokenIdentifier",
+            Value::String(identity.token_identifier.clone()),
+        ),
+        ("issuer", Value::String(identity.issuer.clone())),
+        ("subject", Value::String(identity.subject.clone())),
+    ];
+    let rows: Vec<(&str, &Value)> = named
+        .iter()
+        .map(|(k, v)| (*k, v))
+        .chain(identity.custom_claims.iter().map(|(k, v)| (k.as_str(), v)))
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from("\nIdentity Convex will see (ctx.auth.getUserIdentity())\n");
+    for (key, value) in rows {
+        let _ = writeln!(
+            out,
+            "  {key:<width$}  {:<7}  {}",
+            JsonType::of(value).name(),
+            serde_json::to_string(value).unwrap_or_default()
+        );
     }
     out
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::clock::{relative, utc};
 use super::fix::{Evidence, Explanation, explain};
+use super::identity::{Identity, identity};
 use super::jwks_source::{JwksProblem, Keys};
 use super::source::Providers;
 use super::walk::{ProviderStep, Walk};
@@ -46,6 +47,10 @@ pub struct Report {
     pub fix: Option<String>,
     /// `<raw iss>|<sub>`: what `ctx.auth.getUserIdentity()` reports, when accepted.
     pub token_identifier: Option<String>,
+    /// What `ctx.auth.getUserIdentity()` returns, when accepted: the named fields and the
+    /// custom claims, as Convex builds them (`identity.rs`). Absent for a rejected token, for
+    /// which Convex builds no identity at all.
+    pub identity: Option<Identity>,
     /// Where the providers were read from.
     pub source: String,
     /// The time the claims were checked against (Unix seconds).
@@ -157,6 +162,7 @@ pub fn assemble(f: Findings<'_>) -> Report {
         reason: None,
         fix: None,
         token_identifier: None,
+        identity: None,
         source: f.providers.origin.clone(),
         now: f.now,
         checks: Vec::new(),
@@ -181,6 +187,7 @@ pub fn assemble(f: Findings<'_>) -> Report {
                 f.token.issuer().unwrap_or_default(),
                 f.token.claims.get("sub").map_or_else(String::new, plain)
             ));
+            report.identity = identity(&f.token.claims);
             report.checks = passed_checks(&f, &report, STEPS.len());
         }
         Some(Err(rejection)) => {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 use crate::api::{JwksMode, WorkOSConvexAuth};
@@ -297,7 +296,9 @@ pub async fn from_cluster(
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
         .ok_or_else(|| SourceError::ResourceArg(resource.to_string()))?;
-    let client = client(kubeconfig).await?;
+    let client = crate::kubeconfig::client(kubeconfig)
+        .await
+        .map_err(|e| SourceError::Cluster(e.0))?;
     let kube_error = |what: String| {
         move |e: kube::Error| SourceError::Kube {
             what,
@@ -334,20 +335,6 @@ pub async fn from_cluster(
         text,
         &format!("ConfigMap {namespace}/{config_map_name} ({CONFIG_KEY})"),
     )
-}
-
-async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, SourceError> {
-    let cluster = |e: &dyn std::fmt::Display| SourceError::Cluster(e.to_string());
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path).map_err(|e| cluster(&e))?;
-            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| cluster(&e))?
-        }
-        None => kube::Config::infer().await.map_err(|e| cluster(&e))?,
-    };
-    kube::Client::try_from(config).map_err(|e| cluster(&e))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod convex_sync;
 mod crd_drift;
 mod gateway_api;
 mod golden;
+mod kubectl_plugin;
 mod leader_election;
 mod mirror_args;
 mod properties;
