@@ -24,6 +24,8 @@ pub enum Command {
     CheckToken(crate::check_token::CheckTokenArgs),
     /// Print, offline, the objects the operator would apply for each resource in a file.
     Render(RenderArgs),
+    /// GET a URL once; exit 0 on a 2xx answer (the chart's `helm test` checks /readyz with it).
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@
 //! - [`http_serve`]: both HTTP servers (mirror, admin), bounded in connections, time and size.
 //! - [`check_token`]: why Convex would reject a token (`check-token`).
 //! - [`render`]: the objects for resources in a file, offline (`render`).
+//! - [`probe`]: one GET that must answer 2xx (`probe`, the chart's `helm test`).
 //! - [`cli`]: the command line; [`duration`]: durations as the spec writes them.
 pub mod api;
 pub mod check_token;
@@ -24,6 +25,7 @@ pub mod duration;
 pub mod http_serve;
 pub mod jwks;
 pub mod mirror;
+pub mod probe;
 pub mod reconcile;
 pub mod render;
 

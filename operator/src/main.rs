@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::CheckToken(args) => return Ok(workos_convex_auth::check_token::run(args).await),
         Command::Render(args) => print!("{}", render_command(&args)?),
+        Command::Probe(args) => return Ok(workos_convex_auth::probe::run(args).await),
         Command::Proxy(args) => {
             init_logging(LogFormat::Json);
             mirror::run(args).await?;

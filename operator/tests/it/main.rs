@@ -19,6 +19,7 @@ mod crd_drift;
 mod golden;
 mod leader_election;
 mod mirror_args;
+mod probe;
 mod properties;
 mod proxy_faults;
 mod proxy_fetcher;
