@@ -3,6 +3,7 @@
 #   - the local cluster's binaries (kube-apiserver, etcd, kubectl, helm; and for the real node
 #     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
 #     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
+#   - promtool (Debian's prometheus package), for the chart's alerts
 #   - the npm packages the tests use (convex + typescript + zod; jose), the Python validator
 #   - formatting, cargo deny (licenses, bans, sources; advisories when reachable), clippy
 #   - the images of the real node (the operator's, from the Dockerfile; the fake WorkOS)
@@ -37,6 +38,12 @@ for tool in openssl curl python3 pip3; do command -v "$tool" >/dev/null || missi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq && apt-get install -y -qq openssl curl python3 python3-pip >/dev/null
+fi
+# promtool checks and unit-tests the chart's alerts (operator/tests/it/monitoring.rs): Debian
+# ships it in the prometheus package (the server comes along; nothing starts it here).
+if ! command -v promtool >/dev/null; then
+  echo "installing: prometheus (for promtool)"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 # Toolchains are prerequisites (README): Debian's Go is too old for kube-apiserver v1.35.
 for tool in cargo go node npm; do

@@ -17,6 +17,7 @@
 //! - [`render`]: the objects for resources in a file, offline (`render`).
 //! - [`status`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
 //!   [`kubeconfig`]: the user's cluster for `status` and `check-token --resource`.
+//! - [`probe`]: one GET that must answer 2xx (`probe`, the chart's `helm test`).
 //! - [`cli`]: the command line; [`duration`]: durations as the spec writes them.
 pub mod api;
 pub mod check_token;
@@ -29,6 +30,7 @@ pub mod http_serve;
 pub mod jwks;
 pub mod kubeconfig;
 pub mod mirror;
+pub mod probe;
 pub mod reconcile;
 pub mod render;
 pub mod status;

@@ -105,3 +105,11 @@ a rule the operator never exercised, and on any request it made that was denied.
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The helm test Pod's labels: not the operator's selector labels, so neither the metrics
+Service nor the PodDisruptionBudget counts it as an operator pod. */}}
+{{- define "wca.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+{{- end -}}

@@ -15,6 +15,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
 use super::context::Shared;
+use super::metrics::Readiness;
 use crate::api::WorkOSConvexAuth;
 
 /// How often the sweep runs and readiness is re-evaluated.
@@ -57,9 +58,8 @@ pub fn crd_missing(error: &watcher::Error) -> bool {
 }
 
 /// `namespace/name` of every resource in the watch cache, decodable or not.
-fn live_keys(store: &Store<DeserializeGuard<WorkOSConvexAuth>>) -> HashSet<String> {
-    store
-        .state()
+fn live_keys(state: &[Arc<DeserializeGuard<WorkOSConvexAuth>>]) -> HashSet<String> {
+    state
         .iter()
         .map(|guard| match &guard.0 {
             Ok(resource) => super::reconciler::key(resource),
@@ -94,8 +94,16 @@ pub async fn run(
                 tracing::warn!("a watch is failing; /readyz reports not ready");
             }
         }
-        let (inline, backoff) = ctx.retain(&live_keys(&store));
+        let state = store.state();
+        let (inline, backoff) = ctx.retain(&live_keys(&state));
         ctx.metrics.per_resource_entries(inline, backoff);
+        // Built afresh from the cache each sweep, so a deleted resource's series leaves with it.
+        ctx.metrics.resources(Readiness::of(
+            state.iter().filter_map(|guard| guard.0.as_ref().ok()),
+            state
+                .iter()
+                .filter_map(|guard| guard.0.as_ref().err().map(|invalid| &invalid.metadata)),
+        ));
         tick.tick().await;
     }
 }

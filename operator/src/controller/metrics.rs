@@ -1,7 +1,9 @@
 //! The operator's Prometheus metrics (prometheus-client, OpenMetrics text).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -11,6 +13,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::leader::Leadership;
+use crate::api::WorkOSConvexAuth;
 use crate::http_serve::{ConnectionStats, metrics_text};
 use crate::reconcile::Reason;
 
@@ -22,6 +25,82 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabel {
+    /// The Ready condition's status: `True`, `False`, or `Unknown` (also: no Ready condition
+    /// yet, or an object that cannot be decoded).
+    ready: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    /// Not `namespace`/`name`: Prometheus' target labels of the operator pod have those names,
+    /// and a clash would rename ours to `exported_namespace`.
+    resource_namespace: String,
+    resource_name: String,
+}
+
+/// The resources as the watch cache holds them, by readiness: what `status` says now, as
+/// written by the leader and read back by every replica (so a follower reports the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Resources whose Ready condition is True, False, Unknown.
+    pub counts: [i64; 3],
+    /// `(namespace, name, since)` of each resource that is not Ready; `since` (Unix seconds)
+    /// is when its Ready condition left True, or its creation if it has none yet.
+    pub not_ready: Vec<(String, String, i64)>,
+}
+
+const READY_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+impl Readiness {
+    /// Tallies the watch cache: decoded resources, and the metadata of undecodable ones
+    /// (never Ready: counted Unknown, not Ready since their creation).
+    pub fn of<'a>(
+        resources: impl IntoIterator<Item = &'a WorkOSConvexAuth>,
+        undecodable: impl IntoIterator<Item = &'a ObjectMeta>,
+    ) -> Self {
+        let mut out = Self::default();
+        for resource in resources {
+            let ready = resource
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            let status = ready.map_or("Unknown", |c| c.status.as_str());
+            let index = READY_STATUSES
+                .iter()
+                .position(|s| *s == status)
+                .unwrap_or(2);
+            out.counts[index] += 1;
+            if index != 0 {
+                let since = ready
+                    .map(|c| c.last_transition_time.0.as_second())
+                    .or_else(|| created(&resource.metadata))
+                    .unwrap_or(0);
+                out.not_ready.push(identity(&resource.metadata, since));
+            }
+        }
+        for meta in undecodable {
+            out.counts[2] += 1;
+            out.not_ready
+                .push(identity(meta, created(meta).unwrap_or(0)));
+        }
+        out
+    }
+}
+
+fn created(meta: &ObjectMeta) -> Option<i64> {
+    meta.creation_timestamp.as_ref().map(|t| t.0.as_second())
+}
+
+fn identity(meta: &ObjectMeta, since: i64) -> (String, String, i64) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        since,
+    )
+}
+
 /// Counters kept while running; gauges of state owned elsewhere are read at scrape time.
 #[derive(Debug)]
 pub struct Metrics {
@@ -31,6 +110,8 @@ pub struct Metrics {
     inline_key_entries: Gauge,
     backoff_entries: Gauge,
     watch_errors: Counter,
+    /// Replaced whole by each housekeeping sweep: a deleted resource's series goes with it.
+    readiness: Mutex<Readiness>,
     leadership: Arc<Leadership>,
     /// The admin server's connections.
     connections: Arc<ConnectionStats>,
@@ -51,6 +132,7 @@ impl Metrics {
             inline_key_entries: Gauge::default(),
             backoff_entries: Gauge::default(),
             watch_errors: Counter::default(),
+            readiness: Mutex::default(),
             leadership,
             connections,
         }
@@ -67,6 +149,13 @@ impl Metrics {
             .set(i64::try_from(inline_keys).unwrap_or(i64::MAX));
         self.backoff_entries
             .set(i64::try_from(backoff).unwrap_or(i64::MAX));
+    }
+
+    /// The resources by readiness, as the last sweep found them.
+    pub fn resources(&self, readiness: Readiness) {
+        if let Ok(mut held) = self.readiness.lock() {
+            *held = readiness;
+        }
     }
 
     pub fn watch_failed(&self) {
@@ -125,6 +214,33 @@ impl Metrics {
             "Times this replica became or stopped being the leader",
             ConstCounter::new(self.leadership.transitions()),
         );
+        let by_readiness = Family::<ReadyLabel, Gauge>::default();
+        let since = Family::<ResourceLabels, Gauge>::default();
+        if let Ok(readiness) = self.readiness.lock() {
+            for (status, count) in READY_STATUSES.iter().zip(readiness.counts) {
+                by_readiness
+                    .get_or_create(&ReadyLabel { ready: status })
+                    .set(count);
+            }
+            for (namespace, name, at) in &readiness.not_ready {
+                since
+                    .get_or_create(&ResourceLabels {
+                        resource_namespace: namespace.clone(),
+                        resource_name: name.clone(),
+                    })
+                    .set(*at);
+            }
+        }
+        registry.register(
+            "wca_resources",
+            "WorkOSConvexAuth resources in the watch cache, by the status of their Ready condition",
+            by_readiness,
+        );
+        registry.register(
+            "wca_resource_not_ready_since_seconds",
+            "Unix time since which a resource has not been Ready (its Ready condition's last transition, or its creation); present only while it is not Ready",
+            since,
+        );
         metrics_text(registry, "wca_admin", &self.connections)
     }
 }
@@ -162,5 +278,75 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    fn resource(namespace: &str, name: &str, ready: Option<(&str, i64)>) -> WorkOSConvexAuth {
+        use crate::api::{Condition, WorkOSConvexAuthStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        use k8s_openapi::jiff::Timestamp;
+        let time = |s: i64| Time(Timestamp::from_second(s).expect("a valid test time"));
+        let mut r: WorkOSConvexAuth = serde_json::from_value(serde_json::json!({
+            "apiVersion": "workos-convex.io/v1alpha1",
+            "kind": "WorkOSConvexAuth",
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": {"clientId": "client_01JEXAMPLE0000000000000000"},
+        }))
+        .expect("a valid test resource");
+        r.metadata.creation_timestamp = Some(time(1_000));
+        r.status = ready.map(|(status, at)| WorkOSConvexAuthStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: status.into(),
+                reason: "Test".into(),
+                message: String::new(),
+                last_transition_time: time(at),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn readiness_counts_and_names_what_is_not_ready_and_forgets_deleted_resources() {
+        let ok = resource("a", "ok", Some(("True", 2_000)));
+        let broken = resource("a", "broken", Some(("False", 3_000)));
+        let fresh = resource("b", "fresh", None);
+        let undecodable = ObjectMeta {
+            namespace: Some("b".into()),
+            name: Some("garbled".into()),
+            ..Default::default()
+        };
+        let readiness = Readiness::of([&ok, &broken, &fresh], [&undecodable]);
+        assert_eq!(readiness.counts, [1, 1, 2]);
+        let m = Metrics::default();
+        m.resources(readiness);
+        let text = m.render();
+        for line in [
+            "wca_resources{ready=\"True\"} 1",
+            "wca_resources{ready=\"False\"} 1",
+            "wca_resources{ready=\"Unknown\"} 2",
+            // Since the Ready condition's last transition; else since creation.
+            "wca_resource_not_ready_since_seconds{resource_namespace=\"a\",resource_name=\"broken\"} 3000",
+            "wca_resource_not_ready_since_seconds{resource_namespace=\"b\",resource_name=\"fresh\"} 1000",
+            "wca_resource_not_ready_since_seconds{resource_namespace=\"b\",resource_name=\"garbled\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("resource_name=\"ok\""), "{text}");
+
+        // The next sweep no longer sees `broken` (deleted): its series is gone.
+        m.resources(Readiness::of([&ok, &fresh], []));
+        let text = m.render();
+        assert!(!text.contains("broken"), "{text}");
+        assert!(!text.contains("garbled"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "wca_resources{ready=\"False\"} 0"),
+            "{text}"
+        );
     }
 }

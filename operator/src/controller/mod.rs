@@ -5,7 +5,7 @@ mod args;
 mod context;
 mod housekeeping;
 mod leader;
-mod metrics;
+pub mod metrics;
 mod reconciler;
 mod triggers;
 

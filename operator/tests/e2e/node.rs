@@ -49,7 +49,7 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// `helm install` of the chart with the image built here: the operator runs as the chart's
 /// Deployment, Ready through its own probes, as the chart's ServiceAccount, and the hardening
-/// the chart asks for is what the kernel sees for the process.
+/// the chart asks for is what the kernel sees for the process; `helm test` passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_runs_the_operator_as_a_hardened_pod() {
     let _serial = serial().await;
@@ -119,6 +119,27 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
         "the operator watches its resources as {OPERATOR_USER}"
     );
     audit.assert_nothing_forbidden();
+
+    // `helm test`: the chart's test Pod probes /readyz through the metrics Service with the
+    // image's own `probe` subcommand (the image has no shell or curl).
+    let tested =
+        run_ok(
+            node()
+                .helm()
+                .args(["test", RELEASE, "-n", RELEASE_NS, "--timeout", "120s"]),
+        )
+        .expect("helm test");
+    // Succeeded: the probe exited 0 (the Pod is deleted then: hook-succeeded, so no logs).
+    assert!(
+        tested
+            .lines()
+            .any(|l| l.starts_with("Phase:") && l.contains("Succeeded")),
+        "{tested}"
+    );
+    assert!(
+        tested.contains("wca-workos-convex-auth-test-readyz"),
+        "{tested}"
+    );
 }
 
 /// A resource in mode Proxy: mirror pods Ready, the Service and the Ingress serve the keys the

@@ -6,6 +6,7 @@
 mod support;
 
 mod chart_rbac;
+mod chart_values;
 mod check_token;
 mod check_token_cli;
 mod check_token_resource;
@@ -21,6 +22,8 @@ mod golden;
 mod kubectl_plugin;
 mod leader_election;
 mod mirror_args;
+mod monitoring;
+mod probe;
 mod properties;
 mod proxy_faults;
 mod proxy_fetcher;

@@ -101,6 +101,22 @@ const VARIANTS: &[&[&str]] = &[
         "leaderElection.enabled=false",
         "podDisruptionBudget.enabled=false",
     ],
+    // Monitoring and the pod's knobs, all on.
+    &[
+        "watchNamespaces={team-a}",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.mirrorPodMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.prometheusRule.keyAgeSeconds=7200",
+        "metrics.dashboard.enabled=true",
+        "metrics.dashboard.annotations.grafana_folder=Operators",
+        "logLevel=info\\,workos_convex_auth=debug",
+        "extraEnv[0].name=HTTPS_PROXY",
+        "extraEnv[0].value=http://proxy:3128",
+        "podSecurityContext.fsGroup=65532",
+        "networkPolicy.enabled=true",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring",
+    ],
 ];
 
 #[test]
@@ -125,6 +141,19 @@ fn values_schema_rejects_what_the_operator_cannot_do() {
     assert!(two.contains("watchNamespaces"), "{two}");
     let format = render_err(&["logFormat=xml"]);
     assert!(format.contains("logFormat"), "{format}");
+    let level = render_err(&["logLevel="]);
+    assert!(level.contains("logLevel"), "{level}");
+    let shadow = render_err(&["extraEnv[0].name=RUST_LOG", "extraEnv[0].value=trace"]);
+    assert!(
+        shadow.contains("extraEnv"),
+        "RUST_LOG comes from logLevel: {shadow}"
+    );
+    let age = render_err(&["metrics.prometheusRule.keyAgeSeconds=soon"]);
+    assert!(age.contains("keyAgeSeconds"), "{age}");
+    let window = render_err(&["metrics.prometheusRule.mirror503For=5 minutes"]);
+    assert!(window.contains("mirror503For"), "{window}");
+    let test_typo = render_err(&["tests.enable=false"]);
+    assert!(test_typo.contains("enable"), "{test_typo}");
     let typo = render_err(&["rbca.create=false"]);
     assert!(typo.contains("rbca"), "unknown keys are rejected: {typo}");
     let resync = render_err(&["secretResync=sixty"]);
@@ -441,8 +470,9 @@ fn rendered_manifests_validate_offline_against_the_kubernetes_schemas() {
         let docs = documents(&rendered);
         for d in &docs {
             let kind = d["kind"].as_str().unwrap();
-            if kind == "ServiceMonitor" {
-                // prometheus-operator's CRD: no upstream schema; validated by helm lint only.
+            if matches!(kind, "ServiceMonitor" | "PodMonitor" | "PrometheusRule") {
+                // prometheus-operator's CRDs: no upstream schema; validated by helm lint, and
+                // the rules by promtool (operator/tests/it/monitoring.rs).
                 continue;
             }
             let name = d["metadata"]["name"].as_str().unwrap();
@@ -462,6 +492,15 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
     let cp = plane();
     let _ = cp.kubectl_ok(&["create", "namespace", "dry-run-system"]);
     let _ = cp.kubectl_ok(&["create", "namespace", "team-a"]);
+    // What kube-controller-manager would create (this control plane has none): the helm test
+    // Pod runs as the namespace's default ServiceAccount, which admission looks up.
+    let _ = cp.kubectl_ok(&[
+        "create",
+        "serviceaccount",
+        "default",
+        "-n",
+        "dry-run-system",
+    ]);
     for sets in &VARIANTS[..2] {
         let rendered = render("dry-run-system", sets);
         let mut child = cp
@@ -693,4 +732,245 @@ fn install_upgrade_and_uninstall() {
         exists(&["crd", CRD]),
         "helm.sh/resource-policy=keep: the CRD and every resource stay"
     );
+}
+
+fn env_of(container: &Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn monitoring_is_off_by_default_and_renders_as_configured() {
+    let docs = documents(&render("wca-system", &[]));
+    for kind in ["PrometheusRule", "PodMonitor", "ServiceMonitor"] {
+        assert!(!docs.iter().any(|d| d["kind"] == kind), "{kind} is opt-in");
+    }
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ConfigMap"
+            && d["metadata"]["name"] == "wca-workos-convex-auth-dashboard"),
+        "the dashboard is opt-in"
+    );
+
+    let docs = documents(&render("wca-system", VARIANTS[4]));
+    let rule = find(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["namespace"], "wca-system");
+    let alerts: Vec<&str> = rule["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 5, "{alerts:?}");
+    assert!(
+        rule.to_string().contains("> 7200"),
+        "the threshold reaches the rule"
+    );
+
+    let monitor = find(&docs, "PodMonitor");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "jwks-mirror"
+    );
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!(["team-a"]),
+        "the mirrors live where the operator watches"
+    );
+    assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "http");
+    let everywhere = documents(&render(
+        "wca-system",
+        &["metrics.mirrorPodMonitor.enabled=true"],
+    ));
+    assert_eq!(
+        find(&everywhere, "PodMonitor")["spec"]["namespaceSelector"]["any"],
+        true
+    );
+
+    let dashboard = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap" && d["metadata"]["name"] == "wca-workos-convex-auth-dashboard"
+        })
+        .expect("the dashboard ConfigMap");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Operators"
+    );
+    let json: Value = serde_json::from_str(
+        dashboard["data"]["workos-convex-auth.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["uid"], "workos-convex-auth");
+    let relabelled = documents(&render(
+        "wca-system",
+        &[
+            "metrics.dashboard.enabled=true",
+            "metrics.dashboard.labels.grafana_dashboard=null",
+            "metrics.dashboard.labels.dashboards=wca",
+        ],
+    ));
+    let labels = &relabelled
+        .iter()
+        .find(|d| d["metadata"]["name"] == "wca-workos-convex-auth-dashboard")
+        .unwrap()["metadata"]["labels"];
+    assert_eq!(labels["dashboards"], "wca");
+    assert!(labels.get("grafana_dashboard").is_none(), "{labels}");
+}
+
+#[test]
+fn pod_knobs_log_level_extra_env_and_security_contexts() {
+    let docs = documents(&render("wca-system", &[]));
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    let env = env_of(&pod["containers"][0]);
+    assert!(env.contains(&("RUST_LOG".into(), "info".into())), "{env:?}");
+
+    let docs = documents(&render("wca-system", VARIANTS[4]));
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    let env = env_of(&pod["containers"][0]);
+    assert!(
+        env.contains(&("RUST_LOG".into(), "info,workos_convex_auth=debug".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("HTTPS_PROXY".into(), "http://proxy:3128".into())),
+        "{env:?}"
+    );
+    // A set key joins the hardened defaults; it does not replace them.
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+
+    let relaxed = documents(&render(
+        "wca-system",
+        &["securityContext.readOnlyRootFilesystem=false"],
+    ));
+    let sc = &find(&relaxed, "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+}
+
+#[test]
+fn the_helm_test_pod_probes_readyz_through_the_metrics_service() {
+    let docs = documents(&render("wca-system", &[]));
+    let pod = docs
+        .iter()
+        .find(|d| d["kind"] == "Pod")
+        .expect("the helm test Pod");
+    assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+    assert_eq!(pod["metadata"]["namespace"], "wca-system");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["metadata"]["labels"]["app.kubernetes.io/component"], "helm-test",
+        "not selected by the operator's Service or PodDisruptionBudget"
+    );
+    let c = &pod["spec"]["containers"][0];
+    let deployment = find(&docs, "Deployment");
+    let operator = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], operator["image"], "the operator's own image");
+    assert_eq!(
+        c["args"],
+        serde_json::json!([
+            "probe",
+            "--url=http://wca-workos-convex-auth-metrics.wca-system.svc:8081/readyz",
+            "--timeout=10s"
+        ])
+    );
+    assert_eq!(c["securityContext"], operator["securityContext"]);
+    assert_eq!(
+        pod["spec"]["securityContext"],
+        deployment["spec"]["template"]["spec"]["securityContext"]
+    );
+
+    // Behind a NetworkPolicy with a peer list, the test Pod is one of the peers.
+    let docs = documents(&render("wca-system", VARIANTS[4]));
+    let from = &find(&docs, "NetworkPolicy")["spec"]["ingress"][0]["from"];
+    assert_eq!(
+        from[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "helm-test",
+        "{from}"
+    );
+
+    for sets in [
+        &["metrics.service.enabled=false"][..],
+        &["tests.enabled=false"][..],
+    ] {
+        let docs = documents(&render("wca-system", sets));
+        assert!(!docs.iter().any(|d| d["kind"] == "Pod"), "{sets:?}");
+    }
+}
+
+#[test]
+fn artifact_hub_annotations_parse_and_agree_with_the_chart() {
+    let chart_yaml: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo_root().join("charts/workos-convex-auth/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    let annotations = &chart_yaml["annotations"];
+    let list = |key: &str| -> Vec<Value> {
+        let text = annotations[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("annotation {key}"));
+        serde_saphyr::from_str::<Vec<Value>>(text).unwrap_or_else(|e| panic!("{key}: {e}"))
+    };
+    let changes = list("artifacthub.io/changes");
+    assert!(!changes.is_empty());
+    for change in &changes {
+        let kind = change["kind"].as_str().unwrap();
+        assert!(
+            [
+                "added",
+                "changed",
+                "deprecated",
+                "removed",
+                "fixed",
+                "security"
+            ]
+            .contains(&kind),
+            "{change}"
+        );
+        assert!(
+            change["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+    }
+    let app_version = chart_yaml["appVersion"].as_str().unwrap();
+    let images = list("artifacthub.io/images");
+    assert_eq!(
+        images[0]["image"],
+        format!("ghcr.io/workos-convex-auth/workos-convex-auth:{app_version}")
+    );
+    let crds = list("artifacthub.io/crds");
+    assert_eq!(crds[0]["name"], CRD);
+    let crd: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo_root().join("crds/workos-convex.io_workosconvexauths.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(crds[0]["kind"], crd["spec"]["names"]["kind"]);
+    assert_eq!(crds[0]["version"], crd["spec"]["versions"][0]["name"]);
+    assert_eq!(
+        list("artifacthub.io/crdsExamples")[0]["kind"],
+        "WorkOSConvexAuth"
+    );
+    for link in list("artifacthub.io/links") {
+        assert!(
+            link["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://"))
+        );
+    }
+    assert_eq!(annotations["artifacthub.io/license"], "Apache-2.0");
 }
