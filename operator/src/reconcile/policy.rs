@@ -180,23 +180,25 @@ fn check_route(route: &RoutePlan, policy: &Policy) -> Result<(), NotAllowed> {
         }
     }
     for (i, host) in route.hostnames.iter().enumerate() {
-        if !policy.ingress_host_suffixes.is_empty()
-            && !policy
-                .ingress_host_suffixes
-                .iter()
-                .any(|s| host_has_suffix(host, s))
-        {
-            return Err(NotAllowed::new(
-                format!("spec.httpRoute.hostnames[{i}]"),
-                format!(
-                    "{host:?} is outside the domains the operator serves ({})",
-                    list(&policy.ingress_host_suffixes)
-                ),
-                "use a host under one of them, or ask the cluster admin to add its domain to --allowed-ingress-host-suffixes",
-            ));
-        }
+        check_host(&format!("spec.httpRoute.hostnames[{i}]"), host, policy)?;
     }
     Ok(())
+}
+
+/// A host an Ingress or an HTTPRoute would answer must be within the domains the operator serves.
+fn check_host(field: &str, host: &str, policy: &Policy) -> Result<(), NotAllowed> {
+    let suffixes = &policy.ingress_host_suffixes;
+    if suffixes.is_empty() || suffixes.iter().any(|s| host_has_suffix(host, s)) {
+        return Ok(());
+    }
+    Err(NotAllowed::new(
+        field,
+        format!(
+            "{host:?} is outside the domains the operator serves ({})",
+            list(suffixes)
+        ),
+        "use a host under one of them, or ask the cluster admin to add yours to --allowed-ingress-host-suffixes",
+    ))
 }
 
 fn list(values: &[String]) -> String {
@@ -229,22 +231,7 @@ fn check_ingress(ingress: &IngressPlan, policy: &Policy) -> Result<(), NotAllowe
             }
         }
     }
-    let host = &ingress.host;
-    if !policy.ingress_host_suffixes.is_empty()
-        && !policy
-            .ingress_host_suffixes
-            .iter()
-            .any(|s| host_has_suffix(host, s))
-    {
-        return Err(NotAllowed::new(
-            "spec.ingress.host",
-            format!(
-                "{host:?} is outside the domains the operator serves ({})",
-                list(&policy.ingress_host_suffixes)
-            ),
-            "use a host under one of them, or ask the cluster admin to add yours to --allowed-ingress-host-suffixes",
-        ));
-    }
+    check_host("spec.ingress.host", &ingress.host, policy)?;
     if let Some(key) = ingress
         .annotations
         .keys()

@@ -177,8 +177,17 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
     s.gone::<HTTPRoute>("acme-jwks", "the HTTPRoute removed")
         .await;
     let _: Ingress = s.appears("acme-jwks", "the Ingress").await;
-    let status = resources.get("acme").await.unwrap().status.unwrap();
-    assert!(status.conditions.iter().all(|c| c.type_ != "RouteAccepted"));
+    // The status is written after the children: wait for it to drop the route's condition.
+    eventually(WAIT, "RouteAccepted gone from status", || async {
+        let status = resources.get("acme").await.ok()?.status?;
+        status
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "RouteAccepted")
+            .then_some(())
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

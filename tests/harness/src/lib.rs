@@ -326,17 +326,7 @@ impl ControlPlane {
 
     /// `kubectl apply -f crds/` and waits until every CRD is established.
     pub fn install_crds(&self) -> anyhow::Result<()> {
-        let crds = repo_root().join("crds");
-        let crds = crds.to_str().context("crds path is UTF-8")?;
-        self.kubectl_ok(&["apply", "--server-side", "-f", crds])?;
-        self.kubectl_ok(&[
-            "wait",
-            "--for",
-            "condition=established",
-            "--timeout=60s",
-            "-f",
-            crds,
-        ])?;
+        self.apply_crds(&repo_root().join("crds"))?;
         // Established is not yet published: `kubectl explain` and strict client-side validation
         // read the OpenAPI document, which the apiserver rebuilds a moment later.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -355,8 +345,12 @@ impl ControlPlane {
     /// Installs the Gateway API's standard CRDs (HTTPRoute, Gateway, …) of the version pinned in
     /// `tests/control-plane/versions.env`, from the `sigs.k8s.io/gateway-api` Go module.
     pub fn install_gateway_api(&self) -> anyhow::Result<()> {
-        let crds = gateway_api_crds()?;
-        let crds = crds.to_str().context("crds path is UTF-8")?;
+        self.apply_crds(&gateway_api_crds()?)
+    }
+
+    /// Applies the CRDs of a file or folder and waits until each is established.
+    fn apply_crds(&self, path: &Path) -> anyhow::Result<()> {
+        let crds = path.to_str().context("crds path is UTF-8")?;
         self.kubectl_ok(&["apply", "--server-side", "-f", crds])?;
         self.kubectl_ok(&[
             "wait",
