@@ -329,11 +329,16 @@ impl Deployments {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body);
         }
+        let limit = self.limits.request_timeout;
         let exchange = async {
-            let mut response = request.send().await.map_err(|e| classify(e, key))?;
+            let mut response = request.send().await.map_err(|e| classify(e, key, limit))?;
             let status = response.status();
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, key))? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| classify(e, key, limit))?
+            {
                 if body.len().saturating_add(chunk.len()) > MAX_ANSWER_BYTES {
                     return Err(DeploymentError::TooLarge);
                 }
@@ -342,19 +347,19 @@ impl Deployments {
             answer(status, body, key)
         };
         // reqwest's timeout covers the body; this one also bounds our own reading.
-        let limit = self.limits.request_timeout;
         tokio::time::timeout(limit, exchange)
             .await
             .map_err(|_| DeploymentError::Timeout(limit))?
     }
 }
 
-fn classify(e: reqwest::Error, key: &AdminKey) -> DeploymentError {
+/// `limit`: the timeout reqwest applied, named in the message when it fired.
+fn classify(e: reqwest::Error, key: &AdminKey, limit: Duration) -> DeploymentError {
     if let Some(refused) = refusal_in(&e) {
         return DeploymentError::NotAllowed(refused);
     }
     if e.is_timeout() {
-        return DeploymentError::Timeout(Duration::ZERO);
+        return DeploymentError::Timeout(limit);
     }
     DeploymentError::Unreachable(shorten(&key.redact(&error_chain(e))))
 }
