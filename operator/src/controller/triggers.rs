@@ -12,48 +12,104 @@
 //! A re-list reconciled every object before too, so this costs no more reconciles. The same
 //! holds for the children's watches, whose stores the reconcile reads: a child's re-list
 //! triggers its owner once the child's store holds the re-list.
+//!
+//! Deletions differ between the two ([`OnDelete`]): a deleted resource has nothing left to
+//! reconcile, but a deleted child must bring its owner back to put it back (drift repair, as
+//! kube-runtime's own `owns` does with `touched_objects`).
 
 use futures::{Stream, StreamExt, stream};
-use kube::runtime::reflector::{self, Store};
+use std::sync::Arc;
+
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
+/// What a deleted object of a watch triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Nothing: the resources' own watch. A deleted `WorkOSConvexAuth` has nothing left to
+    /// reconcile; owner references let the garbage collector remove its children (as
+    /// `Controller::new`, which triggers on applied objects only).
+    Nothing,
+    /// The deleted object itself: the children's watches. `Controller::owns_stream` maps it to
+    /// its owner by the controller owner reference it still carries (it is no longer in the
+    /// store), and the owner's reconcile, finding it missing, creates it again.
+    TriggerOwner,
+}
+
 /// Reconcile triggers from the watch `events` of the objects `store` reflects: a changed object
-/// at once, the objects of a (re-)list when it ends, errors as they come (for the controller's
-/// backoff). `events` must have been applied to `store` already ([`reflector::reflector`]).
+/// at once, the objects of a (re-)list when it ends, a deleted one as `on_delete` says, errors
+/// as they come (for the controller's backoff). `events` must have been applied to `store`
+/// already ([`reflector::reflector`]).
 pub fn relist_aware<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     store: Store<K>,
+    on_delete: OnDelete,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    events.flat_map(move |event| stream::iter(triggers_for(event, &store)))
+    let mut triggers = Triggers::new(store, on_delete);
+    events.flat_map(move |event| stream::iter(triggers.on(event)))
 }
 
-/// The triggers one event makes; see [`relist_aware`].
-fn triggers_for<K>(
-    event: Result<watcher::Event<K>, watcher::Error>,
-    store: &Store<K>,
-) -> Vec<Result<K, watcher::Error>>
+/// The state between the events of one watch; see [`relist_aware`].
+struct Triggers<K>
 where
-    K: kube::Resource + Clone + 'static,
+    K: kube::Resource + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    match event {
-        Ok(watcher::Event::Apply(object)) => vec![Ok(object)],
-        // The store has just swapped the re-list in.
-        Ok(watcher::Event::InitDone) => store
-            .state()
-            .iter()
-            .map(|object| Ok(K::clone(object)))
-            .collect(),
-        // A deleted object has nothing left to reconcile: owner references let the garbage
-        // collector remove its children (as `Controller::new`, which triggers on applied objects).
-        Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_)) => {
-            Vec::new()
+    store: Store<K>,
+    on_delete: OnDelete,
+    /// With [`OnDelete::TriggerOwner`], the store as it was when a re-list began: an object
+    /// deleted while the watch was down has no `Delete` event, only its absence from the
+    /// re-list, and triggers at the re-list's end.
+    before_relist: Vec<Arc<K>>,
+}
+
+impl<K> Triggers<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    fn new(store: Store<K>, on_delete: OnDelete) -> Self {
+        Self {
+            store,
+            on_delete,
+            before_relist: Vec::new(),
         }
-        Err(error) => vec![Err(error)],
+    }
+
+    /// The triggers one event makes.
+    fn on(
+        &mut self,
+        event: Result<watcher::Event<K>, watcher::Error>,
+    ) -> Vec<Result<K, watcher::Error>> {
+        let trigger_owner = self.on_delete == OnDelete::TriggerOwner;
+        match event {
+            Ok(watcher::Event::Apply(object)) => vec![Ok(object)],
+            Ok(watcher::Event::Delete(object)) if trigger_owner => vec![Ok(object)],
+            Ok(watcher::Event::Delete(_)) => Vec::new(),
+            // The store keeps its old state until the re-list ends.
+            Ok(watcher::Event::Init) if trigger_owner => {
+                self.before_relist = self.store.state();
+                Vec::new()
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => Vec::new(),
+            // The store has just swapped the re-list in.
+            Ok(watcher::Event::InitDone) => {
+                let gone = std::mem::take(&mut self.before_relist)
+                    .into_iter()
+                    .filter(|object| self.store.get(&ObjectRef::from_obj(&**object)).is_none());
+                self.store
+                    .state()
+                    .iter()
+                    .chain(gone.collect::<Vec<_>>().iter())
+                    .map(|object| Ok(K::clone(object)))
+                    .collect()
+            }
+            Err(error) => vec![Err(error)],
+        }
     }
 }
 
@@ -69,21 +125,32 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (store, writer) = reflector::store();
-    (store, reflected(writer, events))
+    let store_reader = writer.as_reader();
+    let triggers = relist_aware(
+        reflector::reflector(writer, events),
+        store_reader,
+        OnDelete::Nothing,
+    );
+    (store, triggers)
 }
 
-/// The trigger stream of the watch `events`, reflected into `writer`'s store on the way (for
-/// `Controller::owns_stream`: the children's stores are read by the reconcile).
+/// The trigger stream of a children's watch `events`, reflected into `writer`'s store on the
+/// way (for `Controller::owns_stream`: the children's stores are read by the reconcile); a
+/// deleted child triggers its owner.
 pub fn reflected<K>(
     writer: reflector::store::Writer<K>,
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let store = writer.as_reader();
-    relist_aware(reflector::reflector(writer, events), store)
+    relist_aware(
+        reflector::reflector(writer, events),
+        store,
+        OnDelete::TriggerOwner,
+    )
 }
 
 #[cfg(test)]
@@ -182,28 +249,77 @@ mod tests {
         assert!(!seen.contains(&"a@2".to_string()), "{seen:?}");
     }
 
-    #[test]
-    fn changes_trigger_at_once_and_a_relist_at_its_end() {
+    /// Feeds `events` to a store and to the triggers of a watch with `on_delete`; returns the
+    /// names each event triggered, sorted.
+    fn triggered_by(
+        on_delete: OnDelete,
+        events: Vec<watcher::Event<ConfigMap>>,
+    ) -> Vec<Vec<String>> {
         let (store, mut writer) = reflector::store::<ConfigMap>();
-        let mut triggered = |event: watcher::Event<ConfigMap>| {
-            writer.apply_watcher_event(&event);
-            let mut names: Vec<String> = triggers_for(Ok(event), &store)
-                .into_iter()
-                .map(|t| t.expect("no error").metadata.name.unwrap_or_default())
-                .collect();
-            names.sort();
-            names
-        };
-        assert!(triggered(watcher::Event::Init).is_empty());
-        assert!(triggered(watcher::Event::InitApply(config_map("a", "1"))).is_empty());
-        assert!(triggered(watcher::Event::InitApply(config_map("b", "1"))).is_empty());
-        assert_eq!(triggered(watcher::Event::InitDone), ["a", "b"]);
-        assert_eq!(
-            triggered(watcher::Event::Apply(config_map("c", "2"))),
-            ["c"]
-        );
-        assert!(triggered(watcher::Event::Delete(config_map("a", "1"))).is_empty());
-        let error = triggers_for::<ConfigMap>(Err(watcher::Error::NoResourceVersion), &store);
+        let mut triggers = Triggers::new(store, on_delete);
+        events
+            .into_iter()
+            .map(|event| {
+                writer.apply_watcher_event(&event);
+                let mut names: Vec<String> = triggers
+                    .on(Ok(event))
+                    .into_iter()
+                    .map(|t| t.expect("no error").metadata.name.unwrap_or_default())
+                    .collect();
+                names.sort();
+                names
+            })
+            .collect()
+    }
+
+    /// A list of `a` and `b`, `c` applied, `a` deleted; then a re-list without `b` (deleted
+    /// while the watch was down) and with `c` changed.
+    fn list_change_delete_relist() -> Vec<watcher::Event<ConfigMap>> {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        vec![
+            Init,
+            InitApply(config_map("a", "1")),
+            InitApply(config_map("b", "1")),
+            InitDone,
+            Apply(config_map("c", "2")),
+            Delete(config_map("a", "1")),
+            Init,
+            InitApply(config_map("c", "3")),
+            InitDone,
+        ]
+    }
+
+    #[test]
+    fn the_resources_watch_triggers_changes_at_once_a_relist_at_its_end_and_no_deletion() {
+        let seen = triggered_by(OnDelete::Nothing, list_change_delete_relist());
+        let expected: [&[&str]; 9] = [&[], &[], &[], &["a", "b"], &["c"], &[], &[], &[], &["c"]];
+        assert_eq!(seen, expected);
+    }
+
+    /// The regression of issue 21: a deleted child triggered nothing, so its owner, settled
+    /// with no requeue pending, never put it back.
+    #[test]
+    fn a_childs_watch_triggers_the_owner_of_a_deleted_child_also_when_a_relist_misses_it() {
+        let seen = triggered_by(OnDelete::TriggerOwner, list_change_delete_relist());
+        let expected: [&[&str]; 9] = [
+            &[],
+            &[],
+            &[],
+            &["a", "b"],
+            &["c"],
+            &["a"],
+            &[],
+            &[],
+            &["b", "c"],
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn watch_errors_pass_through_for_the_backoff() {
+        let (store, _writer) = reflector::store::<ConfigMap>();
+        let error =
+            Triggers::new(store, OnDelete::TriggerOwner).on(Err(watcher::Error::NoResourceVersion));
         assert!(matches!(
             error.as_slice(),
             [Err(watcher::Error::NoResourceVersion)]

@@ -312,6 +312,66 @@ async fn rollouts_and_deleted_pods_fail_no_request() {
     );
 }
 
+/// Drift by deletion on the real node (issue 21): the mirror Service of a `Ready` resource
+/// deleted under a client loop through the Ingress is put back by the operator within 2 s; the
+/// requests that fail meanwhile (the ingress controller has no endpoints until the new Service's
+/// EndpointSlice is programmed) are counted and reported, and the loop recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_mirror_service_is_put_back_and_the_ingress_recovers() {
+    let (_serial, t) = begin("svc-drift").await;
+    t.apply_ready("acme", &t.ingress_spec()).await;
+    let url = format!("https://{}/sso/jwks/{CLIENT_ID}", t.host);
+    t.wait_served(&t.ingress_client(), &url).await;
+    let load = Load::start(t.ingress_client(), url);
+    load.wait_for_successes(20).await;
+
+    let services = t.api::<Service>();
+    let before = services.get("acme-jwks").await.unwrap();
+    services
+        .delete("acme-jwks", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleted_at = load.began.elapsed();
+    let put_back = eventually(Duration::from_secs(2), "the Service put back", || async {
+        services
+            .get_opt("acme-jwks")
+            .await
+            .ok()
+            .flatten()
+            .filter(|s| s.uid() != before.uid())
+    })
+    .await;
+    let took = load.began.elapsed().saturating_sub(deleted_at);
+    put_back.unwrap();
+    // Served again, and a good while after it.
+    let recovered = load.successes();
+    eventually(WAIT, "requests succeed again", || async {
+        (load.successes() >= recovered + 100).then_some(())
+    })
+    .await
+    .unwrap();
+    let report = load.stop().await;
+    let span = match (report.failures.first(), report.failures.last()) {
+        (Some(first), Some(last)) => last.at.saturating_sub(first.at),
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "Service deleted under load: put back in {took:?}; {} of {} requests failed, for {span:?} (first {:?} after the deletion)",
+        report.failures.len(),
+        report.ok + report.failures.len(),
+        report
+            .failures
+            .first()
+            .map(|f| f.at.saturating_sub(deleted_at)),
+    );
+    assert!(
+        report.failures.iter().all(|f| f.at >= deleted_at),
+        "requests failed before the deletion: {:?}",
+        report.failures
+    );
+    t.wait_ready("acme").await;
+}
+
 /// WorkOS fails: the mirror serves the keys it holds until maxStale, then answers 503 and
 /// reports not ready; the resource's Ready falls, saying why; WorkOS recovers, so does all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -973,12 +1033,24 @@ struct Load {
     began: Instant,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<Vec<String>>,
+    task: tokio::task::JoinHandle<Vec<Failure>>,
 }
 
 struct LoadReport {
     ok: usize,
-    failures: Vec<String>,
+    failures: Vec<Failure>,
+}
+
+/// A failed request of the client loop: when (since the loop began) and what.
+struct Failure {
+    at: Duration,
+    what: String,
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}s: {}", self.at.as_secs_f64(), self.what)
+    }
 }
 
 impl Load {
@@ -988,36 +1060,38 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let (stop_flag, ok_count) = (stop.clone(), ok.clone());
+        // One origin for the failures' times and the test's own.
+        let began = Instant::now();
         let task = tokio::spawn(async move {
-            let began = Instant::now();
             let deadline = began + Duration::from_secs(300);
             let mut failures = Vec::new();
             let mut sent = 0;
             while !stop_flag.load(Ordering::Relaxed) && Instant::now() < deadline && sent < 30_000 {
                 sent += 1;
-                match client.get(&url).send().await {
+                let failed = match client.get(&url).send().await {
                     Ok(r) if r.status() == 200 => match r.text().await {
                         Ok(body) if keys_of(&body) == expected => {
                             ok_count.fetch_add(1, Ordering::Relaxed);
+                            None
                         }
-                        Ok(body) => failures.push(format!("unexpected body: {body:.200}")),
-                        Err(e) => failures.push(format!("body: {e}")),
+                        Ok(body) => Some(format!("unexpected body: {body:.200}")),
+                        Err(e) => Some(format!("body: {e}")),
                     },
-                    Ok(r) => failures.push(format!(
-                        "{:.1}s: HTTP {}",
-                        began.elapsed().as_secs_f64(),
-                        r.status()
-                    )),
-                    Err(e) => {
-                        failures.push(format!("{:.1}s: {e:?}", began.elapsed().as_secs_f64()))
-                    }
+                    Ok(r) => Some(format!("HTTP {}", r.status())),
+                    Err(e) => Some(format!("{e:?}")),
+                };
+                if let Some(what) = failed {
+                    failures.push(Failure {
+                        at: began.elapsed(),
+                        what,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             failures
         });
         Self {
-            began: Instant::now(),
+            began,
             stop,
             ok,
             task,

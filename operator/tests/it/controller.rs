@@ -24,9 +24,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Scenario {
     client: Client,
-    ns: String,
+    /// The client the operator runs with: `client`, or a ServiceAccount's ([`Scenario::audited`]).
+    operator_client: Client,
+    pub(crate) ns: String,
     controller: Option<JoinHandle<()>>,
     policy: Vec<String>,
+    /// Where the operator's admin server listens (`/metrics`).
+    pub(crate) admin_addr: String,
 }
 
 impl Scenario {
@@ -51,29 +55,47 @@ impl Scenario {
         let client = cp.client().await.unwrap();
         let ns = cp.namespace(&client, test).await.unwrap();
         let mut s = Scenario {
+            operator_client: client.clone(),
             client,
             ns,
             controller: None,
             policy: policy.iter().map(|f| f.to_string()).collect(),
+            admin_addr: String::new(),
         };
         s.start_controller();
         s
     }
 
+    /// As [`Scenario::new`], with the operator running as ServiceAccount `default/<namespace>`
+    /// (bound to cluster-admin), so the audit log tells its requests apart
+    /// ([`Scenario::operator_writes`]).
+    pub(crate) async fn audited(test: &str) -> Self {
+        let mut s = Self::new(test).await;
+        s.stop_controller();
+        let cp = ControlPlane::shared();
+        let kubeconfig = cp.service_account_kubeconfig(&s.ns).unwrap();
+        s.operator_client = wca_test_harness::client_for(&kubeconfig).await.unwrap();
+        s.start_controller();
+        s
+    }
+
+    /// Starts the operator, its admin server on a port of its own (a restarted operator's
+    /// predecessor may still hold the last one for a moment).
     pub(crate) fn start_controller(&mut self) {
+        self.admin_addr = format!("127.0.0.1:{}", support::process::free_port());
         let mut flags = vec![
             "--namespace",
             &self.ns,
             "--proxy-image",
             "example.com/workos-convex-auth:test",
             "--admin-addr",
-            "127.0.0.1:0",
+            &self.admin_addr,
             "--log-format",
             "text",
         ];
         flags.extend(self.policy.iter().map(String::as_str));
         let args = RunArgs::parse_flags(flags).unwrap();
-        let client = self.client.clone();
+        let client = self.operator_client.clone();
         self.controller = Some(tokio::spawn(async move {
             run_with_client(client, args)
                 .await

@@ -11,9 +11,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::support::api_proxy::{ApiProxy, Fault};
+use super::support::audit;
 use super::support::mirror::metric_value;
 use super::support::process::{KillOnDrop, free_port};
 use wca_test_harness::{ControlPlane, client_for, eventually, lease_holder};
@@ -68,35 +69,11 @@ async fn config_map_appears(config_maps: &Api<ConfigMap>, name: &str) {
     .unwrap();
 }
 
-/// Writes (`create`, `update`, `patch`, `delete`) that ServiceAccount `default/<identity>` made
-/// since `since`, as `verb resource → code`, from the audit log.
+/// Writes that ServiceAccount `default/<identity>` made since `since`, as `verb resource → code`.
 fn writes_by(audit_log: &Path, identity: &str, since: Timestamp) -> Vec<String> {
-    let user = format!("system:serviceaccount:default:{identity}");
-    std::fs::read_to_string(audit_log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|e| e["user"]["username"] == user.as_str())
-        .filter(|e| {
-            e["requestReceivedTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .is_some_and(|at| at >= since)
-        })
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete" | "deletecollection")
-            )
-        })
-        .map(|e| {
-            format!(
-                "{} {} → {}",
-                e["verb"].as_str().unwrap_or("?"),
-                e["objectRef"]["resource"].as_str().unwrap_or("?"),
-                e["responseStatus"]["code"]
-            )
-        })
+    audit::writes_by(audit_log, identity, since)
+        .iter()
+        .map(ToString::to_string)
         .collect()
 }
 

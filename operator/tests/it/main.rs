@@ -17,6 +17,7 @@ mod controller_binary;
 mod convex_package;
 mod convex_sync;
 mod crd_drift;
+mod drift;
 mod gateway_api;
 mod golden;
 mod kubectl_plugin;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api_proxy;
+pub mod audit;
 pub mod convex;
 pub mod jose;
 pub mod keys;
