@@ -46,7 +46,7 @@ installing=$SECONDS
 helm install wca charts/workos-convex-auth -n wca-system --create-namespace \
   --set image.repository=wca.local/workos-convex-auth --set image.tag=dev --set image.pullPolicy=Never \
   --set policy.upstream.allowHttp=true --set 'policy.upstream.allowedHosts={fake-workos.workos-fake.svc.cluster.local}' \
-  --set policy.convex.allowHttp=true --set "policy.convex.allowedNetworks={$node_ip/32}" \
+  --set policy.convex.allowHttp=true --set "policy.convex.allowedNetworks={$node_ip/32}" --set "policy.convex.allowedHosts={$node_ip}" \
   --wait --timeout 180s
 echo "    operator pod Ready $((SECONDS - installing)) s after helm install"
 kubectl -n wca-system get pods -o wide
@@ -112,6 +112,8 @@ until grep -q '^listening ' "$work/convex.out"; do sleep 0.1; done
 convex_url=$(sed -n 's/^listening //p' "$work/convex.out")
 echo "    fake Convex deployment at $convex_url"
 kubectl create secret generic convex-admin --from-literal=adminKey=demo-admin-key
+# The operator sends the key only to the deployment its Secret names.
+kubectl annotate secret convex-admin "workos-convex.io/convex-url=$convex_url"
 kubectl patch --local -f examples/convex-sync.yaml --type merge \
   -p "{\"metadata\":{\"namespace\":\"default\"},\"spec\":{\"jwks\":{\"upstreamBase\":\"$FAKE_UPSTREAM\"},\"convex\":{\"url\":\"$convex_url\"}}}" -o yaml | kubectl apply -f -
 synced=$SECONDS

@@ -5,7 +5,8 @@
 //! - [`api`]: the `WorkOSConvexAuth` resource; the CRD YAML, the chart's CRD, `render` and the
 //!   controller all derive from these types.
 //! - [`convex`]: Convex's own rules (issuer matching, token checks) and the config generator.
-//! - [`reconcile`]: the pipeline `read → validate → admit → fetch → build → apply → report`;
+//! - [`reconcile`]: the pipeline `read → validate → admit → claim hosts → fetch → build → apply
+//!   → sync → report`;
 //!   the pure steps take no client.
 //! - [`controller`]: the kube-runtime wiring around the pipeline (watches, backoff,
 //!   housekeeping), the admin server and the operator's metrics (`run`).
@@ -18,7 +19,8 @@
 //! - [`status`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
 //!   [`kubeconfig`]: the user's cluster for `status` and `check-token --resource`.
 //! - [`probe`]: one GET that must answer 2xx (`probe`, the chart's `helm test`).
-//! - [`cli`]: the command line; [`duration`]: durations as the spec writes them.
+//! - [`cli`]: the command line; [`duration`]: durations as the spec writes them;
+//!   [`printable`]: text a terminal shows as written.
 pub mod api;
 pub mod check_token;
 pub mod cli;
@@ -30,6 +32,7 @@ pub mod http_serve;
 pub mod jwks;
 pub mod kubeconfig;
 pub mod mirror;
+pub mod printable;
 pub mod probe;
 pub mod reconcile;
 pub mod render;

@@ -9,6 +9,7 @@ use kube::api::{Api, ListParams};
 
 use crate::api::WorkOSConvexAuth;
 use crate::kubeconfig::{self, ClusterError};
+use crate::printable::escaped;
 use crate::reconcile::ConditionType;
 
 /// Show every WorkOSConvexAuth's conditions and JWKS URL.
@@ -137,8 +138,13 @@ pub fn table(resources: &[WorkOSConvexAuth], with_namespace: bool) -> String {
 }
 
 /// Columns padded to their widest cell and three spaces apart, as kubectl prints; no trailing
-/// spaces.
+/// spaces. Cells come from status, which others than the operator may write: control and
+/// reordering characters are escaped, never sent to the terminal.
 fn align(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escaped(cell).into_owned()).collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
@@ -150,7 +156,7 @@ fn align(rows: &[Vec<String>]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -214,6 +220,33 @@ two    -       -             -                -               -              -
         assert_eq!(
             nothing_found(Some("apps")),
             "No WorkOSConvexAuth resources found in namespace apps."
+        );
+    }
+
+    /// Status may be written by others than the operator: what it holds reaches the terminal
+    /// escaped, never as an escape sequence.
+    #[test]
+    fn control_characters_from_status_are_escaped() {
+        let r = resource(
+            "a",
+            "one",
+            serde_json::json!({
+                "jwksUrl": "https://x/\u{1b}]8;;https://evil/\u{7}jwks",
+                "conditions": [condition("Ready", "False", "Bad\u{1b}[2J")],
+            }),
+        );
+        let table = table(&[r], false);
+        assert!(
+            table
+                .chars()
+                .filter(|c| *c != '\n')
+                .all(|c| !crate::printable::unsafe_char(c)),
+            "{table:?}"
+        );
+        assert!(table.contains(r"False:Bad\u{1b}[2J"), "{table}");
+        assert!(
+            table.contains(r"https://x/\u{1b}]8;;https://evil/\u{7}jwks"),
+            "{table}"
         );
     }
 }

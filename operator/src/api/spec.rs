@@ -342,8 +342,9 @@ pub struct HttpRouteSpec {
     /// The Gateways (or their listeners) the route attaches to.
     #[schemars(length(min = 1, max = 8))]
     pub parent_refs: Vec<GatewayRef>,
-    /// Host names the route answers (no wildcards). The first is the JWKS URL's host when
-    /// `spec.jwks.publicUrl` is unset.
+    /// Host names the route answers (no wildcards), at least one: a route without hostnames
+    /// would answer every host of its Gateway listeners. The first is the JWKS URL's host when
+    /// `spec.jwks.publicUrl` is unset. A host another namespace serves is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub hostnames: Vec<String>,

@@ -73,8 +73,9 @@ pub struct PolicyArgs {
     )]
     pub allowed_ingress_host_suffixes: Vec<String>,
     /// Ingress annotation keys resources may set: exact keys or prefixes ending in `*`. Unset:
-    /// any key except ingress-nginx snippet, external-auth and mirror keys, which are allowed
-    /// only when listed exactly.
+    /// none. Keys that act outside the Ingress (snippets, redirects, external auth, DNS,
+    /// certificates, shared load balancers, priorities; README, "Running on a shared cluster")
+    /// pass only when listed exactly, never through a prefix.
     #[arg(
         long,
         env = "WCA_ALLOWED_INGRESS_ANNOTATIONS",
@@ -137,6 +138,21 @@ pub struct PolicyArgs {
     /// link-local or metadata space (e.g. the Service network, for a self-hosted backend).
     #[arg(long = "allowed-convex-networks", env = "WCA_ALLOWED_CONVEX_NETWORKS", value_delimiter = ',', value_name = "CIDR,…", value_parser = parse_network)]
     pub allowed_convex_networks: Vec<IpNet>,
+    /// Hosts `spec.convex.url` may name, where the operator sends the admin key: exact names
+    /// (or IP literals), or `.suffix` for any name below it. Convex Cloud's deployments by
+    /// default.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_CONVEX_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST,…",
+        default_value = ".convex.cloud"
+    )]
+    pub allowed_convex_hosts: Vec<String>,
+    /// Refuse every `spec.convex` (the operator then reads no admin key and calls no Convex
+    /// deployment).
+    #[arg(long, env = "WCA_DISABLE_CONVEX_SYNC")]
+    pub disable_convex_sync: bool,
 }
 
 impl RunArgs {
@@ -199,6 +215,8 @@ impl RunArgs {
             p.allowed_convex_networks.clone(),
             Vec::new(),
         );
+        policy.convex_hosts = p.allowed_convex_hosts.clone();
+        policy.convex_sync = !p.disable_convex_sync;
         Ok(policy)
     }
 }

@@ -9,7 +9,7 @@
 //! resolver refuses a blocked address, so a DNS answer cannot change between check and use.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
@@ -20,8 +20,12 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Address ranges no fetch may reach unless the admin allows them: loopback, RFC 1918 private,
 /// link-local (cloud metadata at 169.254.169.254 and fd00:ec2::254 included), CGNAT (Alibaba's
-/// metadata at 100.100.100.200), unspecified, multicast, reserved, unique-local and the IPv6
-/// forms of all of these.
+/// metadata at 100.100.100.200), unspecified, multicast, reserved, unique-local, and IPv6 forms
+/// whose IPv4 cannot be read or whose reach is the local network's: local-use NAT64
+/// (`64:ff9b:1::/48`, RFC 8215: the IPv4's place depends on a prefix length only the network
+/// knows), Teredo (`2001::/32`, its client address obfuscated), deprecated site-local
+/// (`fec0::/10`), and the 6to4 relay anycast. IPv6 forms that carry a readable IPv4 (mapped,
+/// compatible, NAT64 `64:ff9b::/96`, 6to4) are checked as that IPv4 ([`canonical`]).
 const BLOCKED_RANGES: &[&str] = &[
     "0.0.0.0/8",
     "10.0.0.0/8",
@@ -33,10 +37,14 @@ const BLOCKED_RANGES: &[&str] = &[
     "192.168.0.0/16",
     "224.0.0.0/4",
     "240.0.0.0/4",
+    "192.88.99.0/24",
     "::/128",
     "::1/128",
+    "64:ff9b:1::/48",
+    "2001::/32",
     "fc00::/7",
     "fe80::/10",
+    "fec0::/10",
     "ff00::/8",
 ];
 
@@ -130,11 +138,29 @@ impl UpstreamRules {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are the IPv4 address they carry.
+/// An IPv6 address that carries an IPv4 one is that IPv4 address: what a connection to it
+/// reaches through the translator, the tunnel or the dual stack.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => embedded_ipv4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// The IPv4 address in an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`,
+/// deprecated), well-known-prefix NAT64 (`64:ff9b::a.b.c.d`, RFC 6052) or 6to4
+/// (`2002:AABB:CCDD::/48`, RFC 3056) address.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let segments = v6.segments();
+    // The low 32 bits: the truncation is the point.
+    let low32 = Ipv4Addr::from(v6.to_bits() as u32);
+    match segments {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low32),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses, blocked as such.
+        [0, 0, 0, 0, 0, 0, _, _] if !v6.is_unspecified() && !v6.is_loopback() => Some(low32),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low32),
+        [0x2002, high, low, ..] => Some(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low))),
+        _ => None,
     }
 }
 
@@ -268,6 +294,58 @@ mod tests {
         for public in ["104.18.0.1", "198.18.0.10", "2606:4700::1"] {
             assert!(rules.address_allowed(ip(public)), "{public}");
         }
+    }
+
+    /// Issue 22: IPv6 forms that carry or hide an IPv4 address.
+    #[test]
+    fn ipv6_forms_of_internal_ipv4_addresses_are_refused() {
+        let rules = UpstreamRules::default();
+        for (blocked, reaches) in [
+            ("64:ff9b::7f00:1", Some("127.0.0.1")),
+            ("64:ff9b::a9fe:a9fe", Some("169.254.169.254")),
+            ("64:ff9b::10.1.2.3", Some("10.1.2.3")),
+            ("2002:7f00:1::1", Some("127.0.0.1")),
+            ("2002:a9fe:a9fe:1::", Some("169.254.169.254")),
+            ("2002:c0a8:101::42", Some("192.168.1.1")),
+            ("::127.0.0.1", Some("127.0.0.1")),
+            ("::10.0.0.1", Some("10.0.0.1")),
+            ("::a9fe:a9fe", Some("169.254.169.254")),
+            // Whole ranges: the IPv4 cannot be read, or the reach is the local network's.
+            ("64:ff9b:1::a00:1", None),
+            ("64:ff9b:1:ffff::1", None),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", None),
+            ("2001::1", None),
+            ("fec0::1", None),
+            ("feff::1", None),
+        ] {
+            let ip = ip(blocked);
+            assert!(!rules.address_allowed(ip), "{blocked}");
+            let shown = match rules.check_url(&format!("https://[{blocked}]/")) {
+                Err(Refused::Address(shown)) => shown,
+                other => panic!("{blocked}: {other:?}"),
+            };
+            if let Some(v4) = reaches {
+                assert_eq!(shown.to_string(), v4, "{blocked}");
+            }
+        }
+        // Public IPv4 behind the same forms stays reachable; the ranges around the blocked ones too.
+        for public in [
+            "64:ff9b::6812:1",
+            "2002:6812:1::1",
+            "::ffff:104.18.0.1",
+            "2001:db9::1",
+            "2001:1::1",
+            "fe00::1",
+        ] {
+            assert!(rules.address_allowed(ip(public)), "{public}");
+        }
+        // The admin's ranges apply to the IPv4 carried.
+        let loopback = UpstreamRules {
+            allowed_networks: vec![parse_network("127.0.0.0/8").unwrap()],
+            ..UpstreamRules::default()
+        };
+        assert!(loopback.address_allowed(ip("64:ff9b::7f00:1")));
+        assert!(loopback.address_allowed(ip("2002:7f00:1::")));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apply::ChildKind;
+use super::hosts::{HostClaim, normalise};
 
 /// A kind of child, and where its live objects are kept.
 pub trait Child:
@@ -250,6 +251,29 @@ impl LiveChildren {
         }
     }
 
+    /// The claims of this operator's Ingresses and HTTPRoutes on `hosts` (normalised), in every
+    /// namespace the watches see. Only objects controlled by a `WorkOSConvexAuth` count.
+    pub fn host_claims(&self, hosts: &[String]) -> Vec<HostClaim> {
+        let ingresses = self.ingresses.state().into_iter().flat_map(|ingress| {
+            let hosts: Vec<String> = ingress
+                .spec
+                .iter()
+                .flat_map(|spec| spec.rules.iter().flatten())
+                .filter_map(|rule| rule.host.clone())
+                .collect();
+            claims_of(&*ingress, hosts)
+        });
+        let routes = self
+            .http_routes
+            .state()
+            .into_iter()
+            .flat_map(|route| claims_of(&*route, route.spec.hostnames.clone()));
+        ingresses
+            .chain(routes)
+            .filter(|claim| hosts.contains(&claim.host))
+            .collect()
+    }
+
     fn has<K: Child>(&self, key: &ChildKey) -> bool {
         K::store(self)
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
@@ -273,6 +297,28 @@ where
             Err(_still_filling) => {}
         }
     }
+}
+
+/// The claims `object` makes on `hosts`, if a `WorkOSConvexAuth` controls it.
+fn claims_of(object: &impl Resource, hosts: Vec<String>) -> Vec<HostClaim> {
+    let meta = object.meta();
+    let controlled = meta.owner_references.iter().flatten().any(|owner| {
+        owner.controller == Some(true)
+            && owner.kind == "WorkOSConvexAuth"
+            && owner.api_version.starts_with("workos-convex.io/")
+    });
+    let (Some(namespace), Some(name), true) = (&meta.namespace, &meta.name, controlled) else {
+        return Vec::new();
+    };
+    hosts
+        .iter()
+        .map(|host| HostClaim {
+            host: normalise(host),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            since: meta.creation_timestamp.as_ref().map(|t| t.0),
+        })
+        .collect()
 }
 
 fn key_of<K: Child>(object: &K) -> Option<ChildKey> {

@@ -1,7 +1,7 @@
 //! The reconcile pipeline, one step per module:
 //!
 //! read references (`read`, I/O) → validate (`validate`, pure) → admit (`policy`, pure) →
-//! fetch keys (`fetch`, I/O in mode Inline) → build (`children`, pure) → apply (`apply`, I/O) →
+//! claim hosts (`hosts`, pure, on the watch caches) → fetch keys (`fetch`, I/O in mode Inline) → build (`children`, pure) → apply (`apply`, I/O) →
 //! sync the Convex deployment's variables (`sync`, I/O, with `spec.convex`) → report (`report`: status, Events and the requeue, decided in one pure function).
 //!
 //! Each step has its own error type; [`Stopped`] gathers them, and `report` alone turns the
@@ -11,6 +11,7 @@ pub mod apply;
 pub mod children;
 pub mod fetch;
 pub mod findings;
+pub mod hosts;
 pub mod live;
 pub mod names;
 pub mod policy;
@@ -66,6 +67,13 @@ pub struct Context {
     pub synced: sync::SyncMemory,
 }
 
+fn hosts_of(valid: &Valid) -> Vec<String> {
+    hosts::wanted(valid)
+        .into_iter()
+        .map(|(_field, host)| host)
+        .collect()
+}
+
 /// One reconcile of a live resource: the pipeline, then its report.
 pub async fn reconcile(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Action, Error> {
     let outcome = pipeline(resource, ctx).await;
@@ -76,11 +84,17 @@ pub async fn reconcile(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Act
 async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, Stopped> {
     let client_id = read::referenced_client_id(&ctx.client, resource).await?;
     let valid = validate(resource, client_id.as_deref())?;
-    if let Err(refused) = admit(&valid, &ctx.policy) {
-        // Nothing the policy refuses may keep running: the mirror and its routes go (only
-        // objects this resource controls); the ConfigMap, plain data, stays.
+    let admitted = admit(&valid, &ctx.policy)
+        .map_err(Stopped::from)
+        .and_then(|()| {
+            let claims = ctx.live.host_claims(&hosts_of(&valid));
+            hosts::check(&valid, &names::mirror_name(&valid.name), &claims).map_err(Stopped::from)
+        });
+    if let Err(refused) = admitted {
+        // Nothing refused may keep running: the mirror and its routes go (only objects this
+        // resource controls); the ConfigMap, plain data, stays.
         apply::remove_mirror(&ctx.client, &ctx.live, &valid).await?;
-        return Err(refused.into());
+        return Err(refused);
     }
     let keys = fetch::keys(&valid, &ctx.inline_keys, &ctx.fetcher).await?;
     let children = build(&valid, &keys.urls, &ctx.build);
@@ -89,6 +103,7 @@ async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, St
         Some(target) => {
             let sync_ctx = sync::SyncContext {
                 client: &ctx.client,
+                policy: &ctx.policy,
                 deployments: &ctx.deployments,
                 memory: &ctx.synced,
             };

@@ -25,9 +25,9 @@ pub struct Policy {
     /// DNS suffixes an Ingress host must end with (`example.com` allows `example.com` and
     /// `jwks.example.com`); empty: any host.
     pub ingress_host_suffixes: Vec<String>,
-    /// Ingress annotation keys allowed: exact keys or prefixes ending in `*`
-    /// (`cert-manager.io/*`); empty: any key except the dangerous ingress-nginx ones, which are
-    /// allowed only when listed here exactly.
+    /// Ingress annotation keys allowed: exact keys or prefixes ending in `*`; empty: none. A
+    /// key that acts outside the Ingress ([`dangerous_annotation`]) passes only when listed
+    /// exactly.
     pub ingress_annotations: Vec<String>,
     /// Prefixes `spec.proxy.image` must start with (a repository, `registry/org/`); never empty:
     /// the operator's own repository by default.
@@ -47,6 +47,10 @@ pub struct Policy {
     pub convex: UpstreamRules,
     /// Gateways an HTTPRoute may attach to, as `namespace/name`; empty: any.
     pub gateways: Vec<String>,
+    /// Hosts `spec.convex.url` may name (the admin key goes there), as `upstream_hosts`.
+    pub convex_hosts: Vec<String>,
+    /// Whether `spec.convex` is honoured at all.
+    pub convex_sync: bool,
 }
 
 impl Policy {
@@ -64,6 +68,8 @@ impl Policy {
             upstream: UpstreamRules::default(),
             convex: UpstreamRules::default(),
             gateways: Vec::new(),
+            convex_hosts: vec![".convex.cloud".into()],
+            convex_sync: true,
         }
     }
 }
@@ -107,35 +113,81 @@ fn image_allowed(image: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('@'))
 }
 
-/// ingress-nginx annotations that inject configuration or send requests elsewhere: `*-snippet`,
-/// external authentication (`auth-url`, `auth-signin`, `auth-tls-match-cn`,
-/// `auth-proxy-set-headers`) and request mirroring (`mirror-*`), under ingress-nginx's prefix or
-/// the legacy `ingress.kubernetes.io/` one.
-pub fn dangerous_annotation(key: &str) -> bool {
-    let Some(name) = key
-        .strip_prefix("nginx.ingress.kubernetes.io/")
-        .or_else(|| key.strip_prefix("ingress.kubernetes.io/"))
-    else {
-        return false;
-    };
-    let name = name.to_ascii_lowercase();
-    name.ends_with("-snippet")
-        || name.starts_with("mirror-")
-        || matches!(
-            name.as_str(),
-            "auth-url" | "auth-signin" | "auth-tls-match-cn" | "auth-proxy-set-headers"
+/// What an annotation key that acts outside the Ingress object does; `None` for a key with no
+/// known effect beyond it. Such keys pass only when the admin lists them exactly: a wildcard
+/// such as `nginx.ingress.kubernetes.io/*` never admits them.
+pub fn dangerous_annotation(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    let (prefix, name) = key.split_once('/').unwrap_or(("", key.as_str()));
+    // Every controller's raw configuration: ingress-nginx `*-snippet`, HAProxy
+    // `backend-config-snippet`, NGINX Inc. `nginx.org/*-snippets`, and whatever else is called so.
+    if name.contains("snippet") {
+        return Some(
+            "it injects raw configuration into a shared ingress controller (the IngressNightmare class: CVE-2025-1097, CVE-2025-1098, CVE-2025-24514, CVE-2025-1974)",
+        );
+    }
+    match prefix {
+        "nginx.ingress.kubernetes.io" | "ingress.kubernetes.io" => {
+            let sends_elsewhere = name.starts_with("auth-")
+                || name.starts_with("mirror-")
+                || name.starts_with("canary")
+                || name.starts_with("proxy-redirect-")
+                || matches!(
+                    name,
+                    "permanent-redirect"
+                        | "permanent-redirect-code"
+                        | "temporal-redirect"
+                        | "temporal-redirect-code"
+                        | "rewrite-target"
+                        | "app-root"
+                        | "server-alias"
+                        | "use-regex"
+                        | "default-backend"
+                        | "custom-http-errors"
+                        | "upstream-vhost"
+                        | "service-upstream"
+                        | "x-forwarded-prefix"
+                );
+            sends_elsewhere.then_some(
+                "it sends requests to another place, authenticates them elsewhere, or widens which requests the Ingress takes",
+            )
+        }
+        "traefik.ingress.kubernetes.io" => matches!(
+            name,
+            "router.priority" | "router.middlewares" | "router.entrypoints" | "router.pathmatcher"
         )
+        .then_some("it reorders or rewrites routing on a shared Traefik"),
+        "alb.ingress.kubernetes.io" => (name.starts_with("group.")
+            || name.starts_with("actions.")
+            || name.starts_with("conditions."))
+        .then_some("it joins an ALB shared with other Ingresses or changes its rules"),
+        "ingress.gcp.kubernetes.io" | "networking.gke.io" => {
+            Some("it attaches certificates or load balancer resources of the project")
+        }
+        "external-dns.alpha.kubernetes.io" => {
+            Some("it creates DNS records, for any name in the zones external-dns manages")
+        }
+        "cert-manager.io" | "acme.cert-manager.io" => {
+            Some("it has a certificate issued for the Ingress's hosts by an issuer of the cluster")
+        }
+        "konghq.com" | "projectcontour.io" | "haproxy.org" | "haproxy.router.openshift.io" => {
+            Some("it changes routing or plugins on a shared ingress controller")
+        }
+        // The legacy class annotation would bypass --allowed-ingress-classes.
+        "kubernetes.io" if name == "ingress.class" => {
+            Some("it picks the ingress controller, bypassing spec.ingress.className and its policy")
+        }
+        _ => None,
+    }
 }
 
+/// Whether the admin's list admits `key`: listed exactly, or under a listed `prefix*` and not
+/// dangerous. No list admits nothing.
 fn annotation_allowed(key: &str, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return !dangerous_annotation(key);
-    }
     allowed
         .iter()
         .any(|pattern| match pattern.strip_suffix('*') {
-            // A wildcard never admits a dangerous key: those must be listed one by one.
-            Some(prefix) => key.starts_with(prefix) && !dangerous_annotation(key),
+            Some(prefix) => key.starts_with(prefix) && dangerous_annotation(key).is_none(),
             None => pattern == key,
         })
 }
@@ -237,18 +289,20 @@ fn check_ingress(ingress: &IngressPlan, policy: &Policy) -> Result<(), NotAllowe
         .keys()
         .find(|k| !annotation_allowed(k, &policy.ingress_annotations))
     {
-        let problem = if dangerous_annotation(key) {
-            "ingress-nginx snippet, external-auth and mirror annotations are refused: the operator creates the Ingress under its own identity, and these make a shared ingress controller run what the resource's author wrote (CVE-2025-1097, CVE-2025-1098, CVE-2025-24514)".to_string()
-        } else {
-            format!(
+        let problem = match (dangerous_annotation(key), policy.ingress_annotations.is_empty()) {
+            (_, true) => "the operator sets no Ingress annotations unless the cluster admin lists them: it creates the Ingress under its own identity, on an ingress controller other namespaces share".to_string(),
+            (Some(effect), false) => format!(
+                "{effect}; keys like it pass only when the cluster admin lists them exactly, never through a wildcard"
+            ),
+            (None, false) => format!(
                 "the key is not among the annotations the operator may set ({})",
                 list(&policy.ingress_annotations)
-            )
+            ),
         };
         return Err(NotAllowed::new(
             format!("spec.ingress.annotations[{key:?}]"),
             problem,
-            "remove it, or put such configuration on an Ingress of your own",
+            "remove it, or ask the cluster admin to list the key in --allowed-ingress-annotations (chart value policy.ingress.annotations)",
         ));
     }
     // tlsSecretName needs no rule: an Ingress can only name a Secret of its own namespace, and
@@ -360,13 +414,7 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
             .to_ascii_lowercase();
         let own = host == WORKOS_API_HOST || valid.own_hosts.contains(&host);
         let is_ip = host.parse::<IpAddr>().is_ok();
-        let listed = policy.upstream_hosts.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            match allowed.strip_prefix('.') {
-                Some(suffix) if !is_ip => host_has_suffix(&host, suffix),
-                _ => allowed == host,
-            }
-        });
+        let listed = host_listed(&host, &policy.upstream_hosts);
         if !(listed || (!is_ip && own)) {
             let what = if is_ip { "IP address" } else { "host" };
             return Err(refused(
@@ -383,6 +431,48 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
         }
     }
     Ok(())
+}
+
+/// Whether `host` (lower case, IPv6 without brackets) is in a list of exact names, IP literals
+/// and `.suffix` entries (a suffix never admits an IP literal).
+pub fn host_listed(host: &str, list: &[String]) -> bool {
+    let is_ip = host.parse::<IpAddr>().is_ok();
+    list.iter().any(|allowed| {
+        let allowed = allowed.to_ascii_lowercase();
+        match allowed.strip_prefix('.') {
+            Some(suffix) if !is_ip => host_has_suffix(host, suffix),
+            _ => allowed == host,
+        }
+    })
+}
+
+/// Whether the admin lets the operator send a resource's admin key to `url` (`spec.convex.url`,
+/// validated): Convex sync is on and the host is listed. Checked before the Secret is read.
+pub fn check_convex(url: &url::Url, policy: &Policy) -> Result<(), NotAllowed> {
+    if !policy.convex_sync {
+        return Err(NotAllowed::new(
+            "spec.convex",
+            "the cluster admin turned Convex sync off: the operator reads no admin key and calls no deployment",
+            "remove spec.convex and push the generated config with npx convex deploy, or ask the cluster admin to turn it on (--disable-convex-sync unset, chart value policy.convex.enabled)",
+        ));
+    }
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host_listed(&host, &policy.convex_hosts) {
+        return Ok(());
+    }
+    Err(NotAllowed::new(
+        "spec.convex.url",
+        format!(
+            "host {host:?} is not among the Convex deployments the operator sends admin keys to ({})",
+            list(&policy.convex_hosts)
+        ),
+        "use your deployment's URL, or ask the cluster admin to add the host to --allowed-convex-hosts (chart value policy.convex.allowedHosts)",
+    ))
 }
 
 /// A Kubernetes quantity as a number (cores or bytes); `None` when it is not one.
@@ -438,10 +528,57 @@ mod tests {
             "{clientId: client_1, proxy: {image: 'ghcr.io/workos-convex-auth/workos-convex-auth:0.2.0'}}",
             "{clientId: client_1, proxy: {image: 'ghcr.io/workos-convex-auth/workos-convex-auth@sha256:abc'}}",
             "{clientId: client_1, authDomain: auth.acme.com, jwks: {upstreamBase: 'https://auth.acme.com'}}",
-            "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, annotations: {cert-manager.io/cluster-issuer: le}}}",
+            "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com}}",
         ] {
             assert_eq!(admit(&valid(spec), &default()), Ok(()), "{spec}");
         }
+    }
+
+    #[test]
+    fn admin_keys_go_only_to_listed_convex_hosts_and_only_while_sync_is_on() {
+        let url = |u: &str| url::Url::parse(u).expect("a URL");
+        let policy = default();
+        assert_eq!(
+            check_convex(&url("https://happy-otter-123.convex.cloud"), &policy),
+            Ok(())
+        );
+        for outside in [
+            "https://evil.example.com",
+            "https://convex.cloud.evil.com",
+            "https://evilconvex.cloud",
+            "http://10.0.0.1:3210",
+        ] {
+            let err = check_convex(&url(outside), &policy).unwrap_err();
+            assert_eq!(err.field, "spec.convex.url");
+            assert!(
+                err.fix
+                    .contains("--allowed-convex-hosts (chart value policy.convex.allowedHosts)"),
+                "{err}"
+            );
+        }
+        let self_hosted = Policy {
+            convex_hosts: vec!["10.0.0.1".into(), ".convex.internal".into()],
+            ..default()
+        };
+        assert_eq!(
+            check_convex(&url("http://10.0.0.1:3210"), &self_hosted),
+            Ok(())
+        );
+        assert_eq!(
+            check_convex(&url("http://a.convex.internal"), &self_hosted),
+            Ok(())
+        );
+        assert!(check_convex(&url("https://a.convex.cloud"), &self_hosted).is_err());
+        let off = Policy {
+            convex_sync: false,
+            ..default()
+        };
+        let err = check_convex(&url("https://happy-otter-123.convex.cloud"), &off).unwrap_err();
+        assert_eq!(err.field, "spec.convex");
+        assert!(
+            err.fix.contains("chart value policy.convex.enabled"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -477,38 +614,113 @@ mod tests {
         assert_eq!(admit(&valid(spec), &acme), Ok(()));
     }
 
+    fn with_annotation(key: &str) -> String {
+        format!(
+            "{{clientId: client_1, ingress: {{enabled: true, host: jwks.acme.com, annotations: {{{key:?}: x}}}}}}"
+        )
+    }
+
     #[test]
-    fn dangerous_ingress_nginx_annotations_are_refused_with_no_flags() {
-        for key in [
-            "nginx.ingress.kubernetes.io/server-snippet",
-            "nginx.ingress.kubernetes.io/configuration-snippet",
-            "nginx.ingress.kubernetes.io/auth-url",
-            "nginx.ingress.kubernetes.io/auth-signin",
-            "nginx.ingress.kubernetes.io/auth-tls-match-cn",
-            "nginx.ingress.kubernetes.io/mirror-target",
-            "ingress.kubernetes.io/Server-Snippet",
-        ] {
-            let spec = format!(
-                "{{clientId: client_1, ingress: {{enabled: true, host: jwks.acme.com, annotations: {{{key:?}: x}}}}}}"
-            );
-            let error = refused(&spec, &default());
+    fn no_annotation_passes_without_an_allow_list() {
+        for key in ["example.com/harmless", "cert-manager.io/cluster-issuer"] {
+            let error = refused(&with_annotation(key), &default());
             assert_eq!(error.field, format!("spec.ingress.annotations[{key:?}]"));
-            assert!(error.problem.contains("CVE-2025-1097"), "{error}");
-            // A wildcard allow-list does not let them through; listing one exactly does.
+            assert!(
+                error.problem.starts_with(
+                    "the operator sets no Ingress annotations unless the cluster admin lists them"
+                ),
+                "{error}"
+            );
+            assert!(
+                error.fix.contains(
+                    "--allowed-ingress-annotations (chart value policy.ingress.annotations)"
+                ),
+                "{error}"
+            );
+        }
+    }
+
+    /// Every class of key that acts outside the Ingress: passes only when listed exactly.
+    #[test]
+    fn keys_that_act_outside_the_ingress_pass_only_when_listed_exactly() {
+        for (key, effect) in [
+            (
+                "nginx.ingress.kubernetes.io/server-snippet",
+                "CVE-2025-1097",
+            ),
+            (
+                "nginx.ingress.kubernetes.io/configuration-snippet",
+                "raw configuration",
+            ),
+            ("ingress.kubernetes.io/Server-Snippet", "raw configuration"),
+            ("haproxy.org/backend-config-snippet", "raw configuration"),
+            ("nginx.org/server-snippets", "raw configuration"),
+            ("nginx.ingress.kubernetes.io/auth-url", "authenticates"),
+            ("nginx.ingress.kubernetes.io/auth-signin", "authenticates"),
+            ("nginx.ingress.kubernetes.io/mirror-target", "another place"),
+            (
+                "nginx.ingress.kubernetes.io/permanent-redirect",
+                "another place",
+            ),
+            ("nginx.ingress.kubernetes.io/server-alias", "another place"),
+            (
+                "nginx.ingress.kubernetes.io/rewrite-target",
+                "another place",
+            ),
+            (
+                "nginx.ingress.kubernetes.io/canary-by-header",
+                "another place",
+            ),
+            ("traefik.ingress.kubernetes.io/router.priority", "Traefik"),
+            (
+                "traefik.ingress.kubernetes.io/router.middlewares",
+                "Traefik",
+            ),
+            ("alb.ingress.kubernetes.io/group.name", "ALB"),
+            ("alb.ingress.kubernetes.io/actions.forward", "ALB"),
+            ("ingress.gcp.kubernetes.io/pre-shared-cert", "certificates"),
+            ("external-dns.alpha.kubernetes.io/hostname", "DNS records"),
+            ("external-dns.alpha.kubernetes.io/target", "DNS records"),
+            ("cert-manager.io/cluster-issuer", "certificate"),
+            ("cert-manager.io/issuer", "certificate"),
+            ("konghq.com/plugins", "plugins"),
+            ("kubernetes.io/ingress.class", "className"),
+        ] {
+            let spec = with_annotation(key);
+            let prefix = key.split_once('/').expect("a prefixed key").0;
             let wildcard = Policy {
-                ingress_annotations: vec![
-                    "nginx.ingress.kubernetes.io/*".into(),
-                    "ingress.kubernetes.io/*".into(),
-                ],
+                ingress_annotations: vec![format!("{prefix}/*"), "ingress.kubernetes.io/*".into()],
                 ..default()
             };
-            assert!(admit(&valid(&spec), &wildcard).is_err(), "{key}");
+            let error = refused(&spec, &wildcard);
+            assert_eq!(error.field, format!("spec.ingress.annotations[{key:?}]"));
+            assert!(error.problem.contains(effect), "{key}: {error}");
+            assert!(
+                error
+                    .problem
+                    .contains("only when the cluster admin lists them exactly"),
+                "{error}"
+            );
             let exact = Policy {
                 ingress_annotations: vec![key.to_string()],
                 ..default()
             };
             assert_eq!(admit(&valid(&spec), &exact), Ok(()), "{key}");
         }
+        // A harmless key under a wildcard passes.
+        let wildcard = Policy {
+            ingress_annotations: vec!["nginx.ingress.kubernetes.io/*".into()],
+            ..default()
+        };
+        assert_eq!(
+            admit(
+                &valid(&with_annotation(
+                    "nginx.ingress.kubernetes.io/proxy-body-size"
+                )),
+                &wildcard
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -516,10 +728,13 @@ mod tests {
         let policy = Policy {
             ingress_classes: vec!["traefik".into()],
             ingress_host_suffixes: vec!["acme.com".into()],
-            ingress_annotations: vec!["cert-manager.io/*".into()],
+            ingress_annotations: vec![
+                "cert-manager.io/cluster-issuer".into(),
+                "example.com/*".into(),
+            ],
             ..default()
         };
-        let ok = "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: traefik, annotations: {cert-manager.io/cluster-issuer: le}}}";
+        let ok = "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: traefik, annotations: {cert-manager.io/cluster-issuer: le, example.com/team: a}}}";
         assert_eq!(admit(&valid(ok), &policy), Ok(()));
         for (spec, field) in [
             (

@@ -48,6 +48,8 @@ pub enum Reason {
     ClientIdSourceMissing,
     InvalidSpec,
     NotAllowed,
+    /// Another namespace serves the Ingress host or HTTPRoute hostname.
+    HostTaken,
     KeysUnavailable,
     ApplyRejected,
     Conflict,
@@ -58,6 +60,8 @@ pub enum Reason {
     RoutePending,
     AuthConfigNotPushed,
     AdminKeyMissing,
+    /// The admin key's Secret is not annotated for `spec.convex.url`.
+    AdminKeyNotForDeployment,
     AdminKeyRefused,
     ChangeRefused,
     DeploymentUnreachable,
@@ -86,6 +90,7 @@ impl Reason {
             Reason::ClientIdSourceMissing => "ClientIdSourceMissing",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::NotAllowed => "NotAllowed",
+            Reason::HostTaken => "HostTaken",
             Reason::KeysUnavailable => "KeysUnavailable",
             Reason::ApplyRejected => "ApplyRejected",
             Reason::Conflict => "Conflict",
@@ -94,6 +99,7 @@ impl Reason {
             Reason::ClusterInternalUrl => "ClusterInternalUrl",
             Reason::AuthConfigNotPushed => "AuthConfigNotPushed",
             Reason::AdminKeyMissing => "AdminKeyMissing",
+            Reason::AdminKeyNotForDeployment => "AdminKeyNotForDeployment",
             Reason::AdminKeyRefused => "AdminKeyRefused",
             Reason::ChangeRefused => "ChangeRefused",
             Reason::DeploymentUnreachable => "DeploymentUnreachable",

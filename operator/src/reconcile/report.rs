@@ -13,6 +13,7 @@ use super::apply::{Applied, ApplyError, Change};
 use super::children::Children;
 use super::fetch::FetchFailed;
 use super::findings::findings;
+use super::hosts::HostTaken;
 use super::policy::NotAllowed;
 use super::read::{ReadError, SourceMissing};
 use super::reason::{ConditionType, Reason};
@@ -26,6 +27,9 @@ use crate::convex::generate::InvalidField;
 
 /// How often a settled resource is looked at again anyway (no writes unless something drifted).
 pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How often a resource refused for a host another namespace holds asks again: the host is
+/// free once the holder is gone, and nothing else tells it so.
+pub const HOST_RECHECK: Duration = Duration::from_secs(15);
 /// How often a resource whose mirror has no available pod is looked at again: pod states
 /// (image pulls, crash loops) change without an event on the Deployment, and status says why.
 pub const UNAVAILABLE_RESYNC: Duration = Duration::from_secs(15);
@@ -54,6 +58,9 @@ pub enum Stopped {
     /// admit: the admin's policy refuses the resource.
     #[error(transparent)]
     NotAllowed(#[from] NotAllowed),
+    /// claim hosts: another namespace serves a host the resource names.
+    #[error(transparent)]
+    HostTaken(#[from] HostTaken),
     /// fetch: the keys could not be fetched, or do not fit.
     #[error(transparent)]
     Fetch(#[from] FetchFailed),
@@ -313,6 +320,13 @@ fn convex_finding(
         Err(SyncFailed::AdminKeyMissing(missing)) => {
             return failing(Reason::AdminKeyMissing, missing.to_string(), true);
         }
+        Err(SyncFailed::NotAllowed(refused)) => {
+            return failing(Reason::NotAllowed, refused.to_string(), false);
+        }
+        Err(unmarked @ SyncFailed::KeyNotForUrl { .. }) => {
+            // Fixed on the Secret, which is not watched: asked again with backoff.
+            return failing(Reason::AdminKeyNotForDeployment, unmarked.to_string(), true);
+        }
         Err(too_large @ SyncFailed::ValueTooLarge { .. }) => {
             return failing(Reason::ValueTooLarge, too_large.to_string(), false);
         }
@@ -399,26 +413,32 @@ fn stopped_early(resource: &WorkOSConvexAuth, stopped: Stopped) -> Report {
         }
         other => other,
     };
-    // Whether something outside the resource may fix it (retried with backoff), or only an
-    // edit of the resource can.
-    let (reason, outside) = match &stopped {
-        Stopped::SourceMissing(_) => (Reason::ClientIdSourceMissing, true),
+    // Whether something outside the resource may fix it (retried with backoff), only an edit
+    // of the resource can, or the answer may change without either (asked again).
+    enum Then {
+        Retry,
+        AwaitChange,
+        Recheck(Duration),
+    }
+    let (reason, then) = match &stopped {
+        Stopped::SourceMissing(_) => (Reason::ClientIdSourceMissing, Then::Retry),
         Stopped::Invalid(_) | Stopped::Fetch(FetchFailed::TooLarge(_)) => {
-            (Reason::InvalidSpec, false)
+            (Reason::InvalidSpec, Then::AwaitChange)
         }
-        Stopped::NotAllowed(_) => (Reason::NotAllowed, false),
-        Stopped::Fetch(FetchFailed::Unavailable { .. }) => (Reason::KeysUnavailable, true),
-        Stopped::Rejected { .. } => (Reason::ApplyRejected, true),
-        Stopped::Api(_) => (Reason::KubernetesApi, true),
+        Stopped::NotAllowed(_) => (Reason::NotAllowed, Then::AwaitChange),
+        Stopped::HostTaken(_) => (Reason::HostTaken, Then::Recheck(HOST_RECHECK)),
+        Stopped::Fetch(FetchFailed::Unavailable { .. }) => (Reason::KeysUnavailable, Then::Retry),
+        Stopped::Rejected { .. } => (Reason::ApplyRejected, Then::Retry),
+        Stopped::Api(_) => (Reason::KubernetesApi, Then::Retry),
     };
     let message = stopped.to_string();
-    let next = if outside {
-        Next::Retry(Error::Waiting {
+    let next = match then {
+        Then::Retry => Next::Retry(Error::Waiting {
             reason,
             message: message.clone(),
-        })
-    } else {
-        Next::AwaitChange
+        }),
+        Then::AwaitChange => Next::AwaitChange,
+        Then::Recheck(after) => Next::Requeue(after),
     };
     let finding = Finding::fails(ConditionType::ConfigReady, reason, message);
     Report {

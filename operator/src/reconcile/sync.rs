@@ -17,6 +17,7 @@ use kube::Client;
 use kube::api::Api;
 
 use super::children::JwksUrls;
+use super::policy::{NotAllowed, Policy, check_convex};
 use super::read::SourceMissing;
 use super::validate::{ConvexTarget, Valid};
 use crate::convex::config::{AuthConfig, Variable};
@@ -47,8 +48,21 @@ pub struct Synced {
 /// Why the variables are not current.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncFailed {
+    /// The admin's policy: Convex sync is off, or the host is not listed. Nothing was read or
+    /// sent.
+    #[error(transparent)]
+    NotAllowed(NotAllowed),
     #[error(transparent)]
     AdminKeyMissing(SourceMissing),
+    /// The Secret does not say the key is for this deployment: nothing was sent.
+    #[error(
+        "Secret {namespace}/{secret} (spec.convex.adminKeySecretRef.name) is not marked for {url}: the operator sends an admin key only to the deployment its Secret names; add the annotation: kubectl annotate secret -n {namespace} {secret} {CONVEX_URL_ANNOTATION}={url}"
+    )]
+    KeyNotForUrl {
+        namespace: String,
+        secret: String,
+        url: String,
+    },
     #[error(
         "{} would be {bytes} bytes, over Convex's limit of {MAX_VALUE_BYTES} for a variable's value: use spec.jwks.mode Proxy or Direct, whose JWKS URL is short (mode Inline embeds the keys)",
         variable.name()
@@ -159,9 +173,16 @@ impl SyncMemory {
     }
 }
 
+/// The annotation a Secret must carry, with `spec.convex.url` as its value, before the operator
+/// sends the admin key it holds there: whoever may write a `WorkOSConvexAuth` cannot otherwise
+/// send any Secret of the namespace to any host.
+pub const CONVEX_URL_ANNOTATION: &str = "workos-convex.io/convex-url";
+
 /// What the sync step needs from the context.
 pub struct SyncContext<'a> {
     pub client: &'a Client,
+    /// The admin's rules on where admin keys may go.
+    pub policy: &'a Policy,
     pub deployments: &'a Deployments,
     pub memory: &'a SyncMemory,
 }
@@ -176,6 +197,9 @@ pub async fn sync(
     urls: &JwksUrls,
     config: &AuthConfig,
 ) -> Result<Result<Synced, SyncFailed>, kube::Error> {
+    if let Err(refused) = admitted(target, ctx.policy) {
+        return Ok(Err(refused));
+    }
     let admin_key = match read_admin_key(ctx.client, valid, target).await? {
         Ok(key) => key,
         Err(missing) => return Ok(Err(missing)),
@@ -244,8 +268,33 @@ async fn sync_with_key(
     })
 }
 
+/// Whether the policy lets the admin key go to the target at all. Pure.
+pub fn admitted(target: &ConvexTarget, policy: &Policy) -> Result<(), SyncFailed> {
+    let url = url::Url::parse(&target.url).map_err(|_| {
+        SyncFailed::NotAllowed(NotAllowed {
+            field: "spec.convex.url".into(),
+            problem: "not a URL".into(),
+            fix: "write the deployment's URL as the dashboard shows it".into(),
+        })
+    })?;
+    check_convex(&url, policy).map_err(SyncFailed::NotAllowed)
+}
+
+/// Whether `annotation` (the Secret's [`CONVEX_URL_ANNOTATION`]) names `url` (normalised as
+/// `spec.convex.url` is: scheme and host lower case, no trailing slash). Pure.
+pub fn marked_for(annotation: Option<&str>, url: &str) -> bool {
+    let normalised = |text: &str| {
+        url::Url::parse(text.trim())
+            .ok()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+    };
+    annotation
+        .and_then(normalised)
+        .is_some_and(|marked| Some(marked) == normalised(url))
+}
+
 /// The admin key from `spec.convex.adminKeySecretRef` (a `get` by name; never listed, never
-/// quoted).
+/// quoted), if its Secret is marked for the target's URL.
 async fn read_admin_key(
     client: &Client,
     valid: &Valid,
@@ -256,18 +305,31 @@ async fn read_admin_key(
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(&r.name)
         .await?;
-    let Some(secret) = secret else {
-        return Ok(Err(SyncFailed::AdminKeyMissing(SourceMissing(format!(
-            "Secret {ns}/{} (spec.convex.adminKeySecretRef.name) does not exist: create it with the deployment's admin key under key {:?}",
-            r.name, r.key
-        )))));
+    // One answer for a missing Secret and a missing key: status is readable by roles that
+    // cannot read Secrets, and must not tell which names exist.
+    let missing = || {
+        SyncFailed::AdminKeyMissing(SourceMissing(format!(
+            "Secret {ns}/{} (spec.convex.adminKeySecretRef) does not exist or has no key {:?}: create it with the deployment's admin key under that key, annotated {CONVEX_URL_ANNOTATION}={}",
+            r.name, r.key, target.url
+        )))
     };
-    let value = secret.data.as_ref().and_then(|d| d.get(&r.key));
-    let Some(value) = value else {
-        return Ok(Err(SyncFailed::AdminKeyMissing(SourceMissing(format!(
-            "Secret {ns}/{} has no key {:?} (spec.convex.adminKeySecretRef.key): add it, or point key at the one that holds the admin key",
-            r.name, r.key
-        )))));
+    let Some(secret) = secret else {
+        return Ok(Err(missing()));
+    };
+    let annotation = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONVEX_URL_ANNOTATION));
+    if !marked_for(annotation.map(String::as_str), &target.url) {
+        return Ok(Err(SyncFailed::KeyNotForUrl {
+            namespace: ns.clone(),
+            secret: r.name.clone(),
+            url: target.url.clone(),
+        }));
+    }
+    let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
+        return Ok(Err(missing()));
     };
     Ok(std::str::from_utf8(&value.0)
         .ok()
@@ -293,6 +355,30 @@ fn digest(url: &str, desired: &[(Variable, String)], config: &AuthConfig) -> u64
 mod tests {
     use super::*;
     use crate::reconcile::fixtures::valid;
+
+    #[test]
+    fn a_secret_is_marked_for_a_url_after_the_same_normalisation_only() {
+        let url = "https://happy-otter-123.convex.cloud";
+        for marked in [
+            "https://happy-otter-123.convex.cloud",
+            "https://happy-otter-123.convex.cloud/",
+            "HTTPS://Happy-Otter-123.convex.cloud",
+            " https://happy-otter-123.convex.cloud ",
+        ] {
+            assert!(marked_for(Some(marked), url), "{marked}");
+        }
+        for not_marked in [
+            None,
+            Some(""),
+            Some("happy-otter-123.convex.cloud"),
+            Some("http://happy-otter-123.convex.cloud"),
+            Some("https://happy-otter-124.convex.cloud"),
+            Some("https://happy-otter-123.convex.cloud:8443"),
+            Some("https://happy-otter-123.convex.cloud.evil.com"),
+        ] {
+            assert!(!marked_for(not_marked, url), "{not_marked:?}");
+        }
+    }
 
     fn urls(workos: &str, authkit: Option<&str>) -> JwksUrls {
         JwksUrls {

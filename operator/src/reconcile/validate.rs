@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
 use super::names;
 use crate::api::{ClientIdSource, ConvexSpec, HttpRouteSpec, KeyRef};
-use crate::api::{JwksMode, WorkOSConvexAuth};
+use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use crate::convex::generate::{
     InvalidField, IssuerInput, ProviderPlan, check_client_id, check_hostname, is_client_id, plan,
 };
@@ -148,9 +148,18 @@ fn not_a_client_id(source: &ClientIdSource) -> InvalidField {
     )
 }
 
-/// `spec.httpRoute`, checked: concrete host names (a wildcard cannot be the JWKS URL's host),
-/// a path without empty or dot segments, each parent's namespace resolved.
+/// `spec.httpRoute`, checked: at least one concrete host name (a wildcard cannot be the JWKS
+/// URL's host), a path without empty or dot segments, each parent's namespace resolved.
 fn route_plan(spec: &HttpRouteSpec, namespace: &str) -> Result<RoutePlan, InvalidField> {
+    if spec.hostnames.is_empty() {
+        // A route without hostnames takes every hostname of the Gateway's listeners, other
+        // tenants' included (Gateway API: hostnames are intersected with the listener's).
+        return Err(InvalidField::new(
+            "spec.httpRoute.hostnames",
+            "empty: a route without hostnames answers every host of its Gateway listeners, other namespaces' included",
+            "name the host Convex reaches the mirror at, e.g. hostnames: [jwks.example.com]",
+        ));
+    }
     for (i, host) in spec.hostnames.iter().enumerate() {
         let field = format!("spec.httpRoute.hostnames[{i}]");
         if host.starts_with("*.") {
@@ -207,6 +216,46 @@ fn convex_target(spec: &ConvexSpec) -> Result<ConvexTarget, InvalidField> {
     })
 }
 
+/// Free-form text that reaches status (the JWKS URL, the issuers) or the generated config must
+/// show as written: a control character or a bidirectional override there could rewrite what
+/// `kubectl` prints to whoever reads it. The CRD's patterns exclude whitespace, not these.
+fn check_printable(spec: &WorkOSConvexAuthSpec) -> Result<(), InvalidField> {
+    let extra = spec.extra_issuers.iter().enumerate().flat_map(|(i, e)| {
+        [
+            (format!("spec.extraIssuers[{i}].issuer"), Some(&e.issuer)),
+            (
+                format!("spec.extraIssuers[{i}].applicationID"),
+                e.application_id.as_ref(),
+            ),
+        ]
+    });
+    let fields = [
+        (
+            "spec.jwks.publicUrl".to_string(),
+            spec.jwks.public_url.as_ref(),
+        ),
+        (
+            "spec.jwks.upstreamBase".to_string(),
+            Some(&spec.jwks.upstream_base),
+        ),
+        (
+            "spec.convex.url".to_string(),
+            spec.convex.as_ref().map(|c| &c.url),
+        ),
+    ];
+    for (field, value) in fields.into_iter().chain(extra) {
+        if value.is_some_and(|v| v.chars().any(crate::printable::unsafe_char)) {
+            // Not quoted: the point is that it would not show as written.
+            return Err(InvalidField::new(
+                field,
+                "holds a control character or a bidirectional override",
+                "write it in plain printable characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Validates a resource. `resolved_client_id` is the value read from `spec.clientIdFrom`
 /// (the caller does the I/O); it is ignored when `spec.clientId` is set.
 pub fn validate(
@@ -218,6 +267,7 @@ pub fn validate(
     let namespace = resource
         .namespace()
         .unwrap_or_else(|| "default".to_string());
+    check_printable(spec)?;
 
     let (client_id, field) = match (&spec.client_id, &spec.client_id_from) {
         (Some(id), None) => (id.trim().to_string(), "spec.clientId"),
@@ -562,18 +612,12 @@ mod tests {
         );
         assert!(!urls.cluster_internal);
         assert_eq!(v.routes[0].path, "/workos/sso/jwks/client_01A");
-        // publicUrl still wins; no hostname: the in-cluster URL.
+        // publicUrl still wins.
         let v = validate(&resource("{clientId: client_01A, jwks: {publicUrl: 'https://k.example.com'}, httpRoute: {parentRefs: [{name: p}], hostnames: [jwks.acme.com]}}"), None).unwrap();
         assert_eq!(
             v.served_urls.unwrap().workos,
             "https://k.example.com/sso/jwks/client_01A"
         );
-        let v = validate(
-            &resource("{clientId: client_01A, httpRoute: {parentRefs: [{name: p}]}}"),
-            None,
-        )
-        .unwrap();
-        assert!(v.served_urls.unwrap().cluster_internal);
     }
 
     #[test]
@@ -581,13 +625,13 @@ mod tests {
         let field = |spec: &str| validate(&resource(spec), None).unwrap_err().field;
         assert_eq!(
             field(
-                "{clientId: client_01A, ingress: {enabled: true, host: a.example.com}, httpRoute: {parentRefs: [{name: p}]}}"
+                "{clientId: client_01A, ingress: {enabled: true, host: a.example.com}, httpRoute: {parentRefs: [{name: p}], hostnames: [b.example.com]}}"
             ),
             "spec.httpRoute"
         );
         assert_eq!(
             field(
-                "{clientId: client_01A, jwks: {mode: Direct}, httpRoute: {parentRefs: [{name: p}]}}"
+                "{clientId: client_01A, jwks: {mode: Direct}, httpRoute: {parentRefs: [{name: p}], hostnames: [b.example.com]}}"
             ),
             "spec.httpRoute"
         );
@@ -598,8 +642,15 @@ mod tests {
             "spec.httpRoute.hostnames[0]"
         );
         assert_eq!(
-            field("{clientId: client_01A, httpRoute: {parentRefs: [{name: p}], path: /a/../b}}"),
+            field(
+                "{clientId: client_01A, httpRoute: {parentRefs: [{name: p}], hostnames: [a.example.com], path: /a/../b}}"
+            ),
             "spec.httpRoute.path"
+        );
+        // Every listener hostname, other tenants' included: refused.
+        assert_eq!(
+            field("{clientId: client_01A, httpRoute: {parentRefs: [{name: p}]}}"),
+            "spec.httpRoute.hostnames"
         );
     }
 
@@ -703,6 +754,27 @@ mod tests {
             (
                 "{clientId: client_1, jwks: {mode: Inline}, ingress: {enabled: true, host: a.b.c}}",
                 "spec.ingress.enabled",
+            ),
+            // Control characters and bidirectional overrides, in YAML's escapes.
+            (
+                "{clientId: client_1, jwks: {publicUrl: \"https://k.example.com/\\e[2J\"}}",
+                "spec.jwks.publicUrl",
+            ),
+            (
+                "{clientId: client_1, jwks: {upstreamBase: \"https://a.example.com/\\x9b\"}}",
+                "spec.jwks.upstreamBase",
+            ),
+            (
+                "{clientId: client_1, extraIssuers: [{issuer: \"https://i.example.com/\\u202Emoc\"}]}",
+                "spec.extraIssuers[0].issuer",
+            ),
+            (
+                "{clientId: client_1, extraIssuers: [{issuer: \"https://i.example.com\", applicationID: \"a\\x07\"}]}",
+                "spec.extraIssuers[0].applicationID",
+            ),
+            (
+                "{clientId: client_1, convex: {url: \"https://a.convex.cloud\\x1b\", adminKeySecretRef: {name: k, key: k}}}",
+                "spec.convex.url",
             ),
         ];
         for (yaml, field) in cases {

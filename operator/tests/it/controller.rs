@@ -44,6 +44,8 @@ impl Scenario {
                 "127.0.0.0/8",
                 "--allowed-upstream-hosts",
                 "127.0.0.1",
+                "--allowed-ingress-annotations",
+                "a.example/*,b.example/*",
             ],
         )
         .await
@@ -101,6 +103,11 @@ impl Scenario {
                 .await
                 .expect("controller runs");
         }));
+    }
+
+    /// The policy flags of the next [`Scenario::start_controller`].
+    pub(crate) fn set_policy(&mut self, policy: &[&str]) {
+        self.policy = policy.iter().map(|f| f.to_string()).collect();
     }
 
     pub(crate) fn stop_controller(&mut self) {
@@ -564,36 +571,63 @@ async fn a_missing_secret_is_reported_then_recovered_from() {
     );
 }
 
-/// An ingress-nginx snippet annotation is refused with the field named, and no Ingress (no
-/// child at all) is created: the operator would create it under its own identity.
+/// Ingress annotations are denied by default: a key of every class that acts outside the Ingress
+/// (and a harmless one) is refused with the field and the chart value named, and no Ingress (no
+/// child at all) is created: the operator would create it under its own identity. Listed
+/// exactly by the admin, the same resources get their Ingress, annotations applied.
 #[tokio::test]
-async fn a_snippet_annotation_is_refused_and_no_ingress_is_created() {
-    let s = Scenario::new("snippet").await;
-    s.create("acme", json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"nginx.ingress.kubernetes.io/server-snippet": "location / { return 200; }"}}})).await;
-    let message = s.condition("acme", "ConfigReady", "False").await;
-    assert!(
-        message.starts_with("spec.ingress.annotations[\"nginx.ingress.kubernetes.io/server-snippet\"]: ingress-nginx snippet"),
-        "{message}"
-    );
-    assert!(
-        s.api::<Ingress>()
-            .get_opt("acme-jwks")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        s.api::<Deployment>()
-            .get_opt("acme-jwks")
-            .await
-            .unwrap()
-            .is_none()
-    );
+async fn annotations_are_refused_by_default_and_applied_once_listed() {
+    let upstream = [
+        "--allow-http-upstream",
+        "--allowed-upstream-networks",
+        "127.0.0.0/8",
+        "--allowed-upstream-hosts",
+        "127.0.0.1",
+    ];
+    let mut s = Scenario::with_policy("annotations", &upstream).await;
+    let keys = [
+        "example.com/team",
+        "nginx.ingress.kubernetes.io/server-snippet",
+        "nginx.ingress.kubernetes.io/permanent-redirect",
+        "external-dns.alpha.kubernetes.io/hostname",
+        "cert-manager.io/cluster-issuer",
+        "traefik.ingress.kubernetes.io/router.priority",
+        "alb.ingress.kubernetes.io/group.name",
+        "ingress.gcp.kubernetes.io/pre-shared-cert",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        s.create(&format!("r{i}"), json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": format!("r{i}.acme.com"), "annotations": {*key: "x"}}})).await;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let name = format!("r{i}");
+        let message = s.refused(&name, "NotAllowed").await;
+        assert!(
+            message.starts_with(&format!("spec.ingress.annotations[{key:?}]: the operator sets no Ingress annotations unless the cluster admin lists them")),
+            "{message}"
+        );
+        assert!(
+            message.contains("chart value policy.ingress.annotations"),
+            "{message}"
+        );
+        assert!(!s.has_workloads(&name).await, "{name} has workloads");
+    }
+
+    s.stop_controller();
+    let listed = keys.join(",");
+    s.set_policy(&[&upstream[..], &["--allowed-ingress-annotations", &listed]].concat());
+    s.start_controller();
+    for (i, key) in keys.iter().enumerate() {
+        let ingress: Ingress = s
+            .appears(&format!("r{i}-jwks"), "the Ingress once listed")
+            .await;
+        assert_eq!(
+            ingress.annotations().get(*key).map(String::as_str),
+            Some("x"),
+            "{key}"
+        );
+    }
 }
 
-/// A Secret or ConfigMap key that holds something else (here a database URL with a password):
-/// status and Events name the object and the key, and quote nothing of the value (roles that
-/// may read status and Events may not read Secrets).
 #[tokio::test]
 async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
     let s = Scenario::new("no-echo").await;
@@ -1059,7 +1093,7 @@ async fn specs_that_would_fail_later_are_refused_with_the_field_named() {
     // An annotation key the apiserver refuses: only it can tell, and the status shows its answer.
     s.create(
         "badkey",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"not a key!": "x"}}}),
+        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"a.example/not a key!": "x"}}}),
     )
     .await;
     let message = s.refused("badkey", "ApplyRejected").await;

@@ -27,6 +27,7 @@ use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::{Condition, WorkOSConvexAuth};
 use workos_convex_auth::convex::config::AuthConfig;
 use workos_convex_auth::convex::verify::{decode, verify};
+use workos_convex_auth::reconcile::sync::CONVEX_URL_ANNOTATION;
 
 const WAIT: Duration = Duration::from_secs(30);
 const ADMIN_KEY: &str = "wca-test|0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -65,6 +66,8 @@ impl Scenario {
                     "--allow-http-convex",
                     "--allowed-convex-networks",
                     "127.0.0.0/8",
+                    "--allowed-convex-hosts",
+                    "127.0.0.1",
                 ])
                 .arg("--kubeconfig")
                 .arg(cp.kubeconfig())
@@ -89,9 +92,15 @@ impl Scenario {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    async fn secret(&self, name: &str, key: &str, value: &str) {
+    /// A Secret holding `value` under `key`; with `for_url`, annotated as the admin key of that
+    /// deployment (the operator sends it nowhere else).
+    async fn secret(&self, name: &str, key: &str, value: &str, for_url: Option<&str>) {
+        let annotations = match for_url {
+            Some(url) => json!({CONVEX_URL_ANNOTATION: url}),
+            None => json!({}),
+        };
         let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name}, "stringData": {key: value}
+            "metadata": {"name": name, "annotations": annotations}, "stringData": {key: value}
         }))
         .unwrap();
         self.api::<Secret>()
@@ -226,9 +235,14 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
     let convex = FakeConvex::start(ADMIN_KEY);
     assert_eq!(convex.set_variable("OPENAI_API_KEY", "not-ours").await, 200);
     let s = Scenario::start("convex-sync").await;
-    s.secret("convex-admin", "adminKey", &format!("{ADMIN_KEY}\n"))
-        .await;
-    s.secret("workos", "clientId", CID_A).await;
+    s.secret(
+        "convex-admin",
+        "adminKey",
+        &format!("{ADMIN_KEY}\n"),
+        Some(&convex.url),
+    )
+    .await;
+    s.secret("workos", "clientId", CID_A, None).await;
     s.create(
         "acme",
         json!({
@@ -339,7 +353,7 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
 
     // A new client id in the Secret: one write of the variables that hold it, nothing else.
     let before = convex.state().await;
-    s.secret("workos", "clientId", CID_B).await;
+    s.secret("workos", "clientId", CID_B, None).await;
     eventually(WAIT, "WORKOS_CLIENT_ID updated", || async {
         (convex.variable("WORKOS_CLIENT_ID").await.as_deref() == Some(CID_B)).then_some(())
     })
@@ -397,7 +411,8 @@ async fn inline_key_rotation_reaches_the_deployment_without_a_push() {
     let workos = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
     let convex = FakeConvex::start(ADMIN_KEY);
     let s = Scenario::start("convex-rotation").await;
-    s.secret("convex-admin", "adminKey", ADMIN_KEY).await;
+    s.secret("convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url))
+        .await;
     s.create(
         "acme",
         json!({
@@ -489,8 +504,12 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
         .await
         .expect("the picky config deploys");
     let s = Scenario::start("convex-failures").await;
-    s.secret("convex-admin", "adminKey", ADMIN_KEY).await;
-    s.secret("convex-wrong", "adminKey", WRONG_KEY).await;
+    s.secret("convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url))
+        .await;
+    s.secret("picky-admin", "adminKey", ADMIN_KEY, Some(&picky.url))
+        .await;
+    s.secret("convex-wrong", "adminKey", WRONG_KEY, Some(&convex.url))
+        .await;
     let spec = |url: &str, secret: &str, jwks: Value| {
         json!({
             "clientId": CID_A,
@@ -505,11 +524,13 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
     s.create("no-key", spec(&convex.url, "absent", direct.clone()))
         .await;
     let closed = format!("http://127.0.0.1:{}", free_port());
-    s.create("unreachable", spec(&closed, "convex-admin", direct.clone()))
+    s.secret("closed-admin", "adminKey", ADMIN_KEY, Some(&closed))
+        .await;
+    s.create("unreachable", spec(&closed, "closed-admin", direct.clone()))
         .await;
     s.create(
         "refused",
-        spec(&picky.url, "convex-admin", inline(workos.base_url())),
+        spec(&picky.url, "picky-admin", inline(workos.base_url())),
     )
     .await;
     s.create(
@@ -520,7 +541,7 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
 
     let expectations = [
         ("bad-key", "AdminKeyRefused", "BadAdminKey"),
-        ("no-key", "AdminKeyMissing", "Secret"),
+        ("no-key", "AdminKeyMissing", "does not exist or has no key"),
         (
             "unreachable",
             "DeploymentUnreachable",
@@ -579,4 +600,121 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
             "{key:?} appears in status, events or logs"
         );
     }
+}
+
+/// Requests of the Convex admin API that reached the fake (counted before it checks the key).
+async fn api_requests(convex: &FakeConvex) -> u64 {
+    let requests = &convex.state().await["requests"];
+    ["list", "update", "query"]
+        .iter()
+        .map(|kind| requests[kind].as_u64().unwrap_or_default())
+        .sum()
+}
+
+/// Issue 22: editing a resource must not turn into reading a Secret. The admin key goes only to
+/// the deployment its Secret is annotated for, and only to hosts the admin lists: an unmarked
+/// Secret, one marked for another deployment, and a host outside `--allowed-convex-hosts` send
+/// no request at all; the marked one works; moving `spec.convex.url` elsewhere stops the
+/// requests to both deployments.
+#[tokio::test]
+async fn an_admin_key_goes_only_where_its_secret_says() {
+    let convex = FakeConvex::start(ADMIN_KEY);
+    let other = FakeConvex::start(ADMIN_KEY);
+    let s = Scenario::start("convex-routing").await;
+    s.secret("unmarked", "adminKey", ADMIN_KEY, None).await;
+    s.secret("elsewhere", "adminKey", ADMIN_KEY, Some(&other.url))
+        .await;
+    s.secret("marked", "adminKey", ADMIN_KEY, Some(&convex.url))
+        .await;
+    let spec = |url: &str, secret: &str| {
+        json!({
+            "clientId": CID_A,
+            "jwks": {"mode": "Direct"},
+            "convex": {"url": url, "adminKeySecretRef": {"name": secret, "key": "adminKey"}},
+        })
+    };
+    // The fake's own address under a name the admin did not list.
+    let unlisted = convex.url.replace("127.0.0.1", "localhost");
+    s.create("unmarked", spec(&convex.url, "unmarked")).await;
+    s.create("elsewhere", spec(&convex.url, "elsewhere")).await;
+    s.create("unlisted", spec(&unlisted, "marked")).await;
+    for name in ["unmarked", "elsewhere"] {
+        let c = s
+            .condition(name, "ConvexSynced", "False", "AdminKeyNotForDeployment")
+            .await;
+        assert!(
+            c.message.contains(&format!(
+                "kubectl annotate secret -n {} {name} {CONVEX_URL_ANNOTATION}={}",
+                s.ns, convex.url
+            )),
+            "{}",
+            c.message
+        );
+    }
+    let c = s
+        .condition("unlisted", "ConvexSynced", "False", "NotAllowed")
+        .await;
+    assert!(
+        c.message
+            .starts_with("spec.convex.url: host \"localhost\" is not among")
+            && c.message.contains("chart value policy.convex.allowedHosts"),
+        "{}",
+        c.message
+    );
+    // The unmarked ones are asked again every few seconds (backoff): still nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api_requests(&convex).await,
+        0,
+        "a request reached the deployment"
+    );
+    assert_eq!(
+        api_requests(&other).await,
+        0,
+        "a request reached the other deployment"
+    );
+
+    s.create("marked", spec(&convex.url, "marked")).await;
+    s.condition("marked", "ConvexSynced", "False", "AuthConfigNotPushed")
+        .await;
+    assert_eq!(
+        convex.variable("WORKOS_CLIENT_ID").await.as_deref(),
+        Some(CID_A)
+    );
+
+    // The resource's author points it elsewhere: neither deployment hears of it again.
+    let patch = json!({"spec": {"convex": {"url": other.url}}});
+    s.api::<WorkOSConvexAuth>()
+        .patch("marked", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    s.condition(
+        "marked",
+        "ConvexSynced",
+        "False",
+        "AdminKeyNotForDeployment",
+    )
+    .await;
+    let before = api_requests(&convex).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api_requests(&convex).await,
+        before,
+        "the old deployment was asked again"
+    );
+    assert_eq!(api_requests(&other).await, 0, "the new one was asked");
+
+    let mut seen = s.log_text();
+    for r in s
+        .api::<WorkOSConvexAuth>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+    {
+        seen.push_str(&serde_json::to_string(&r.status).unwrap());
+    }
+    for e in s.api::<Event>().list(&ListParams::default()).await.unwrap() {
+        seen.push_str(&serde_json::to_string(&e).unwrap());
+    }
+    assert!(!seen.contains(ADMIN_KEY) && !seen.contains("0a1b2c3d4e5f"));
 }

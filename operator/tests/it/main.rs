@@ -31,3 +31,4 @@ mod proxy_fetcher;
 mod proxy_serving;
 mod proxy_tokens;
 mod slowloris;
+mod tenancy;
