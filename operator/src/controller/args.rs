@@ -41,6 +41,11 @@ pub struct RunArgs {
     /// fairness answers with 429s (most of 2000 in `bench/ha/run.sh`) and which grows memory.
     #[arg(long, env = "WCA_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Most of those reconciles one namespace may hold at once: a tenant whose upstream or
+    /// Convex deployment answers slowly (or never) cannot take every worker. Unset: a quarter of
+    /// --max-concurrent-reconciles, at least 1.
+    #[arg(long, env = "WCA_MAX_RECONCILES_PER_NAMESPACE", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_reconciles_per_namespace: Option<u16>,
     /// Log format.
     #[arg(long, env = "WCA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -156,6 +161,14 @@ pub struct PolicyArgs {
 }
 
 impl RunArgs {
+    /// [`RunArgs::max_reconciles_per_namespace`], defaulted.
+    pub fn namespace_share(&self) -> usize {
+        usize::from(
+            self.max_reconciles_per_namespace
+                .unwrap_or((self.max_concurrent_reconciles / 4).max(1)),
+        )
+    }
+
     /// Parses `run`'s flags alone, defaults and environment included (tests, embedders).
     pub fn parse_flags<I, T>(flags: I) -> Result<Self, clap::Error>
     where
@@ -307,8 +320,13 @@ mod tests {
     fn reconciles_run_sixteen_at_a_time_unless_told_and_never_zero() {
         let args = RunArgs::parse_flags(Vec::<String>::new()).expect("defaults");
         assert_eq!(args.max_concurrent_reconciles, 16);
+        assert_eq!(args.namespace_share(), 4);
         let args = RunArgs::parse_flags(["--max-concurrent-reconciles", "4"]).expect("flag");
         assert_eq!(args.max_concurrent_reconciles, 4);
+        assert_eq!(args.namespace_share(), 1);
+        let args = RunArgs::parse_flags(["--max-reconciles-per-namespace", "6"]).expect("flag");
+        assert_eq!(args.namespace_share(), 6);
+        assert!(RunArgs::parse_flags(["--max-reconciles-per-namespace", "0"]).is_err());
         assert!(RunArgs::parse_flags(["--max-concurrent-reconciles", "0"]).is_err());
     }
 

@@ -17,6 +17,57 @@ pub struct Shared {
     /// Consecutive failures per `namespace/name`, for per-object exponential backoff
     /// (kube-runtime has none of its own).
     failures: Mutex<HashMap<String, u32>>,
+    /// Each namespace's share of the reconcile workers.
+    pub namespaces: NamespaceShare,
+}
+
+/// Reconciles running per namespace, and how many one namespace may run at once.
+#[derive(Debug)]
+pub struct NamespaceShare {
+    running: Mutex<HashMap<String, usize>>,
+    share: usize,
+}
+
+/// A reconcile's place in its namespace's share of the workers; given back on drop.
+pub struct NamespaceSlot<'a> {
+    of: &'a NamespaceShare,
+    namespace: String,
+}
+
+impl NamespaceShare {
+    pub fn new(share: usize) -> Self {
+        Self {
+            running: Mutex::default(),
+            share: share.max(1),
+        }
+    }
+
+    /// A place for one more reconcile of `namespace`, unless it already runs its share.
+    pub fn take(&self, namespace: &str) -> Option<NamespaceSlot<'_>> {
+        let mut running = self.running.lock().ok()?;
+        let n = running.entry(namespace.to_string()).or_default();
+        if *n >= self.share {
+            return None;
+        }
+        *n += 1;
+        Some(NamespaceSlot {
+            of: self,
+            namespace: namespace.to_string(),
+        })
+    }
+}
+
+impl Drop for NamespaceSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.of.running.lock()
+            && let Some(n) = running.get_mut(&self.namespace)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.namespace);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -30,7 +81,14 @@ impl Shared {
             metrics,
             leadership,
             failures: Mutex::default(),
+            namespaces: NamespaceShare::new(usize::MAX),
         }
+    }
+
+    /// At most `share` reconciles of one namespace run at once.
+    pub fn with_namespace_share(mut self, share: usize) -> Self {
+        self.namespaces = NamespaceShare::new(share);
+        self
     }
 
     /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s … capped at 256 s.
@@ -70,6 +128,23 @@ pub fn backoff_for(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_runs_at_most_its_share_and_gets_slots_back() {
+        let share = NamespaceShare::new(2);
+        let a1 = share.take("a");
+        let a2 = share.take("a");
+        assert!(a1.is_some() && a2.is_some());
+        assert!(share.take("a").is_none(), "a third reconcile of a");
+        assert!(
+            share.take("b").is_some(),
+            "another namespace is not held up"
+        );
+        drop(a1);
+        assert!(share.take("a").is_some(), "a slot given back");
+    }
+
     #[test]
     fn backoff_doubles_up_to_256_seconds() {
         let secs: Vec<u64> = (1..=11).map(|n| super::backoff_for(n).as_secs()).collect();

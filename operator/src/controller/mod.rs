@@ -21,10 +21,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 
 pub use args::{AdminLimitsArgs, LogFormat, RunArgs};
@@ -36,6 +37,7 @@ use crate::convex::deployment::{DeploymentLimits, Deployments};
 use crate::gateway::{Availability, HTTPRoute};
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
+use crate::reconcile::live::Child;
 use crate::reconcile::sync::SyncMemory;
 use crate::reconcile::{self, BuildContext, InlineKeyCache, LiveChildren};
 
@@ -161,6 +163,16 @@ impl Backoff for WatchBackoff {
     }
 }
 
+/// The watch of a child kind, each object trimmed to what the reconcile reads
+/// ([`Child::trim`]) before it is stored.
+fn owned_watch<K: Child>(
+    client: &Client,
+    ns: Option<&str>,
+    config: &watcher::Config,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static {
+    watcher(scoped::<K>(client, ns), config.clone()).modify(K::trim)
+}
+
 /// Fails with install instructions when the CRD is missing, instead of retrying a watch forever.
 pub async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), ControllerError> {
     match scoped::<WorkOSConvexAuth>(client, namespace)
@@ -222,26 +234,32 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         leadership.clone(),
         admin_connections.clone(),
     ));
-    let ctx = Arc::new(context::Shared::new(
-        reconcile::Context {
-            client: client.clone(),
-            recorder: Recorder::new(client.clone(), reporter),
-            fetcher: Fetcher::new(FetchLimits::default(), policy.upstream.clone())?,
-            deployments: Deployments::new(policy.convex.clone(), DeploymentLimits::default())
+    let ctx = Arc::new(
+        context::Shared::new(
+            reconcile::Context {
+                client: client.clone(),
+                recorder: Recorder::new(client.clone(), reporter),
+                fetcher: Fetcher::new(FetchLimits::for_reconcile(), policy.upstream.clone())?,
+                deployments: Deployments::new(
+                    policy.convex.clone(),
+                    DeploymentLimits::for_reconcile(),
+                )
                 .map_err(ControllerError::Deployments)?,
-            synced: SyncMemory::default(),
-            build: BuildContext {
-                default_image: args.proxy_image.clone(),
-                mirror_upstream: policy.upstream.clone(),
+                synced: SyncMemory::default(),
+                build: BuildContext {
+                    default_image: args.proxy_image.clone(),
+                    mirror_upstream: policy.upstream.clone(),
+                },
+                secret_resync: args.secret_resync,
+                inline_keys: InlineKeyCache::default(),
+                policy,
+                live,
             },
-            secret_resync: args.secret_resync,
-            inline_keys: InlineKeyCache::default(),
-            policy,
-            live,
-        },
-        metrics.clone(),
-        leadership.clone(),
-    ));
+            metrics.clone(),
+            leadership.clone(),
+        )
+        .with_namespace_share(args.namespace_share()),
+    );
 
     // Lists are consistent reads (the default), not "any" (`resourceVersion=0`): after an
     // apiserver restart its watch cache can list an older resourceVersion than it can watch
@@ -260,28 +278,28 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     let controller = Controller::for_stream(triggers, resources)
         .owns_stream(triggers::reflected(
             writers.config_maps,
-            watcher(scoped::<ConfigMap>(&client, ns), owned.clone()),
+            owned_watch::<ConfigMap>(&client, ns, &owned),
         ))
         .owns_stream(triggers::reflected(
             writers.deployments,
-            watcher(scoped::<Deployment>(&client, ns), owned.clone()),
+            owned_watch::<Deployment>(&client, ns, &owned),
         ))
         .owns_stream(triggers::reflected(
             writers.services,
-            watcher(scoped::<Service>(&client, ns), owned.clone()),
+            owned_watch::<Service>(&client, ns, &owned),
         ))
         .owns_stream(triggers::reflected(
             writers.pod_disruption_budgets,
-            watcher(scoped::<PodDisruptionBudget>(&client, ns), owned.clone()),
+            owned_watch::<PodDisruptionBudget>(&client, ns, &owned),
         ))
         .owns_stream(triggers::reflected(
             writers.ingresses,
-            watcher(scoped::<Ingress>(&client, ns), owned.clone()),
+            owned_watch::<Ingress>(&client, ns, &owned),
         ));
     let controller = if gateway_api.usable() {
         controller.owns_stream(triggers::reflected(
             writers.http_routes,
-            watcher(scoped::<HTTPRoute>(&client, ns), owned),
+            owned_watch::<HTTPRoute>(&client, ns, &owned),
         ))
     } else {
         controller
@@ -295,9 +313,13 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                 .concurrency(args.max_concurrent_reconciles),
         );
     let store = controller.store();
-    // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back.
+    // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back,
+    // by name only: a metadata watch, so what tenants store in ConfigMaps never reaches the
+    // operator's memory (the client id is read with a GET when a resource reconciles).
     let referencing = store.clone();
-    let controller = controller.watches(scoped::<ConfigMap>(&client, ns), watch, move |cm| {
+    let config_map_names =
+        watcher(scoped::<PartialObjectMeta<ConfigMap>>(&client, ns), watch).touched_objects();
+    let controller = controller.watches_stream(config_map_names, move |cm| {
         let (cm_ns, cm_name) = (cm.namespace(), cm.name_any());
         referencing
             .state()

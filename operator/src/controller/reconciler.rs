@@ -12,6 +12,9 @@ use super::context::Shared;
 use crate::api::WorkOSConvexAuth;
 use crate::reconcile::{self, Reason};
 
+/// When a reconcile whose namespace ran its share of the workers is tried again.
+pub const NAMESPACE_BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// `namespace/name`: the key of per-resource memory (inline keys, backoff).
 pub fn key(resource: &WorkOSConvexAuth) -> String {
     format!(
@@ -42,6 +45,14 @@ pub async fn reconcile(
     if shared.reconcile.live.wait_until_ready().await.is_err() {
         return Ok(Action::await_change()); // the watches stopped: shutting down
     }
+    // A namespace that runs its share of the workers waits its turn without holding one: the
+    // reconcile comes back shortly, and other namespaces' go first.
+    let Some(_slot) = shared
+        .namespaces
+        .take(&resource.namespace().unwrap_or_default())
+    else {
+        return Ok(Action::requeue(NAMESPACE_BUSY_RETRY));
+    };
     if resource.metadata.deletion_timestamp.is_some() {
         shared.reconcile.inline_keys.forget(&key(resource));
         return Ok(Action::await_change()); // owner references let the garbage collector clean up

@@ -146,6 +146,17 @@ impl Default for DeploymentLimits {
     }
 }
 
+impl DeploymentLimits {
+    /// Inside a reconcile, which holds one of the workers every namespace shares: 5 s a request
+    /// (connect included) to a deployment the tenant chose.
+    pub fn for_reconcile() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(5),
+            ..Self::default()
+        }
+    }
+}
+
 /// The admin-API client shared by every reconcile; cheap to clone.
 #[derive(Clone)]
 pub struct Deployments {

@@ -34,6 +34,12 @@ pub enum JwksError {
     /// An entry of `keys` is not an object.
     #[error("keys[{index}] is not a JSON object")]
     KeyNotObject { index: usize },
+    /// More keys than any signer publishes: a hostile or broken upstream.
+    #[error("the document has {count} keys, more than the {MAX_KEYS} a JWKS may hold here")]
+    TooManyKeys { count: usize },
+    /// A `kid` longer than any signer uses; not quoted (it would flood status and logs).
+    #[error("keys[{index}] has a kid of {bytes} bytes, over the limit of {MAX_KID_BYTES}")]
+    KidTooLong { index: usize, bytes: usize },
     /// A key has no non-empty string `kid`; Convex needs one to select the key.
     #[error("keys[{index}] has no kid: Convex selects keys by kid")]
     MissingKid { index: usize },
@@ -84,6 +90,12 @@ pub enum JwksError {
     },
 }
 
+/// Most keys a document may hold (WorkOS publishes one or two; a rotation adds one).
+pub const MAX_KEYS: usize = 32;
+/// Longest `kid` (WorkOS's are about 30 bytes); every error and status line that names a kid
+/// is bounded by it.
+pub const MAX_KID_BYTES: usize = 256;
+
 /// A validated JWKS with public members only, serialised once, ready to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicJwks {
@@ -108,6 +120,9 @@ pub fn sanitize(body: &[u8]) -> Result<PublicJwks, JwksError> {
     };
     if keys.is_empty() {
         return Err(JwksError::EmptyKeys);
+    }
+    if keys.len() > MAX_KEYS {
+        return Err(JwksError::TooManyKeys { count: keys.len() });
     }
     let mut kids: Vec<String> = Vec::with_capacity(keys.len());
     let mut out = Vec::with_capacity(keys.len());
@@ -139,6 +154,12 @@ fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksErr
         return Err(JwksError::KeyNotObject { index });
     };
     let kid = match key.get("kid") {
+        Some(Value::String(kid)) if kid.len() > MAX_KID_BYTES => {
+            return Err(JwksError::KidTooLong {
+                index,
+                bytes: kid.len(),
+            });
+        }
         Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
         _ => return Err(JwksError::MissingKid { index }),
     };
@@ -194,6 +215,42 @@ fn sanitize_key(index: usize, key: &Value) -> Result<Map<String, Value>, JwksErr
     out.entry("alg")
         .or_insert_with(|| Value::String(default_alg.to_string()));
     Ok(out)
+}
+
+#[cfg(test)]
+mod caps {
+    use super::*;
+
+    fn rsa(kid: &str) -> Value {
+        serde_json::json!({"kty": "RSA", "kid": kid, "n": "AQAB", "e": "AQAB"})
+    }
+
+    /// Issue 22: a hostile upstream cannot make status, Events or logs grow with its kids.
+    #[test]
+    fn long_kids_and_many_keys_are_refused_without_quoting_them() {
+        let long = "k".repeat(250 * 1024);
+        let doc = serde_json::json!({"keys": [rsa(&long), rsa(&long)]});
+        let error = sanitize(doc.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            error,
+            JwksError::KidTooLong {
+                index: 0,
+                bytes: long.len()
+            }
+        );
+        assert!(error.to_string().len() < 200, "{error}");
+        let at_limit = "k".repeat(MAX_KID_BYTES);
+        let doc = serde_json::json!({"keys": [rsa(&at_limit)]});
+        assert!(sanitize(doc.to_string().as_bytes()).is_ok());
+        let many: Vec<Value> = (0..=MAX_KEYS).map(|i| rsa(&format!("k{i}"))).collect();
+        let doc = serde_json::json!({ "keys": many });
+        assert_eq!(
+            sanitize(doc.to_string().as_bytes()).unwrap_err(),
+            JwksError::TooManyKeys {
+                count: MAX_KEYS + 1
+            }
+        );
+    }
 }
 
 #[cfg(test)]

@@ -39,29 +39,81 @@ pub trait Child:
 {
     const KIND: ChildKind;
     fn store(live: &LiveChildren) -> &Store<Self>;
+    /// Drops what no step reads from the cache, before the object is stored. The stores hold
+    /// every object with our `managed-by` label, and any tenant can put that label on objects
+    /// of its own: what is kept per object must not grow with what the tenant stores.
+    fn trim(&mut self);
 }
 
 macro_rules! child {
-    ($type:ty, $kind:ident, $field:ident) => {
+    ($type:ty, $kind:ident, $field:ident, |$object:ident| $trim:block) => {
         impl Child for $type {
             const KIND: ChildKind = ChildKind::$kind;
             fn store(live: &LiveChildren) -> &Store<Self> {
                 &live.$field
             }
+            fn trim(&mut self) {
+                trim_metadata(self.meta_mut());
+                let $object = self;
+                $trim
+            }
         }
     };
 }
 
-child!(ConfigMap, ConfigMap, config_maps);
-child!(Deployment, Deployment, deployments);
-child!(Service, Service, services);
+// apply reads metadata (owner references, resourceVersion, labels); the findings read a
+// Deployment's status and an HTTPRoute's parents; the host claims read the hosts.
+child!(ConfigMap, ConfigMap, config_maps, |cm| {
+    cm.data = None;
+    cm.binary_data = None;
+});
+child!(Deployment, Deployment, deployments, |deployment| {
+    deployment.spec = None;
+});
+child!(Service, Service, services, |service| {
+    service.spec = None;
+    service.status = None;
+});
 child!(
     PodDisruptionBudget,
     PodDisruptionBudget,
-    pod_disruption_budgets
+    pod_disruption_budgets,
+    |pdb| {
+        pdb.spec = None;
+        pdb.status = None;
+    }
 );
-child!(Ingress, Ingress, ingresses);
-child!(HTTPRoute, HttpRoute, http_routes);
+child!(Ingress, Ingress, ingresses, |ingress| {
+    if let Some(spec) = &mut ingress.spec {
+        spec.default_backend = None;
+        spec.tls = None;
+        for rule in spec.rules.iter_mut().flatten() {
+            rule.http = None;
+        }
+    }
+    ingress.status = None;
+});
+child!(HTTPRoute, HttpRoute, http_routes, |route| {
+    route.spec.rules.clear();
+    route.spec.parent_refs.clear();
+});
+
+/// The labels the operator sets and selects by; others are dropped from the caches.
+const KEPT_LABELS: [&str; 4] = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/managed-by",
+];
+
+fn trim_metadata(meta: &mut kube::api::ObjectMeta) {
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.finalizers = None;
+    if let Some(labels) = &mut meta.labels {
+        labels.retain(|key, _| KEPT_LABELS.contains(&key.as_str()));
+    }
+}
 
 /// The writers that fill a [`LiveChildren`]'s stores, one per kind (for the watches).
 pub struct LiveWriters {

@@ -506,7 +506,7 @@ async fn publish(ctx: &Context, resource: &WorkOSConvexAuth, notice: &Notice) {
             EventType::Normal
         },
         reason: notice.reason.as_str().to_string(),
-        note: Some(notice.note.clone()),
+        note: Some(status::capped(&notice.note)),
         action: "Reconcile".to_string(),
         secondary: None,
     };

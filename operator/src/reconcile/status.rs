@@ -91,7 +91,7 @@ pub fn desired_status(
                 type_: f.condition.as_str().to_string(),
                 status: status.to_string(),
                 reason: f.reason.as_str().to_string(),
-                message: f.message.clone(),
+                message: capped(&f.message),
                 last_transition_time: since,
                 observed_generation: observed.generation,
             }
@@ -105,6 +105,24 @@ pub fn desired_status(
         config_map_name: observed.config_map_name.clone(),
         key_ids: observed.key_ids.clone(),
     }
+}
+
+/// Longest condition message (and Event note) written: whatever a message quotes (an upstream's
+/// or a deployment's answer, an apiserver's refusal) cannot grow status beyond it. Kubernetes
+/// caps an Event's note at 1 KiB too.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut at a character boundary to at most [`MAX_MESSAGE_BYTES`], marked when cut.
+pub fn capped(message: &str) -> String {
+    const MARK: &str = " …(cut)";
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &message[..end])
 }
 
 /// The body of a server-side apply of the status subresource.
@@ -144,6 +162,22 @@ pub async fn write(
 pub fn now() -> Time {
     let now = k8s_openapi::jiff::Timestamp::now();
     Time(now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now))
+}
+
+#[cfg(test)]
+mod caps {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(capped("short"), "short");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(capped(&exact), exact);
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        let cut = capped(&long);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(" …(cut)") && cut.starts_with("éé"));
+    }
 }
 
 #[cfg(test)]

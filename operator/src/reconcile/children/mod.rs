@@ -34,6 +34,10 @@ pub struct InlineKeys {
     pub authkit: Option<String>,
 }
 
+/// Largest JWKS document mode Inline embeds: a key set of a few keys is 1–5 KiB, and whatever is
+/// embedded lands in the ConfigMap, the Convex variable and the operator's memory.
+pub const MAX_INLINE_DOCUMENT_BYTES: usize = 64 * 1024;
+
 /// The URLs Convex fetches keys from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksUrls {
@@ -50,6 +54,18 @@ impl JwksUrls {
     /// Mode Inline: the fetched documents as `data:` URLs, checked to fit the ConfigMap they are
     /// embedded in (three times, once per rendering, and once per provider).
     pub fn embedded(valid: &Valid, keys: &InlineKeys) -> Result<JwksUrls, InvalidField> {
+        for document in std::iter::once(&keys.workos).chain(&keys.authkit) {
+            if document.len() > MAX_INLINE_DOCUMENT_BYTES {
+                return Err(InvalidField::new(
+                    "spec.jwks.mode",
+                    format!(
+                        "the upstream's JWKS is {} bytes, over the {MAX_INLINE_DOCUMENT_BYTES} a mode-Inline config may embed (WorkOS's is about 1 KiB)",
+                        document.len()
+                    ),
+                    "use mode Proxy (keys are fetched, not embedded), or check spec.jwks.upstreamBase",
+                ));
+            }
+        }
         let authkit = match (valid.routes.len() > 1, &keys.authkit) {
             (false, _) => None,
             (true, Some(doc)) => Some(data_url(doc)),

@@ -82,8 +82,9 @@ fn inline_mode_embeds_the_keys_as_a_data_url() {
 }
 
 #[test]
-fn a_config_map_over_the_kubernetes_limit_is_refused_up_front() {
-    // Keys that fit the fetcher's cap but, embedded in four renderings, not a ConfigMap.
+fn a_document_too_large_to_embed_is_refused_up_front() {
+    // Keys that fit the fetcher's cap but not what mode Inline embeds (issue 22: it lands in
+    // the ConfigMap, a Convex variable and the operator's memory).
     let n = "A".repeat(200 * 1024);
     let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","n":"{n}","e":"AQAB"}}]}}"#);
     let keys = InlineKeys {
@@ -96,7 +97,12 @@ fn a_config_map_over_the_kubernetes_limit_is_refused_up_front() {
     )
     .unwrap_err();
     assert_eq!(err.field, "spec.jwks.mode");
-    assert!(err.problem.contains("over Kubernetes' limit"), "{err}");
+    assert!(
+        err.problem
+            .contains("over the 65536 a mode-Inline config may embed"),
+        "{err}"
+    );
+    assert!(err.fix.contains("use mode Proxy"), "{err}");
 }
 
 #[test]
