@@ -10,8 +10,11 @@
 //!   a request head: at accept, and again after each response on a keep-alive connection, so it
 //!   also closes keep-alive connections that stay idle that long;
 //! - a cap on the size of a request head (start line and headers), answered with 431;
-//! - a cap on open connections: over it, a new connection is accepted and closed at once (never
-//!   queued), and counted;
+//! - a cap on open connections. At the cap, a new connection takes the place of the one that
+//!   has waited longest without a request in progress (a head that is still arriving, or an idle
+//!   keep-alive connection): a client that dribbles headers over many connections cannot hold
+//!   every slot against well-formed requests. Only when every connection is in a request is the
+//!   newcomer closed at once (never queued). Both are counted;
 //! - graceful shutdown: stop accepting, let in-flight requests finish, close idle connections.
 
 use std::future::Future;
@@ -138,6 +141,7 @@ impl ServerLimits {
 pub struct ConnectionStats {
     open: AtomicU64,
     refused: AtomicU64,
+    evicted: AtomicU64,
     header_timeouts: AtomicU64,
 }
 
@@ -150,6 +154,11 @@ impl ConnectionStats {
     /// Connections closed at accept because `max_connections` were open.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed to make room for a new one at the cap (waiting, not in a request).
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Connections closed because a request head did not arrive in time.
@@ -183,10 +192,89 @@ pub fn connection_metrics(registry: &mut Registry, prefix: &str, stats: &Connect
         ConstCounter::new(stats.refused()),
     );
     registry.register(
+        format!("{prefix}_connections_evicted"),
+        "Connections without a request in progress closed to make room for a new one at the connection cap",
+        ConstCounter::new(stats.evicted()),
+    );
+    registry.register(
         format!("{prefix}_connections_header_timeouts"),
         "Connections closed because a request head did not arrive within the header read timeout",
         ConstCounter::new(stats.header_timeouts()),
     );
+}
+
+/// How long the accept loop waits for an evicted connection to give its slot back.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
+/// One open connection as the accept loop sees it: since when it has waited without a request
+/// in progress (0: a request is in progress), and how to close it.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// Nanoseconds since the server started, plus one; 0 while a request is in progress.
+    waiting_since: AtomicU64,
+    evict: tokio::sync::Notify,
+}
+
+/// The open connections, for choosing which one makes room.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    started: Option<std::time::Instant>,
+    next_id: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Arc<Tracked>>>,
+}
+
+impl OpenConnections {
+    fn new() -> Self {
+        Self {
+            started: Some(std::time::Instant::now()),
+            ..Self::default()
+        }
+    }
+
+    fn now(&self) -> u64 {
+        let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        u64::try_from(elapsed.as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    fn open(&self) -> (u64, Arc<Tracked>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = Arc::new(Tracked::default());
+        tracked.waiting_since.store(self.now(), Ordering::Relaxed);
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, Arc::clone(&tracked));
+        }
+        (id, tracked)
+    }
+
+    fn close(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Tells the connection that has waited longest without a request in progress to close;
+    /// false when every connection is in a request.
+    fn evict_longest_waiting(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else {
+            return false;
+        };
+        let victim = open
+            .iter()
+            .filter_map(|(id, t)| {
+                let since = t.waiting_since.load(Ordering::Relaxed);
+                (since != 0).then_some((since, *id))
+            })
+            .min();
+        match victim.and_then(|(_, id)| open.remove(&id)) {
+            Some(tracked) => {
+                tracked.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Decrements the open-connection gauge however the connection task ends.
@@ -226,6 +314,7 @@ pub async fn serve<F>(
         // body worth buffering, and a smaller cap bounds the memory of each connection.
         .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let registry = Arc::new(OpenConnections::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -239,30 +328,85 @@ pub async fn serve<F>(
             },
             () = &mut shutdown => break,
         };
-        // Over the cap the connection is closed at once: a queue of waiting connections would
-        // be exactly the unbounded memory this module exists to prevent.
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            stats.refused.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            // At the cap: the connection waiting longest without a request makes room. Never a
+            // queue: a queue of waiting connections would be exactly the unbounded memory this
+            // module exists to prevent.
+            Err(_) if registry.evict_longest_waiting() => {
+                stats.evicted.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(EVICTION_WAIT, Arc::clone(&slots).acquire_owned()).await
+                {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
         };
         prepare(&stream);
         let open = OpenConnection::new(Arc::clone(&stats));
-        let service = TowerToHyperService::new(router.clone());
+        let (id, tracked) = registry.open();
+        let service = TowerToHyperService::new(tracking(
+            router.clone(),
+            Arc::clone(&tracked),
+            Arc::clone(&registry),
+        ));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let registry = Arc::clone(&registry);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                if error.is_timeout() {
-                    open.0.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::debug!(%error, "connection ended with an error");
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    if error.is_timeout() {
+                        open.0.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(%error, "connection ended with an error");
+                },
+                // Dropping the connection closes it.
+                () = tracked.evict.notified() => {}
             }
+            registry.close(id);
             drop(open);
             drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// `router`, marking the connection as in a request from a request's head until its response
+/// (the body is small and written at once), and as waiting again after.
+fn tracking(
+    router: Router,
+    tracked: Arc<Tracked>,
+    registry: Arc<OpenConnections>,
+) -> impl tower::Service<
+    axum::extract::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    tower::service_fn(
+        move |request: axum::extract::Request<hyper::body::Incoming>| {
+            let (router, tracked, registry) =
+                (router.clone(), Arc::clone(&tracked), Arc::clone(&registry));
+            async move {
+                tracked.waiting_since.store(0, Ordering::Relaxed);
+                let response =
+                    tower::ServiceExt::oneshot(router, request.map(axum::body::Body::new)).await;
+                tracked
+                    .waiting_since
+                    .store(registry.now(), Ordering::Relaxed);
+                response
+            }
+        },
+    )
 }
 
 /// Socket options for one accepted connection.

@@ -508,7 +508,7 @@ async fn mirror_with(fake: &FakeWorkos, limits: ServerLimits) -> Mirror {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_the_connection_cap_new_connections_are_closed_and_counted_not_queued() {
+async fn over_the_connection_cap_the_longest_waiting_make_room_and_nothing_is_queued() {
     let _one = ONE_AT_A_TIME.lock().await;
     let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
     let cap = 50;
@@ -517,9 +517,9 @@ async fn over_the_connection_cap_new_connections_are_closed_and_counted_not_queu
         ServerLimits::new(HEADER_TIMEOUT, cap, 16 * 1024).expect("limits"),
     )
     .await;
-    // More slow clients than the cap: those over it are closed at once (at accept), the rest
-    // are held until the header timeout. Connections left by `wait_ready` may take a few slots
-    // for a moment, so only bounds are exact.
+    // More slow clients than the cap: each one over it takes the place of the one that has
+    // waited longest (closed at once), the rest are held until the header timeout. Connections
+    // left by `wait_ready` may take a few slots for a moment, so only bounds are exact.
     let over = 20;
     let ends = ends(start_slow_clients(mirror.addr, cap + over, Pacing::None).await).await;
     let refused_at_once = Duration::from_secs(1);
@@ -543,12 +543,12 @@ async fn over_the_connection_cap_new_connections_are_closed_and_counted_not_queu
         "every client was either refused or timed out: {}",
         summary(&ends)
     );
-    let refused = closed_at_once;
-    // With the slow clients gone, the mirror serves again, and it counted the refusals.
-    let refused_total = mirror.metric("wca_proxy_connections_refused_total").await;
+    // With the slow clients gone, the mirror serves again, and it counted the evictions.
+    let evicted = mirror.metric("wca_proxy_connections_evicted_total").await;
+    let refused = mirror.metric("wca_proxy_connections_refused_total").await;
     assert!(
-        refused_total >= refused as f64,
-        "{refused} clients were closed at once, the metric counts {refused_total} refusals"
+        evicted + refused >= closed_at_once as f64 && evicted >= over as f64,
+        "{closed_at_once} clients were closed at once; the metrics count {evicted} evictions and {refused} refusals"
     );
     assert_eq!(mirror.get(CLIENT).await.status(), 200);
 }
@@ -608,4 +608,43 @@ async fn a_silent_keep_alive_connection_is_closed_after_the_header_timeout() {
         "closed after {:?}, before the header timeout",
         answered.elapsed()
     );
+}
+
+/// Issue 22: 2,000 connections dribbling headers against the mirror's default cap (1,024) cannot
+/// keep well-formed requests out: each new connection takes the place of the one that has waited
+/// longest without a request, so at least 95 % of 100 GETs, each on a new connection, succeed
+/// while the dribblers hold the table full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_well_formed_gets_take_the_slots_of_dribbling_clients() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
+    let mirror = mirror_with(
+        &fake,
+        ServerLimits::new(HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, 16 * 1024).expect("limits"),
+    )
+    .await;
+    let clients = start_slow_clients(mirror.addr, SLOW_CONNECTIONS, Pacing::None).await;
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client");
+    let url = format!("http://{}{CLIENT}", mirror.addr);
+    let mut ok = 0;
+    for _ in 0..100 {
+        if let Ok(response) = fresh.get(&url).send().await
+            && response.status() == 200
+            && response.text().await.is_ok_and(|body| body.contains(KID))
+        {
+            ok += 1;
+        }
+    }
+    let evicted = mirror.metric("wca_proxy_connections_evicted_total").await;
+    eprintln!(
+        "{ok} of 100 well-formed GETs succeeded beside {SLOW_CONNECTIONS} dribbling clients ({} connected) at the cap of {DEFAULT_MAX_CONNECTIONS}; {evicted} connections evicted",
+        clients.connected.load(Ordering::Relaxed)
+    );
+    assert!(ok >= 95, "{ok} of 100 GETs succeeded");
+    assert!(evicted >= 100.0, "{evicted} evictions");
+    drop(clients);
 }
