@@ -5,11 +5,14 @@
 //! target older kube releases). It acquires, renews and releases by server-side apply, so two
 //! holders cannot both win a write. Two things it does not do are added here:
 //!
-//! - **Fencing.** When renewals fail (the apiserver is unreachable), the crate keeps reporting
-//!   "leader". So leadership also needs a recent confirmation: the Lease, read back, names this
-//!   replica and was renewed within `--leader-election-renew-deadline`. Without one, this
-//!   replica stops reconciling, before the Lease (`--leader-election-lease-duration`) can expire
-//!   and another replica can take it.
+//! - **Fencing.** When renewals fail (the apiserver is unreachable, or refuses the writes), the
+//!   crate keeps reporting "leader". So leadership also needs a confirmation: the Lease, read
+//!   back, names this replica and was renewed less than `--leader-election-renew-deadline` ago.
+//!   Leadership then lasts until that renewal's deadline, counted from the moment the read was
+//!   sent (`asked + (renew deadline − age of renewTime)`), not from when the read came back, so
+//!   it ends before the Lease (`--leader-election-lease-duration`) can expire and another replica
+//!   can take it. [`Leadership::is_leader`] checks that instant itself, and every reconcile races
+//!   [`Leadership::lost`]: a reconcile in progress when leadership ends is dropped there.
 //! - **Prompt takeover.** A follower sleeps until the holder's Lease expires. A released Lease
 //!   (the leader's SIGTERM) is seen on a watch of the one Lease, and the follower then starts
 //!   afresh, reads the Lease and takes it at once.
@@ -28,6 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::args::parse_duration_arg;
 
@@ -105,6 +109,8 @@ pub fn identity() -> String {
 #[derive(Debug)]
 pub struct Leadership {
     leading: AtomicBool,
+    /// Until when leading holds without a new confirmation; `None`: no deadline (no election).
+    valid_until: std::sync::Mutex<Option<Instant>>,
     transitions: AtomicU64,
     /// Sends `true` each time this replica becomes the leader.
     became_leader: watch::Sender<bool>,
@@ -119,13 +125,43 @@ impl Leadership {
     fn starting(leading: bool) -> Self {
         Self {
             leading: AtomicBool::new(leading),
+            valid_until: std::sync::Mutex::new(None),
             transitions: AtomicU64::new(0),
             became_leader: watch::Sender::new(leading),
         }
     }
 
+    /// Whether this replica leads now: elected, and within the deadline of its last
+    /// confirmation (checked here, so leadership ends on time even if the election loop is late).
     pub fn is_leader(&self) -> bool {
         self.leading.load(Ordering::Acquire)
+            && self.deadline().is_none_or(|until| Instant::now() < until)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.valid_until.lock().ok().and_then(|until| *until)
+    }
+
+    /// Resolves when this replica stops leading (at once if it does not lead): on a lost
+    /// election, or at the deadline of the last confirmation unless a newer one moved it.
+    pub async fn lost(&self) {
+        let mut changes = self.became_leader.subscribe();
+        loop {
+            if !self.is_leader() {
+                return;
+            }
+            match self.deadline() {
+                Some(until) => tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(until) => {}
+                },
+                None => {
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     pub fn transitions(&self) -> u64 {
@@ -144,7 +180,10 @@ impl Leadership {
         })
     }
 
-    fn set(&self, leading: bool, identity: &str) {
+    fn set(&self, leading: bool, valid_until: Option<Instant>, identity: &str) {
+        if let Ok(mut until) = self.valid_until.lock() {
+            *until = valid_until;
+        }
         if self.leading.swap(leading, Ordering::AcqRel) == leading {
             return;
         }
@@ -238,19 +277,32 @@ fn hold(manager: Arc<LeaseManager>, retry: Duration) -> (watch::Receiver<bool>, 
     (rx, task)
 }
 
-/// Whether the Lease, read now, names `identity` and was renewed within `deadline`.
-async fn confirmed(leases: &Api<Lease>, name: &str, identity: &str, deadline: Duration) -> bool {
-    let Ok(Some(lease)) = leases.get_opt(name).await else {
-        return false;
+/// How much of the renew deadline is left, if the Lease, read now, names `identity` and was
+/// renewed less than `deadline` ago.
+async fn confirmed(
+    leases: &Api<Lease>,
+    name: &str,
+    identity: &str,
+    deadline: Duration,
+) -> Option<Duration> {
+    let lease = leases.get_opt(name).await.ok()??;
+    let spec = lease.spec?;
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return None;
+    }
+    remaining(spec.renew_time.map(|t| t.0)?, Timestamp::now(), deadline)
+}
+
+/// `deadline − (now − renewed)`, if positive: a renewal in the future (clock skew) counts as
+/// now, never as extra time.
+fn remaining(renewed: Timestamp, now: Timestamp, deadline: Duration) -> Option<Duration> {
+    let age = now.duration_since(renewed);
+    let age = if age.is_negative() {
+        Duration::ZERO
+    } else {
+        age.unsigned_abs()
     };
-    let Some(spec) = lease.spec else {
-        return false;
-    };
-    let renewed_within = spec.renew_time.is_some_and(|renewed| {
-        let age = Timestamp::now().duration_since(renewed.0);
-        age.as_secs() >= 0 && age.unsigned_abs() < deadline
-    });
-    spec.holder_identity.as_deref() == Some(identity) && renewed_within
+    deadline.checked_sub(age).filter(|left| !left.is_zero())
 }
 
 async fn elect(
@@ -276,7 +328,7 @@ async fn elect(
     let mut manager = Arc::new(build(&client, &args, &identity).await);
     let (mut holds, mut task) = hold(manager.clone(), args.retry_period);
     let mut tick = tokio::time::interval(args.retry_period);
-    let mut last_confirmed: Option<tokio::time::Instant> = None;
+    let mut valid_until: Option<Instant> = None;
     tracing::info!(%identity, lease = %args.lease_name, "leader election started");
     loop {
         tokio::select! {
@@ -296,25 +348,83 @@ async fn elect(
         }
         let holds_now = *holds.borrow();
         // Bounded: a partition can leave the read hanging (no reset, no answer), and leadership
-        // must still lapse on time.
+        // must still lapse on time. The deadline counts from when the read was sent: the
+        // renewal it reports is at least that old by then.
+        let asked = Instant::now();
         let confirmation = tokio::time::timeout(
             args.retry_period,
             confirmed(&leases, &args.lease_name, &identity, args.renew_deadline),
         );
-        if holds_now && confirmation.await.unwrap_or(false) {
-            last_confirmed = Some(tokio::time::Instant::now());
+        if holds_now && let Ok(Some(left)) = confirmation.await {
+            valid_until = Some(asked + left);
         }
-        let leading =
-            holds_now && last_confirmed.is_some_and(|at| at.elapsed() < args.renew_deadline);
-        leadership.set(leading, &identity);
+        if !holds_now {
+            valid_until = None;
+        }
+        let leading = valid_until.is_some_and(|until| Instant::now() < until);
+        leadership.set(leading, valid_until, &identity);
     }
     // Shutting down: stop reconciling first, then hand the Lease over.
-    leadership.set(false, &identity);
+    leadership.set(false, None, &identity);
     task.abort();
     if *holds.borrow() {
         match manager.release().await {
             Ok(()) => tracing::info!(%identity, "released the leader Lease"),
             Err(error) => tracing::warn!(%error, "could not release the leader Lease"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("a time")
+    }
+
+    #[test]
+    fn leadership_lasts_until_the_renewals_deadline_not_the_reads() {
+        let deadline = Duration::from_secs(10);
+        assert_eq!(
+            remaining(at(100), at(103), deadline),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(remaining(at(100), at(110), deadline), None);
+        assert_eq!(remaining(at(100), at(130), deadline), None);
+        // A renewTime ahead of this clock gives no extra time.
+        assert_eq!(remaining(at(105), at(100), deadline), Some(deadline));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_stops_at_its_deadline_and_lost_resolves_then() {
+        let leadership = Arc::new(Leadership::starting(false));
+        assert!(!leadership.is_leader());
+        let until = Instant::now() + Duration::from_secs(4);
+        leadership.set(true, Some(until), "a");
+        assert!(leadership.is_leader());
+        let lost = tokio::spawn({
+            let leadership = Arc::clone(&leadership);
+            async move {
+                leadership.lost().await;
+                Instant::now()
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A newer confirmation moves the deadline on.
+        leadership.set(true, Some(until + Duration::from_secs(3)), "a");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(leadership.is_leader(), "the moved deadline holds");
+        let lost_at = lost.await.expect("the waiter ends");
+        assert_eq!(lost_at, until + Duration::from_secs(3));
+        assert!(!leadership.is_leader(), "past the deadline, not leading");
+        // Without election: always leading, and `lost` waits for an election that never ends.
+        let always = Leadership::always();
+        assert!(always.is_leader());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), always.lost())
+                .await
+                .is_err()
+        );
     }
 }

@@ -58,7 +58,16 @@ pub async fn reconcile(
         return Ok(Action::await_change()); // owner references let the garbage collector clean up
     }
     let started = Instant::now();
-    let result = reconcile::reconcile(resource, &shared.reconcile).await;
+    // A leader whose leadership ends mid-reconcile stops there: the reconcile is dropped before
+    // its next request, so nothing it would still write reaches the apiserver after another
+    // replica may have taken over.
+    let result = tokio::select! {
+        result = reconcile::reconcile(resource, &shared.reconcile) => result,
+        () = shared.leadership.lost() => {
+            tracing::warn!(resource = %key(resource), "leadership lost during the reconcile; stopped");
+            return Ok(Action::await_change());
+        }
+    };
     shared.metrics.reconciled(started.elapsed());
     if result.is_ok() {
         shared.succeeded(&key(resource));

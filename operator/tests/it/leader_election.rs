@@ -37,6 +37,13 @@ fn operator(ns: &str, identity: &str, kubeconfig: &Path, admin: &str) -> KillOnD
         .args(["--leader-election-lease-duration", &lease_seconds])
         .args(["--leader-election-renew-deadline", "4s"])
         .args(["--leader-election-retry-period", "1s"])
+        // The fence test's upstream, which never answers, is on loopback.
+        .args([
+            "--allow-http-upstream",
+            "--allowed-upstream-networks",
+            "127.0.0.0/8",
+        ])
+        .args(["--allowed-upstream-hosts", "127.0.0.1"])
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env("POD_NAME", identity)
@@ -277,4 +284,104 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
         .filter(|w| w.ends_with("→ 200") || w.ends_with("→ 201"))
         .collect();
     assert_eq!(a_writes, Vec::<String>::new(), "A wrote after the cut");
+}
+
+/// Issue 22, the fence: a leader whose Lease renewals fail while everything else, its reads of
+/// the Lease included, still works keeps reporting "leader" from the election crate. It must
+/// stop at its last renewal's deadline, and a reconcile it has in progress then must stop too:
+/// the resources here fetch their keys (mode Inline) from an upstream that never answers, so
+/// each reconcile waits 5 s before it writes its status. Once the follower has taken the Lease
+/// over, the old leader writes nothing.
+#[tokio::test]
+async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_over() {
+    // Accepts every connection and never answers; the connections close with the test.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let holder_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let slow = |name: &str| -> WorkOSConvexAuth {
+        serde_json::from_value(json!({
+            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+            "metadata": {"name": name},
+            "spec": {"clientId": "client_01LEADER", "jwks": {"mode": "Inline", "upstreamBase": upstream}}
+        }))
+        .expect("static resource")
+    };
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, "fence").await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let (a, b) = (format!("{ns}-a"), format!("{ns}-b"));
+
+    let a_direct = cp.service_account_kubeconfig(&a).unwrap();
+    let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
+    let dir = cp.kubeconfig().parent().unwrap();
+    let a_admin = format!("127.0.0.1:{}", free_port());
+    let _a = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
+    eventually(WAIT, "A leading", || async {
+        (holder(&leases).await? == a).then_some(())
+    })
+    .await
+    .unwrap();
+    let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
+    let _b = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+    resources
+        .create(&PostParams::default(), &resource("before"))
+        .await
+        .unwrap();
+    config_map_appears(&config_maps, "before-convex-auth").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    proxy.set(Fault::FailLeaseWrites);
+    let failing = Instant::now();
+    // Work for whoever leads, every 300 ms, until 8 s after the follower took over (longer
+    // than a reconcile waits for the silent upstream).
+    let mut created = 0;
+    let mut took_over: Option<Instant> = None;
+    while took_over.is_none_or(|at| at.elapsed() < Duration::from_secs(8)) {
+        assert!(
+            failing.elapsed() < Duration::from_secs(LEASE_SECONDS * 4),
+            "B never took the Lease over"
+        );
+        resources
+            .create(&PostParams::default(), &slow(&format!("churn-{created}")))
+            .await
+            .unwrap();
+        created += 1;
+        if took_over.is_none() && holder(&leases).await.as_deref() == Some(b.as_str()) {
+            took_over = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(proxy.injected() > 0, "A's renewals were refused");
+    let acquired = leases
+        .get(LEASE)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.acquire_time)
+        .expect("B's acquire time")
+        .0;
+    eprintln!(
+        "renewals failing → B holds the Lease after {:?}; {created} resources created meanwhile",
+        took_over.map(|at| at.duration_since(failing))
+    );
+    let a_writes: Vec<String> = audit::writes_by(&cp.audit_log(), &a, acquired)
+        .iter()
+        .filter(|w| w.code < 300)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        a_writes,
+        Vec::<String>::new(),
+        "A wrote after B acquired the Lease"
+    );
+    assert_eq!(leader_gauge(&a_admin).await, Some(0.0), "A follows");
+    holder_task.abort();
 }

@@ -37,6 +37,9 @@ pub enum Fault {
     Cut,
     Status(u16),
     ExpireWatches,
+    /// Writes to Leases answer 503; every other request, Lease reads included, goes through
+    /// (a leader whose renewals fail while it still sees the cluster).
+    FailLeaseWrites,
 }
 
 pub struct ApiProxy {
@@ -177,7 +180,19 @@ async fn forward(
                 .body(full(event))
                 .expect("static response"));
         }
-        Fault::None | Fault::ExpireWatches => {}
+        Fault::FailLeaseWrites
+            if request.uri().path().contains("/leases")
+                && request.method() != hyper::Method::GET =>
+        {
+            injected.fetch_add(1, Ordering::Relaxed);
+            let body = status_body(503, "ServiceUnavailable", "injected by the test's proxy");
+            return Ok(Response::builder()
+                .status(503)
+                .header("content-type", "application/json")
+                .body(full(body))
+                .expect("static response"));
+        }
+        Fault::None | Fault::ExpireWatches | Fault::FailLeaseWrites => {}
     }
 
     let watching = is_watch(&request);
@@ -229,7 +244,10 @@ async fn forward(
                                 return Some((Err(cut), (body, faults, true)));
                             }
                             Fault::ExpireWatches if watching => return None,
-                            Fault::None | Fault::Status(_) | Fault::ExpireWatches => continue,
+                            Fault::None
+                            | Fault::Status(_)
+                            | Fault::ExpireWatches
+                            | Fault::FailLeaseWrites => continue,
                         }
                     }
                 }
