@@ -203,10 +203,10 @@ fn host_has_suffix(host: &str, suffix: &str) -> bool {
 /// Checks a validated resource against the policy.
 pub fn admit(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
     if let Some(ingress) = valid.ingress() {
-        check_ingress(ingress, policy)?;
+        check_ingress(ingress, &valid.namespace, policy)?;
     }
     if let Some(route) = valid.route() {
-        check_route(route, policy)?;
+        check_route(route, &valid.namespace, policy)?;
     }
     if let Some(mirror) = &valid.mirror {
         check_mirror(mirror, policy)?;
@@ -217,7 +217,7 @@ pub fn admit(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
 /// The parent Gateways must be allowed, and the host names within the allowed domains (the
 /// same suffixes as Ingress hosts: a route's hostname takes over a host on a shared Gateway
 /// just as an Ingress host does).
-fn check_route(route: &RoutePlan, policy: &Policy) -> Result<(), NotAllowed> {
+fn check_route(route: &RoutePlan, namespace: &str, policy: &Policy) -> Result<(), NotAllowed> {
     for (i, parent) in route.parents.iter().enumerate() {
         let gateway = format!("{}/{}", parent.namespace, parent.name);
         if !policy.gateways.is_empty() && !policy.gateways.contains(&gateway) {
@@ -232,32 +232,50 @@ fn check_route(route: &RoutePlan, policy: &Policy) -> Result<(), NotAllowed> {
         }
     }
     for (i, host) in route.hostnames.iter().enumerate() {
-        check_host(&format!("spec.httpRoute.hostnames[{i}]"), host, policy)?;
+        check_host(
+            &format!("spec.httpRoute.hostnames[{i}]"),
+            host,
+            namespace,
+            policy,
+        )?;
     }
     Ok(())
 }
 
 /// A host an Ingress or an HTTPRoute would answer must be within the domains the operator serves.
-fn check_host(field: &str, host: &str, policy: &Policy) -> Result<(), NotAllowed> {
-    let suffixes = &policy.ingress_host_suffixes;
+/// A suffix may name the resource's namespace as `{namespace}` (`{namespace}.jwks.example.com`):
+/// each tenant then has a domain of its own.
+fn check_host(field: &str, host: &str, namespace: &str, policy: &Policy) -> Result<(), NotAllowed> {
+    let suffixes: Vec<String> = policy
+        .ingress_host_suffixes
+        .iter()
+        .map(|suffix| suffix.replace(NAMESPACE_PLACEHOLDER, namespace))
+        .collect();
     if suffixes.is_empty() || suffixes.iter().any(|s| host_has_suffix(host, s)) {
         return Ok(());
     }
     Err(NotAllowed::new(
         field,
         format!(
-            "{host:?} is outside the domains the operator serves ({})",
-            list(suffixes)
+            "{host:?} is outside the domains the operator serves for this namespace ({})",
+            list(&suffixes)
         ),
-        "use a host under one of them, or ask the cluster admin to add yours to --allowed-ingress-host-suffixes",
+        "use a host under one of them, or ask the cluster admin to add yours to --allowed-ingress-host-suffixes (chart value policy.ingress.hostSuffixes)",
     ))
 }
+
+/// Stands for the resource's namespace in `--allowed-ingress-host-suffixes`.
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
 fn list(values: &[String]) -> String {
     values.join(", ")
 }
 
-fn check_ingress(ingress: &IngressPlan, policy: &Policy) -> Result<(), NotAllowed> {
+fn check_ingress(
+    ingress: &IngressPlan,
+    namespace: &str,
+    policy: &Policy,
+) -> Result<(), NotAllowed> {
     if !policy.ingress_classes.is_empty() {
         match &ingress.class_name {
             Some(class) if policy.ingress_classes.contains(class) => {}
@@ -283,7 +301,7 @@ fn check_ingress(ingress: &IngressPlan, policy: &Policy) -> Result<(), NotAllowe
             }
         }
     }
-    check_host("spec.ingress.host", &ingress.host, policy)?;
+    check_host("spec.ingress.host", &ingress.host, namespace, policy)?;
     if let Some(key) = ingress
         .annotations
         .keys()
@@ -532,6 +550,32 @@ mod tests {
         ] {
             assert_eq!(admit(&valid(spec), &default()), Ok(()), "{spec}");
         }
+    }
+
+    /// One domain per tenant: `{namespace}` in a suffix is the resource's namespace (the
+    /// fixtures' resources live in `apps`).
+    #[test]
+    fn a_host_suffix_can_name_the_namespace() {
+        let policy = Policy {
+            ingress_host_suffixes: vec!["{namespace}.jwks.example.com".into()],
+            ..default()
+        };
+        let ingress = |host: &str| {
+            format!("{{clientId: client_1, ingress: {{enabled: true, host: {host}}}}}")
+        };
+        assert_eq!(
+            admit(&valid(&ingress("apps.jwks.example.com")), &policy),
+            Ok(())
+        );
+        assert_eq!(
+            admit(&valid(&ingress("a.apps.jwks.example.com")), &policy),
+            Ok(())
+        );
+        let err = refused(&ingress("other.jwks.example.com"), &policy);
+        assert_eq!(err.field, "spec.ingress.host");
+        assert!(err.problem.contains("(apps.jwks.example.com)"), "{err}");
+        let route = "{clientId: client_1, httpRoute: {parentRefs: [{name: p}], hostnames: [x.other.jwks.example.com]}}";
+        assert_eq!(refused(route, &policy).field, "spec.httpRoute.hostnames[0]");
     }
 
     #[test]
