@@ -140,6 +140,30 @@ impl Scenario {
         .unwrap_or_else(|e| panic!("{e}; status: {:?}", self.status_text(name)))
     }
 
+    /// Every status, Event and log line of the scenario, as one text: where a Secret's value
+    /// must never appear.
+    async fn what_users_see(&self) -> String {
+        let mut seen = self.log_text();
+        for r in self
+            .api::<WorkOSConvexAuth>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            seen.push_str(&serde_json::to_string(&r.status).unwrap());
+            seen.push_str(&r.name_any());
+        }
+        for e in self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            seen.push_str(&serde_json::to_string(&e).unwrap());
+        }
+        seen
+    }
+
     fn status_text(&self, name: &str) -> String {
         let out = ControlPlane::shared()
             .kubectl()
@@ -578,22 +602,9 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
     );
 
     // The keys appear in no status, no Event and no log line.
-    let mut seen = String::new();
-    for r in s
-        .api::<WorkOSConvexAuth>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-    {
-        seen.push_str(&serde_json::to_string(&r.status).unwrap());
-        seen.push_str(&r.name_any());
-    }
-    for e in s.api::<Event>().list(&ListParams::default()).await.unwrap() {
-        seen.push_str(&serde_json::to_string(&e).unwrap());
-    }
     let warnings = s.events("AdminKeyRefused").await;
     assert!(!warnings.is_empty(), "a Warning event names the refusal");
-    seen.push_str(&s.log_text());
+    let seen = s.what_users_see().await;
     for key in [ADMIN_KEY, WRONG_KEY, "0a1b2c3d4e5f", "ffffffffffff"] {
         assert!(
             !seen.contains(key),
@@ -704,17 +715,6 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
     );
     assert_eq!(api_requests(&other).await, 0, "the new one was asked");
 
-    let mut seen = s.log_text();
-    for r in s
-        .api::<WorkOSConvexAuth>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-    {
-        seen.push_str(&serde_json::to_string(&r.status).unwrap());
-    }
-    for e in s.api::<Event>().list(&ListParams::default()).await.unwrap() {
-        seen.push_str(&serde_json::to_string(&e).unwrap());
-    }
+    let seen = s.what_users_see().await;
     assert!(!seen.contains(ADMIN_KEY) && !seen.contains("0a1b2c3d4e5f"));
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::support::api_proxy::{ApiProxy, Fault};
 use super::support::audit;
 use super::support::mirror::metric_value;
-use super::support::process::{KillOnDrop, free_port};
+use super::support::process::{KillOnDrop, SilentServer, free_port};
 use wca_test_harness::{ControlPlane, client_for, eventually, lease_holder};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -82,6 +82,55 @@ fn writes_by(audit_log: &Path, identity: &str, since: Timestamp) -> Vec<String> 
         .iter()
         .map(ToString::to_string)
         .collect()
+}
+
+/// Two operator processes in a namespace of their own: A, which reaches the apiserver only
+/// through a fault-injecting proxy (sending as A's ServiceAccount) and leads, and B, direct.
+struct Pair {
+    cp: &'static ControlPlane,
+    leases: Api<Lease>,
+    resources: Api<WorkOSConvexAuth>,
+    config_maps: Api<ConfigMap>,
+    a: String,
+    b: String,
+    a_admin: String,
+    proxy: ApiProxy,
+    _a: KillOnDrop,
+    _b: KillOnDrop,
+}
+
+impl Pair {
+    async fn start(test: &str) -> Self {
+        let cp = ControlPlane::shared();
+        let client = cp.client().await.unwrap();
+        let ns = cp.namespace(&client, test).await.unwrap();
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+        let (a, b) = (format!("{ns}-a"), format!("{ns}-b"));
+        let a_direct = cp.service_account_kubeconfig(&a).unwrap();
+        let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
+        let dir = cp.kubeconfig().parent().unwrap();
+        let a_admin = format!("127.0.0.1:{}", free_port());
+        let a_process = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
+        eventually(WAIT, "A leading", || async {
+            (holder(&leases).await? == a).then_some(())
+        })
+        .await
+        .unwrap();
+        let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
+        let b_process = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+        Self {
+            cp,
+            resources: Api::namespaced(client.clone(), &ns),
+            config_maps: Api::namespaced(client, &ns),
+            leases,
+            a,
+            b,
+            a_admin,
+            proxy,
+            _a: a_process,
+            _b: b_process,
+        }
+    }
 }
 
 /// `wca_leader` on the admin server at `admin`.
@@ -198,27 +247,18 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
 /// traffic flows again it stays a follower, and nothing it sent after the cut was written.
 #[tokio::test]
 async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_a_follower() {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "partition").await.unwrap();
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let (a, b) = (format!("{ns}-a"), format!("{ns}-b"));
-
-    // A reaches the apiserver only through the proxy, which sends as A's ServiceAccount.
-    let a_direct = cp.service_account_kubeconfig(&a).unwrap();
-    let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
-    let dir = cp.kubeconfig().parent().unwrap();
-    let a_admin = format!("127.0.0.1:{}", free_port());
-    let _a = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
-    eventually(WAIT, "A leading", || async {
-        (holder(&leases).await? == a).then_some(())
-    })
-    .await
-    .unwrap();
-    let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
-    let _b = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+    let Pair {
+        cp,
+        leases,
+        resources,
+        config_maps,
+        a,
+        b,
+        a_admin,
+        proxy,
+        _a,
+        _b,
+    } = Pair::start("partition").await;
     resources
         .create(&PostParams::default(), &resource("before-the-cut"))
         .await
@@ -294,15 +334,8 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
 /// over, the old leader writes nothing.
 #[tokio::test]
 async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_over() {
-    // Accepts every connection and never answers; the connections close with the test.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
-    let holder_task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = SilentServer::start().await;
+    let upstream = silent.url();
     let slow = |name: &str| -> WorkOSConvexAuth {
         serde_json::from_value(json!({
             "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
@@ -311,26 +344,18 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
         }))
         .expect("static resource")
     };
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "fence").await.unwrap();
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let (a, b) = (format!("{ns}-a"), format!("{ns}-b"));
-
-    let a_direct = cp.service_account_kubeconfig(&a).unwrap();
-    let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
-    let dir = cp.kubeconfig().parent().unwrap();
-    let a_admin = format!("127.0.0.1:{}", free_port());
-    let _a = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
-    eventually(WAIT, "A leading", || async {
-        (holder(&leases).await? == a).then_some(())
-    })
-    .await
-    .unwrap();
-    let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
-    let _b = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+    let Pair {
+        cp,
+        leases,
+        resources,
+        config_maps,
+        a,
+        b,
+        a_admin,
+        proxy,
+        _a,
+        _b,
+    } = Pair::start("fence").await;
     resources
         .create(&PostParams::default(), &resource("before"))
         .await
@@ -383,5 +408,4 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
         "A wrote after B acquired the Lease"
     );
     assert_eq!(leader_gauge(&a_admin).await, Some(0.0), "A follows");
-    holder_task.abort();
 }

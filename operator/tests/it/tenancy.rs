@@ -323,15 +323,7 @@ async fn a_tenants_config_maps_do_not_grow_the_operator() {
 async fn a_namespace_of_slow_upstreams_does_not_starve_the_others() {
     use k8s_openapi::api::core::v1::ConfigMap;
 
-    // Accepts every connection and never answers; the connections close with the test.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = super::support::process::SilentServer::start().await;
     let cluster = Cluster::start(&[
         "--allow-http-upstream",
         "--allowed-upstream-networks",
@@ -345,7 +337,7 @@ async fn a_namespace_of_slow_upstreams_does_not_starve_the_others() {
     for i in 0..40 {
         slow.create(
             &format!("slow-{i}"),
-            json!({"clientId": format!("client_01SLOW{i}"), "jwks": {"mode": "Inline", "upstreamBase": format!("http://127.0.0.1:{port}")}}),
+            json!({"clientId": format!("client_01SLOW{i}"), "jwks": {"mode": "Inline", "upstreamBase": silent.url()}}),
         )
         .await;
     }
@@ -365,5 +357,4 @@ async fn a_namespace_of_slow_upstreams_does_not_starve_the_others() {
         "another namespace's ConfigMap {:?} after its resource, beside 40 stuck resources",
         created.elapsed()
     );
-    holder.abort();
 }
