@@ -106,6 +106,9 @@ pub enum DeploymentError {
     TooLarge,
     #[error("the operator's own rate limit for this deployment is spent; retried")]
     RateLimited,
+    /// Every one of the operator's concurrent calls to Convex deployments is in use.
+    #[error("all {0} of the operator's calls to Convex deployments at once are in use; retried")]
+    Busy(usize),
 }
 
 /// A provider of the deployed auth config, as the deployment evaluated it.
@@ -131,8 +134,12 @@ pub struct DeploymentLimits {
     pub request_timeout: Duration,
     /// Requests per second to one deployment (a burst of twice as many).
     pub per_second: NonZeroU32,
-    /// Longest wait for the rate limit before the reconcile gives up and retries later.
+    /// Longest wait for the rate limit, or for a free call, before the reconcile gives up and
+    /// retries later.
     pub max_wait: Duration,
+    /// Calls to Convex deployments in flight at once, over all deployments: the sync's own pool,
+    /// so slow deployments of some tenants hold at most this many, whatever they number.
+    pub max_in_flight: usize,
 }
 
 impl Default for DeploymentLimits {
@@ -142,6 +149,7 @@ impl Default for DeploymentLimits {
             request_timeout: Duration::from_secs(15),
             per_second: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
             max_wait: Duration::from_secs(5),
+            max_in_flight: 4,
         }
     }
 }
@@ -164,6 +172,7 @@ pub struct Deployments {
     rules: UpstreamRules,
     limits: DeploymentLimits,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for Deployments {
@@ -240,6 +249,7 @@ impl Deployments {
             limiter: Arc::new(RateLimiter::keyed(
                 Quota::per_second(per_second).allow_burst(burst),
             )),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight.max(1))),
             limits,
         })
     }
@@ -331,6 +341,12 @@ impl Deployments {
         if self.limiter.len() > 10_000 {
             self.limiter.retain_recent();
         }
+        // Held until the answer is read (or the request times out).
+        let _call = tokio::time::timeout(self.limits.max_wait, self.in_flight.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(DeploymentError::Busy(self.limits.max_in_flight))?;
         let mut request = self
             .client
             .request(method, target)
@@ -414,6 +430,57 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 22: the sync's own pool. With one call allowed, a second one waits at most
+    /// `max_wait` while the first hangs on a deployment that never answers, and says why.
+    #[tokio::test]
+    async fn calls_beyond_the_pool_wait_briefly_then_say_busy() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let rules = UpstreamRules {
+            allow_http: true,
+            allowed_networks: vec![crate::jwks::parse_network("127.0.0.0/8").unwrap()],
+            ..UpstreamRules::default()
+        };
+        let limits = DeploymentLimits {
+            request_timeout: Duration::from_secs(3),
+            max_wait: Duration::from_millis(200),
+            max_in_flight: 1,
+            ..DeploymentLimits::default()
+        };
+        let deployments = Deployments::new(rules, limits).unwrap();
+        let key = AdminKey::new("k3y").unwrap();
+        let first = {
+            let (deployments, url, key) = (deployments.clone(), url.clone(), key.clone());
+            tokio::spawn(async move { deployments.list_variables(&url, &key).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let second = deployments.list_variables(&url, &key).await;
+        assert_eq!(second, Err(DeploymentError::Busy(1)));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            second
+                .unwrap_err()
+                .to_string()
+                .contains("all 1 of the operator's calls")
+        );
+        assert!(matches!(
+            first.await.unwrap(),
+            Err(DeploymentError::Timeout(_))
+        ));
+        held.abort();
+    }
 
     #[test]
     fn the_admin_key_is_never_printed() {

@@ -353,6 +353,11 @@ fn convex_finding(
                     Reason::DeploymentUnreachable,
                     "use the deployment's public https URL, or ask the operator's admin to allow its address (--allowed-convex-networks, --allow-http-convex)".to_string(),
                 ),
+                // The operator's own limits, not the deployment's: nothing to fix.
+                DeploymentError::Busy(_) | DeploymentError::RateLimited => (
+                    Reason::DeploymentUnreachable,
+                    "the operator is busy with other deployments; retried with backoff".to_string(),
+                ),
                 _ => (
                     Reason::DeploymentUnreachable,
                     "check spec.convex.url and that the operator's pods can reach it; retried with backoff".to_string(),
