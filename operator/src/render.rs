@@ -167,6 +167,7 @@ pub fn render(input: &str, options: &RenderOptions) -> Result<String, RenderErro
         documents.extend(c.pod_disruption_budget.as_ref().map(to_yaml));
         documents.extend(c.ingress.as_ref().map(to_yaml));
         documents.extend(c.http_route.as_ref().map(to_yaml));
+        documents.extend(c.network_policy.as_ref().map(to_yaml));
     }
     Ok(documents.iter().map(|d| format!("---\n{d}")).collect())
 }

@@ -79,7 +79,7 @@ a rule the operator never exercised, and on any request it made that was denied.
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
+  resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # spec.httpRoute: the mirror's HTTPRoute. Without the Gateway API CRDs these rules grant
 # nothing, and the operator runs without watching HTTPRoutes.

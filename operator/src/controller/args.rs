@@ -158,9 +158,30 @@ pub struct PolicyArgs {
     /// deployment).
     #[arg(long, env = "WCA_DISABLE_CONVEX_SYNC")]
     pub disable_convex_sync: bool,
+    /// Give every mirror a NetworkPolicy: its pods take connections on their port only from
+    /// their own namespace and --mirror-network-policy-from-namespaces (needs a network plugin
+    /// that enforces NetworkPolicies).
+    #[arg(long, env = "WCA_MIRROR_NETWORK_POLICY")]
+    pub mirror_network_policy: bool,
+    /// Namespaces the mirrors' NetworkPolicy admits besides the mirror's own: the ingress
+    /// controller's, a self-hosted Convex backend's.
+    #[arg(
+        long,
+        env = "WCA_MIRROR_NETWORK_POLICY_FROM_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE,…"
+    )]
+    pub mirror_network_policy_from_namespaces: Vec<String>,
 }
 
 impl RunArgs {
+    /// What `--mirror-network-policy` gives `build`: the namespaces admitted, or `None`.
+    pub fn mirror_network_policy(&self) -> Option<Vec<String>> {
+        self.policy
+            .mirror_network_policy
+            .then(|| self.policy.mirror_network_policy_from_namespaces.clone())
+    }
+
     /// [`RunArgs::max_reconciles_per_namespace`], defaulted.
     pub fn namespace_share(&self) -> usize {
         usize::from(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -249,6 +249,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                 build: BuildContext {
                     default_image: args.proxy_image.clone(),
                     mirror_upstream: policy.upstream.clone(),
+                    mirror_network_policy: args.mirror_network_policy(),
                 },
                 secret_resync: args.secret_resync,
                 inline_keys: InlineKeyCache::default(),
@@ -295,6 +296,10 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .owns_stream(triggers::reflected(
             writers.ingresses,
             owned_watch::<Ingress>(&client, ns, &owned),
+        ))
+        .owns_stream(triggers::reflected(
+            writers.network_policies,
+            owned_watch::<NetworkPolicy>(&client, ns, &owned),
         ));
     let controller = if gateway_api.usable() {
         controller.owns_stream(triggers::reflected(

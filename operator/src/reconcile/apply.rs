@@ -10,7 +10,7 @@ use std::fmt::{self, Debug};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -43,6 +43,7 @@ pub enum ChildKind {
     PodDisruptionBudget,
     Ingress,
     HttpRoute,
+    NetworkPolicy,
 }
 
 impl ChildKind {
@@ -54,6 +55,7 @@ impl ChildKind {
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
             ChildKind::Ingress => "Ingress",
             ChildKind::HttpRoute => "HTTPRoute",
+            ChildKind::NetworkPolicy => "NetworkPolicy",
         }
     }
 }
@@ -153,6 +155,9 @@ pub async fn apply_children(
     child()
         .apply_or_remove(children.ingress.as_ref(), &mut conflicts)
         .await?;
+    child()
+        .apply_or_remove(children.network_policy.as_ref(), &mut conflicts)
+        .await?;
     if children.http_route.is_some() && !live.routes_watched() {
         return Err(ApplyError::Rejected {
             child: conflict(ChildKind::HttpRoute, ns, &mirror).to_string(),
@@ -219,6 +224,7 @@ pub async fn remove_mirror(
         live,
     };
     child().remove::<Ingress>().await?;
+    child().remove::<NetworkPolicy>().await?;
     if live.routes_watched() {
         child().remove::<HTTPRoute>().await?;
     }

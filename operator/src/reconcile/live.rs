@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::gateway::HTTPRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -93,6 +93,9 @@ child!(Ingress, Ingress, ingresses, |ingress| {
     }
     ingress.status = None;
 });
+child!(NetworkPolicy, NetworkPolicy, network_policies, |policy| {
+    policy.spec = None;
+});
 child!(HTTPRoute, HttpRoute, http_routes, |route| {
     route.spec.rules.clear();
     route.spec.parent_refs.clear();
@@ -124,6 +127,7 @@ pub struct LiveWriters {
     pub ingresses: Writer<Ingress>,
     /// Fed only when the Gateway API is installed ([`LiveChildren::routes_watched`]).
     pub http_routes: Writer<HTTPRoute>,
+    pub network_policies: Writer<NetworkPolicy>,
 }
 
 /// One child: kind, namespace, name.
@@ -150,6 +154,7 @@ pub struct LiveChildren {
     pod_disruption_budgets: Store<PodDisruptionBudget>,
     ingresses: Store<Ingress>,
     http_routes: Store<HTTPRoute>,
+    network_policies: Store<NetworkPolicy>,
     /// Whether HTTPRoutes are watched (the Gateway API CRDs were installed at start-up).
     routes_watched: bool,
     applied: Mutex<HashMap<ChildKey, LastApplied>>,
@@ -169,6 +174,7 @@ impl LiveChildren {
         let (pod_disruption_budgets, pdbs_writer) = reflector::store();
         let (ingresses, ingresses_writer) = reflector::store();
         let (http_routes, http_routes_writer) = reflector::store();
+        let (network_policies, network_policies_writer) = reflector::store();
         (
             Self {
                 config_maps,
@@ -177,6 +183,7 @@ impl LiveChildren {
                 pod_disruption_budgets,
                 ingresses,
                 http_routes,
+                network_policies,
                 routes_watched,
                 applied: Mutex::default(),
             },
@@ -187,6 +194,7 @@ impl LiveChildren {
                 pod_disruption_budgets: pdbs_writer,
                 ingresses: ingresses_writer,
                 http_routes: http_routes_writer,
+                network_policies: network_policies_writer,
             },
         )
     }
@@ -204,6 +212,7 @@ impl LiveChildren {
         store_ready(&self.services).await?;
         store_ready(&self.pod_disruption_budgets).await?;
         store_ready(&self.ingresses).await?;
+        store_ready(&self.network_policies).await?;
         if self.routes_watched {
             store_ready(&self.http_routes).await?;
         }
@@ -300,6 +309,7 @@ impl LiveChildren {
             ChildKind::PodDisruptionBudget => self.has::<PodDisruptionBudget>(key),
             ChildKind::Ingress => self.has::<Ingress>(key),
             ChildKind::HttpRoute => self.has::<HTTPRoute>(key),
+            ChildKind::NetworkPolicy => self.has::<NetworkPolicy>(key),
         }
     }
 

@@ -70,6 +70,11 @@ impl Watches {
             api,
             "/apis/gateway.networking.k8s.io/v1/namespaces/apps/httproutes",
         );
+        relist(
+            &mut self.0.network_policies,
+            api,
+            "/apis/networking.k8s.io/v1/namespaces/apps/networkpolicies",
+        );
     }
 }
 

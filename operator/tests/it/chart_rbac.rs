@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -121,6 +121,13 @@ impl Installed {
         if let Some(namespace) = namespace {
             flags.extend(["--namespace", namespace]);
         }
+        // The mirrors' NetworkPolicies, so that their rule is exercised too (the chart's
+        // mirrorNetworkPolicy.enabled passes the same flags).
+        flags.extend([
+            "--mirror-network-policy",
+            "--mirror-network-policy-from-namespaces",
+            "traefik",
+        ]);
         // Leader election exactly as the chart's Deployment asks for it: the Lease's name and
         // namespace must be the ones its Role grants.
         let deployment: Value = serde_json::from_str(
@@ -386,6 +393,7 @@ async fn run_scenarios(admin: &Client, ns: &str) {
     present::<Service>(admin, ns, "acme-jwks", true).await;
     present::<PodDisruptionBudget>(admin, ns, "acme-jwks", true).await;
     present::<Ingress>(admin, ns, "acme-jwks", true).await;
+    present::<NetworkPolicy>(admin, ns, "acme-jwks", true).await;
     condition("acme", "ConfigReady", "True").await;
 
     // Update, then remove the Ingress; then switch to Direct, removing the mirror.
@@ -405,6 +413,7 @@ async fn run_scenarios(admin: &Client, ns: &str) {
     present::<Deployment>(admin, ns, "acme-jwks", false).await;
     present::<Service>(admin, ns, "acme-jwks", false).await;
     present::<PodDisruptionBudget>(admin, ns, "acme-jwks", false).await;
+    present::<NetworkPolicy>(admin, ns, "acme-jwks", false).await;
     // Renaming the ConfigMap removes the old one (found by label).
     patch("acme", json!({"configMap": {"name": "acme-renamed"}})).await;
     present::<ConfigMap>(admin, ns, "acme-convex-auth", false).await;
@@ -460,13 +469,26 @@ async fn run_scenarios(admin: &Client, ns: &str) {
         .create(&PostParams::default(), &ingress)
         .await
         .unwrap();
+    let policy: NetworkPolicy =
+        serde_json::from_value(json!({"metadata": {"name": theirs}, "spec": {"podSelector": {}}}))
+            .unwrap();
+    Api::<NetworkPolicy>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
     create(
         "epsilon",
         json!({"clientId": "client_01E", "ingress": {"enabled": true, "host": "jwks.epsilon.com"}}),
     )
     .await;
     let message = condition("epsilon", "ProxyAvailable", "False").await;
-    for kind in ["Deployment", "Service", "PodDisruptionBudget", "Ingress"] {
+    for kind in [
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "Ingress",
+        "NetworkPolicy",
+    ] {
         assert!(
             message.contains(&format!("{kind} {ns}/{theirs}")),
             "{kind} named in: {message}"

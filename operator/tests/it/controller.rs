@@ -72,7 +72,13 @@ impl Scenario {
     /// (bound to cluster-admin), so the audit log tells its requests apart
     /// ([`Scenario::operator_writes`]).
     pub(crate) async fn audited(test: &str) -> Self {
+        Self::audited_with(test, &[]).await
+    }
+
+    /// As [`Scenario::audited`], with `extra` flags after [`Scenario::new`]'s.
+    pub(crate) async fn audited_with(test: &str, extra: &[&str]) -> Self {
         let mut s = Self::new(test).await;
+        s.policy.extend(extra.iter().map(|f| f.to_string()));
         s.stop_controller();
         let cp = ControlPlane::shared();
         let kubeconfig = cp.service_account_kubeconfig(&s.ns).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -105,6 +105,12 @@ impl Content for PodDisruptionBudget {
 }
 
 impl Content for Ingress {
+    fn content(&self) -> Value {
+        json!({"spec": spec_of(self), "labels": self.labels()})
+    }
+}
+
+impl Content for NetworkPolicy {
     fn content(&self) -> Value {
         json!({"spec": spec_of(self), "labels": self.labels()})
     }
@@ -216,6 +222,28 @@ async fn every_deleted_child_of_a_settled_proxy_resource_is_put_back() {
     deleted_and_put_back::<Deployment>(&s, "acme", "acme-jwks", Then::Unavailable).await;
     mirror_pods_available(&s, "acme").await;
     settled(&s, "acme").await;
+}
+
+/// The mirror's NetworkPolicy (`--mirror-network-policy`), the seventh kind of child.
+#[tokio::test]
+async fn a_deleted_network_policy_of_a_settled_resource_is_put_back() {
+    let s = Scenario::audited_with(
+        "drift netpol",
+        &[
+            "--mirror-network-policy",
+            "--mirror-network-policy-from-namespaces",
+            "traefik",
+        ],
+    )
+    .await;
+    s.create("acme", json!({"clientId": "client_01A"})).await;
+    let policy: NetworkPolicy = s.appears("acme-jwks", "the NetworkPolicy").await;
+    let from = serde_json::to_value(&policy).unwrap()["spec"]["ingress"][0]["from"][0]
+        ["namespaceSelector"]["matchExpressions"][0]["values"]
+        .clone();
+    assert_eq!(from, json!([s.ns, "traefik"]));
+    mirror_pods_available(&s, "acme").await;
+    deleted_and_put_back::<NetworkPolicy>(&s, "acme", "acme-jwks", Then::Settles).await;
 }
 
 #[tokio::test]

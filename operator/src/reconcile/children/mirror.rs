@@ -8,9 +8,15 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
     SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
 };
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::BuildContext;
@@ -190,6 +196,41 @@ pub fn service(valid: &Valid) -> Service {
             ..ServiceSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The mirror pods take connections only on their port, and only from their own namespace and
+/// `from` (the ingress controller's, a self-hosted Convex backend's): a second line behind the
+/// connection cap, for clusters whose network plugin enforces NetworkPolicies.
+pub fn network_policy(valid: &Valid, from: &[String]) -> NetworkPolicy {
+    let mut namespaces = vec![valid.namespace.clone()];
+    namespaces.extend(from.iter().filter(|ns| **ns != valid.namespace).cloned());
+    NetworkPolicy {
+        metadata: meta(valid),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(valid)),
+            policy_types: Some(vec!["Ingress".to_string()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(LabelSelector {
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            // Set by the apiserver on every namespace since Kubernetes 1.22.
+                            key: "kubernetes.io/metadata.name".to_string(),
+                            operator: "In".to_string(),
+                            values: Some(namespaces),
+                        }]),
+                        match_labels: None,
+                    }),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(names::MIRROR_PORT)),
+                    protocol: Some("TCP".to_string()),
+                    end_port: None,
+                }]),
+            }]),
+            egress: None,
+        }),
     }
 }
 

@@ -9,7 +9,7 @@ mod mirror;
 use base64::Engine;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::Valid;
@@ -25,6 +25,9 @@ pub struct BuildContext {
     pub default_image: String,
     /// The upstream rules the mirror's fetcher applies, passed to it as flags (empty by default).
     pub mirror_upstream: UpstreamRules,
+    /// With `Some`, each mirror gets a NetworkPolicy admitting its own namespace and these
+    /// (`--mirror-network-policy`); `None`: no policy (the default).
+    pub mirror_network_policy: Option<Vec<String>>,
 }
 
 /// Public JWKS documents (serialised JSON) for mode Inline.
@@ -110,6 +113,7 @@ pub struct Children {
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
     pub http_route: Option<HTTPRoute>,
+    pub network_policy: Option<NetworkPolicy>,
     /// The JWKS URL the WorkOS providers use.
     pub jwks_url: String,
     /// Set when the URL is the in-cluster Service URL: only a Convex backend inside the cluster
@@ -143,6 +147,9 @@ pub fn build(valid: &Valid, urls: &JwksUrls, ctx: &BuildContext) -> Children {
             .map(|_| mirror::pod_disruption_budget(valid)),
         ingress: valid.ingress().map(|i| ingress::ingress(valid, i)),
         http_route: valid.route().map(|r| http_route::http_route(valid, r)),
+        network_policy: mirror
+            .and(ctx.mirror_network_policy.as_deref())
+            .map(|from| mirror::network_policy(valid, from)),
         config,
         jwks_url: urls.workos.clone(),
         cluster_internal_url: urls.cluster_internal,

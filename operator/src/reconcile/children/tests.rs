@@ -1,5 +1,5 @@
 use super::*;
-use crate::reconcile::fixtures::{children, inline_children, valid};
+use crate::reconcile::fixtures::{children, context, inline_children, valid};
 
 #[test]
 fn proxy_mode_defaults_to_the_in_cluster_service_url() {
@@ -218,4 +218,41 @@ fn config_map_holds_all_renderings() {
     assert!(data["auth.config.ts"].contains("satisfies AuthConfig"));
     assert!(data["auth.config.ts"].contains("from WorkOSConvexAuth apps/acme"));
     assert_eq!(data["WORKOS_CLIENT_ID"], "client_01A");
+}
+
+/// Issue 22: with `--mirror-network-policy`, the mirror pods take connections on their port only
+/// from their own namespace and the listed ones; without it, no policy.
+#[test]
+fn a_network_policy_admits_the_mirrors_namespace_and_the_listed_ones_on_its_port() {
+    let spec = "{clientId: client_01A}";
+    assert!(children(spec).network_policy.is_none(), "off by default");
+    let ctx = BuildContext {
+        mirror_network_policy: Some(vec!["traefik".into(), "apps".into(), "convex".into()]),
+        ..context()
+    };
+    let v = valid(spec);
+    let urls = v.served_urls.clone().expect("mode Proxy");
+    let policy = build(&v, &urls, &ctx).network_policy.expect("a policy");
+    let policy = serde_json::to_value(policy).unwrap();
+    assert_eq!(policy["metadata"]["name"], "acme-jwks");
+    assert_eq!(policy["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "jwks-mirror"
+    );
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress"]));
+    let rule = &spec["ingress"][0];
+    assert_eq!(
+        rule["from"][0]["namespaceSelector"]["matchExpressions"][0],
+        serde_json::json!({"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["apps", "traefik", "convex"]})
+    );
+    assert_eq!(
+        rule["ports"],
+        serde_json::json!([{"port": 8080, "protocol": "TCP"}])
+    );
+    // Mode Direct runs no mirror: no policy either.
+    let direct = valid("{clientId: client_01A, jwks: {mode: Direct}}");
+    let urls = direct.served_urls.clone().expect("mode Direct");
+    assert!(build(&direct, &urls, &ctx).network_policy.is_none());
 }
