@@ -348,6 +348,46 @@ mod tests {
         assert!(loopback.address_allowed(ip("2002:7f00:1::")));
     }
 
+    /// A DNS answer that mixes public addresses with a translated form of an internal one is
+    /// refused whole (a rebinding answer does exactly this), naming the IPv4 it carries.
+    #[tokio::test]
+    async fn a_mixed_answer_with_a_translated_internal_address_is_refused_whole() {
+        let answer = |ips: &[&str]| UpstreamRules {
+            resolve: HashMap::from([(
+                "mixed.test".to_string(),
+                ips.iter().map(|s| ip(s)).collect(),
+            )]),
+            ..UpstreamRules::default()
+        };
+        let resolve = |rules: UpstreamRules| async move {
+            let name = Name::from_str("mixed.test").expect("a name");
+            GuardedResolver::new(rules)
+                .resolve(name)
+                .await
+                .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        for (ips, shown) in [
+            (&["104.18.0.1", "64:ff9b::7f00:1"][..], "127.0.0.1"),
+            (
+                &["2606:4700::1", "2002:a9fe:a9fe::1"][..],
+                "169.254.169.254",
+            ),
+            (&["104.18.0.1", "::10.0.0.1"][..], "10.0.0.1"),
+            (&["104.18.0.1", "2001::1"][..], "2001::1"),
+        ] {
+            let refused = resolve(answer(ips)).await.expect_err("refused");
+            assert!(
+                refused.contains(&format!("address {shown} ")),
+                "{ips:?}: {refused}"
+            );
+        }
+        let fine = resolve(answer(&["104.18.0.1", "64:ff9b::6812:1"]))
+            .await
+            .expect("public only");
+        assert_eq!(fine.len(), 2);
+    }
+
     #[test]
     fn the_admin_can_allow_a_range() {
         let rules = UpstreamRules {
