@@ -316,6 +316,10 @@ impl LiveChildren {
     /// The claims of this operator's Ingresses and HTTPRoutes on `hosts` (normalised), in every
     /// namespace the watches see. Only objects controlled by a `WorkOSConvexAuth` count.
     pub fn host_claims(&self, hosts: &[String]) -> Vec<HostClaim> {
+        // Most resources have no Ingress or HTTPRoute: no need to look through the caches.
+        if hosts.is_empty() {
+            return Vec::new();
+        }
         let ingresses = self.ingresses.state().into_iter().flat_map(|ingress| {
             let hosts: Vec<String> = ingress
                 .spec
