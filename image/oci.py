@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes an OCI image archive from the final stage of a Dockerfile, without Docker.
 
-    oci.py --dockerfile Dockerfile --context DIR [--stage NAME=DIR ...] --tag REF --out IMAGE.tar
+    oci.py --dockerfile Dockerfile --context DIR [--stage NAME=DIR ...] [--build-arg K=V ...]
+           [--platform linux/ARCH] --tag REF --out IMAGE.tar
 
 The Dockerfile is the one definition of the image: `docker build` uses it where a Docker engine
 runs, and this script builds the same image where none does (the local node's containerd imports
@@ -11,7 +12,14 @@ the archive with `ctr images import`). Only what a final stage `FROM scratch` ne
     COPY [--from=STAGE] [--chmod=MODE] SRC DEST    (files only; --from=STAGE reads SRC below
                                                      DIR, given as that stage's root by
                                                      --stage STAGE=DIR)
-    USER, EXPOSE, ENTRYPOINT [...], CMD [...], LABEL k=v, ENV k=v, WORKDIR
+    USER, EXPOSE, ENTRYPOINT [...], CMD [...], LABEL k=v, ENV k=v, WORKDIR,
+    ARG NAME[=DEFAULT] (set with --build-arg NAME=VALUE; $NAME and ${NAME} are replaced in
+    LABEL and ENV values, as Docker does)
+
+    oci.py index --tag REF --out IMAGE.tar PLATFORM.tar ...
+
+joins single-platform archives written by the first form into one multi-platform image: an
+image index with one manifest per platform (image/release.sh pushes it with `skopeo copy --all`).
 
 Anything else in that stage is an error, so the two paths cannot silently disagree. The archive
 is reproducible: the same inputs give the same bytes, hence the same image digest. Files are
@@ -23,6 +31,8 @@ import hashlib
 import io
 import json
 import os
+import platform
+import re
 import shlex
 import sys
 import tarfile
@@ -58,26 +68,39 @@ def final_stage(path):
     return stage
 
 
-def key_values(text):
+def key_values(text, args):
     pairs = {}
     for item in shlex.split(text):
         key, sep, value = item.partition("=")
         if not sep:
             fail(f"expected key=value, got {item!r}")
-        pairs[key] = value
+        pairs[key] = substitute(value, args)
     return pairs
 
 
-def parse(path, context, stages):
+def substitute(value, args):
+    def arg(match):
+        name = match.group(1) or match.group(2)
+        if name not in args:
+            fail(f"${name} is not an ARG of the final stage")
+        return args[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", arg, value)
+
+
+def parse(path, context, stages, build_args):
     """The image config and the files of the layer, from the Dockerfile's final stage."""
     stage = final_stage(path)
     base = stage[0][1].split()
     if base[0] != "scratch":
         fail(f"{path}: the final stage must be FROM scratch (it is FROM {base[0]})")
     config = {"Env": [], "Labels": {}, "ExposedPorts": {}, "WorkingDir": "/"}
-    files = []
+    files, args = [], {}
     for keyword, rest in stage[1:]:
-        if keyword == "COPY":
+        if keyword == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = build_args.get(name, default)
+        elif keyword == "COPY":
             words = shlex.split(rest)
             source_dir, mode = context, 0o555
             while words and words[0].startswith("--"):
@@ -108,9 +131,9 @@ def parse(path, context, stages):
                 fail(f"{keyword} must use the JSON (exec) form")
             config["Entrypoint" if keyword == "ENTRYPOINT" else "Cmd"] = value
         elif keyword == "LABEL":
-            config["Labels"].update(key_values(rest))
+            config["Labels"].update(key_values(rest, args))
         elif keyword == "ENV":
-            config["Env"] += [f"{k}={v}" for k, v in key_values(rest).items()]
+            config["Env"] += [f"{k}={v}" for k, v in key_values(rest, args).items()]
         elif keyword == "WORKDIR":
             config["WorkingDir"] = rest
         else:
@@ -142,21 +165,89 @@ def digest(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def write_archive(path, tag, top, blobs):
+    """An OCI layout archive: index.json naming `top` (a descriptor) as `tag`, and the blobs."""
+    top = dict(top)
+    top["annotations"] = {
+        "io.containerd.image.name": tag,
+        "org.opencontainers.image.ref.name": tag.rsplit(":", 1)[-1],
+    }
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [top]},
+        sort_keys=True,
+    ).encode()
+    tmp = path + ".tmp"
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", index)
+        for blob in sorted(blobs, key=digest):
+            add("blobs/sha256/" + digest(blob).split(":")[1], blob)
+    os.replace(tmp, path)
+
+
+def join_platforms(argv):
+    """`oci.py index`: one image index over the platform images of several archives."""
+    p = argparse.ArgumentParser(prog="oci.py index")
+    p.add_argument("--tag", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("archives", nargs="+")
+    a = p.parse_args(argv)
+    blobs, manifests = {}, []
+    for archive in a.archives:
+        with tarfile.open(archive) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        for entry in json.loads(files["index.json"])["manifests"]:
+            if entry["mediaType"] != "application/vnd.oci.image.manifest.v1+json":
+                fail(f"{archive}: expected one image manifest, found {entry['mediaType']}")
+            blob = lambda d: files["blobs/sha256/" + d.split(":")[1]]
+            manifest = json.loads(blob(entry["digest"]))
+            config = json.loads(blob(manifest["config"]["digest"]))
+            platform_ = {"architecture": config["architecture"], "os": config["os"]}
+            if any(m["platform"] == platform_ for m in manifests):
+                fail(f"{archive}: a second image for {platform_['os']}/{platform_['architecture']}")
+            manifests.append({k: entry[k] for k in ("mediaType", "digest", "size")} | {"platform": platform_})
+            for name, data in files.items():
+                if name.startswith("blobs/"):
+                    blobs[name] = data
+    manifests.sort(key=lambda m: m["platform"]["architecture"])
+    image_index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests},
+        sort_keys=True,
+    ).encode()
+    top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest(image_index), "size": len(image_index)}
+    write_archive(a.out, a.tag, top, list(blobs.values()) + [image_index])
+    print(a.tag, digest(image_index))
+
+
 def main():
+    if sys.argv[1:2] == ["index"]:
+        join_platforms(sys.argv[2:])
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dockerfile", required=True)
     p.add_argument("--context", default=".")
     p.add_argument("--stage", action="append", default=[], metavar="NAME=DIR")
+    p.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--platform", help="linux/amd64 or linux/arm64 (default: this machine's)")
     p.add_argument("--tag", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args()
     stages = dict(s.split("=", 1) for s in a.stage)
-    config, files = parse(a.dockerfile, a.context, stages)
+    build_args = dict(s.split("=", 1) for s in a.build_arg)
+    config, files = parse(a.dockerfile, a.context, stages, build_args)
+    # The binaries come from this machine's build (image/build-binary.sh builds natively).
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    os_name, _, architecture = (a.platform or f"linux/{machine}").partition("/")
     layer = layer_tar(files)
     image_config = json.dumps(
         {
-            "architecture": "amd64",
-            "os": "linux",
+            "architecture": architecture,
+            "os": os_name,
             "created": EPOCH,
             "config": {k: v for k, v in config.items() if v or k == "WorkingDir"},
             "rootfs": {"type": "layers", "diff_ids": [digest(layer)]},
@@ -183,36 +274,8 @@ def main():
         },
         sort_keys=True,
     ).encode()
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [
-                {
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": digest(manifest),
-                    "size": len(manifest),
-                    "annotations": {
-                        "io.containerd.image.name": a.tag,
-                        "org.opencontainers.image.ref.name": a.tag.rsplit(":", 1)[-1],
-                    },
-                }
-            ],
-        },
-        sort_keys=True,
-    ).encode()
-    tmp = a.out + ".tmp"
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        def add(name, data):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-
-        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        add("index.json", index)
-        for blob in (layer, image_config, manifest):
-            add("blobs/sha256/" + digest(blob).split(":")[1], blob)
-    os.replace(tmp, a.out)
+    top = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(manifest), "size": len(manifest)}
+    write_archive(a.out, a.tag, top, [layer, image_config, manifest])
     print(a.tag, digest(manifest))
 
 
