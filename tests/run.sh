@@ -4,6 +4,9 @@
 #     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
 #     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
 #   - promtool (Debian's prometheus package), for the chart's alerts
+#   - the release's parts: Debian's docker-registry, skopeo, htpasswd and shellcheck; cosign,
+#     cargo-cyclonedx and actionlint (image/tools.sh), the kube-apiserver of the oldest
+#     supported Kubernetes (install.sh)
 #   - the npm packages the tests use (convex + typescript + zod; jose), the Python validator
 #   - formatting, cargo deny (licenses, bans, sources; advisories when reachable), clippy
 #   - the images of the real node (the operator's, from the Dockerfile; the fake WorkOS)
@@ -45,6 +48,22 @@ if ! command -v promtool >/dev/null; then
   echo "installing: prometheus (for promtool)"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# The release tests (operator/tests/e2e/release.rs): a real OCI registry (distribution 2.8) with
+# an htpasswd file, skopeo to push and inspect images; shellcheck for the workflow's scripts
+# (actionlint runs it on every `run:` step).
+release_packages=()
+for pair in skopeo:skopeo docker-registry:docker-registry htpasswd:apache2-utils shellcheck:shellcheck; do
+  command -v "${pair%%:*}" >/dev/null || release_packages+=("${pair#*:}")
+done
+if [ ${#release_packages[@]} -gt 0 ]; then
+  echo "installing: ${release_packages[*]}"
+  # policy-rc.d: the package's own registry service must not start (the tests run their own).
+  policy=/usr/sbin/policy-rc.d added_policy=false
+  [ -e $policy ] || { printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; added_policy=true; }
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${release_packages[@]}" >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${release_packages[@]}" >/dev/null; }; }
+  if $added_policy; then rm -f $policy; fi
+fi
 # Toolchains are prerequisites (README): Debian's Go is too old for kube-apiserver v1.35.
 for tool in cargo go node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool: install Rust, Go >= 1.25 and Node 20 first" >&2; exit 1; }
@@ -59,6 +78,15 @@ else
   WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh --node | tail -n 1)
 fi
 export WCA_CONTROL_PLANE_BIN
+
+step "release tools (image/tools.sh: cosign, cargo-cyclonedx, actionlint, dockercontext)"
+# Built from the Go module proxy and crates.io once per machine, cached by version (README,
+# "Supply chain"); cosign and cargo-cyclonedx only for the release tests of the full run.
+if $fast; then
+  bash image/tools.sh actionlint dockercontext >/dev/null
+else
+  bash image/tools.sh actionlint dockercontext cosign cargo-cyclonedx >/dev/null
+fi
 
 step "npm packages"
 for dir in tests/typescript operator/tests/js; do

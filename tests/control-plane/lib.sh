@@ -60,7 +60,7 @@ cp_start_apiserver() {
   api_url="https://$address:$port"
   audit="$dir/audit.log"; kubeconfig="$dir/kubeconfig"
   if [ "$name" != apiserver ]; then audit="$dir/$name-audit.log"; kubeconfig="$dir/$name.kubeconfig"; fi
-  local argv=("$bin/kube-apiserver" --etcd-servers "$etcd_url"
+  local argv=("$bin/${cp_apiserver_binary:-kube-apiserver}" --etcd-servers "$etcd_url"
     --bind-address "$address" --secure-port "$port" --advertise-address "$address"
     --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key"
     --token-auth-file "$dir/tokens.csv" --client-ca-file "$dir/ca.crt"

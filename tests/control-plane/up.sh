@@ -11,6 +11,8 @@
 #                              and appends each handled command to DIR/supervisor.done.
 #                              --second-apiserver: another kube-apiserver on the same etcd
 #                              (SECOND_KUBECONFIG=), as in a control plane of several nodes.
+#                              --oldest: the kube-apiserver of the oldest supported version
+#                              (KUBE_OLDEST_VERSION in versions.env) in place of the current one.
 #
 # Prints `KUBECONFIG=<path>` once the apiserver answers /readyz. Everything lives in one temp
 # dir (etcd data on tmpfs when /dev/shm exists), removed on exit with both processes.
@@ -18,7 +20,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mode=${1:-foreground}
 second_apiserver=false
-[ "${2:-}" = --second-apiserver ] && second_apiserver=true
+for arg in "${@:2}"; do
+  case $arg in
+    --second-apiserver) second_apiserver=true ;;
+    --oldest) cp_apiserver_binary=kube-apiserver-oldest ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
 
 bin=${WCA_CONTROL_PLANE_BIN:-$("$here/install.sh" | tail -n 1)}
 base=/tmp; [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm

@@ -26,6 +26,15 @@ pub struct RunArgs {
     /// Image of the JWKS mirror when a resource does not set spec.proxy.image.
     #[arg(long, env = "WCA_PROXY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
     pub proxy_image: String,
+    /// Pull secrets of every mirror pod (names of `kubernetes.io/dockerconfigjson` Secrets, which
+    /// must exist in each namespace that has a mirror): for a mirror image in a private registry.
+    #[arg(
+        long,
+        env = "WCA_MIRROR_IMAGE_PULL_SECRETS",
+        value_delimiter = ',',
+        value_name = "SECRET,…"
+    )]
+    pub mirror_image_pull_secrets: Vec<String>,
     /// Address of the admin server (/healthz, /readyz, /metrics).
     #[arg(long, env = "WCA_ADMIN_ADDR", default_value = "0.0.0.0:8081")]
     pub admin_addr: SocketAddr,

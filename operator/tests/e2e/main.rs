@@ -7,3 +7,4 @@ mod support;
 
 mod image;
 mod node;
+mod release;

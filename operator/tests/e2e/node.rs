@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::release::published;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -30,7 +31,7 @@ use support::jose::jose_dir;
 use support::keys::sign_rs256;
 use support::mirror::{fixture, get_text, metric_value};
 use tokio::sync::{Mutex, MutexGuard};
-use wca_test_harness::node::{Node, OPERATOR_IMAGE};
+use wca_test_harness::node::Node;
 use wca_test_harness::{eventually, lease_holder, repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -68,6 +69,19 @@ async fn the_chart_runs_the_operator_as_a_hardened_pod() {
     assert!(
         is_ready(&pod),
         "the operator pod is Ready (its /readyz probe passes)"
+    );
+    // Pulled from the registry by the node's containerd, over TLS, as the pull secret's user.
+    assert_pulled_from_the_release(&pod);
+    let registry_log = published().registry.log();
+    // The registry answers nothing without credentials (release.rs): a 200 is an
+    // authenticated pull.
+    assert!(
+        registry_log
+            .lines()
+            .any(|l| l.contains("http.request.useragent=\"containerd/")
+                && l.contains("/v2/workos-convex-auth/manifests/")
+                && l.contains("http.response.status=200")),
+        "containerd fetched the manifest from the registry"
     );
 
     let process = ContainerProcess::of(&pod, "operator");
@@ -181,12 +195,20 @@ async fn a_resource_serves_its_keys_through_the_service_and_the_ingress() {
         "every provider points Convex at the ingress URL: {config}"
     );
 
-    // The mirror pods: the operator's image, hardened as the Deployment asks.
+    // The mirror pods: the operator's image, pulled from the registry with the pull secret the
+    // chart's mirror.imagePullSecrets names, hardened as the Deployment asks.
     let pods = t.mirror_pods("acme").await;
     assert_eq!(pods.len(), 2);
     for pod in &pods {
-        let container = &pod.spec.as_ref().unwrap().containers[0];
-        assert_eq!(container.image.as_deref(), Some(OPERATOR_IMAGE));
+        assert_pulled_from_the_release(pod);
+        let spec = pod.spec.as_ref().unwrap();
+        let secrets: Vec<&str> = spec
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(secrets, [PULL_SECRET]);
         let process = ContainerProcess::of(pod, "jwks-mirror");
         process.assert_hardened();
         assert_eq!(process.memory_limit(), 64 * 1024 * 1024);
@@ -595,27 +617,42 @@ struct Installed {
     install_time: Duration,
 }
 
-/// `helm install` of the chart, once per binary, as the README says, with the image built
-/// here (never pulled: `pullPolicy=Never`).
+/// `helm install` of the chart, once per binary, as the README says: from the OCI registry the
+/// release script pushed to ([`published`]), the image pulled by the node's containerd from that
+/// registry over TLS with the credentials of a pull Secret.
 fn operator() -> &'static Installed {
     static INSTALLED: OnceLock<Installed> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let (repository, tag) = OPERATOR_IMAGE.rsplit_once(':').unwrap();
-        let chart = repo_root().join("charts/workos-convex-auth");
+        let release = published();
+        let registry = &release.registry;
+        node()
+            .trust_registry(&registry.host(), &registry.ca_file())
+            .expect("containerd trusts the registry's CA");
+        node()
+            .kubectl_ok(&["create", "namespace", RELEASE_NS])
+            .expect("the release's namespace");
+        create_pull_secret(RELEASE_NS);
         let started = Instant::now();
-        run_ok(node().helm().args([
+        let mut helm = node().helm();
+        helm.env("SSL_CERT_FILE", registry.ca_bundle().unwrap());
+        run_ok(helm.args([
             "install",
             RELEASE,
-            chart.to_str().unwrap(),
+            &release.chart(),
+            "--version",
+            &release.version,
+            "--username",
+            &registry.username,
+            "--password",
+            &registry.password,
             "-n",
             RELEASE_NS,
-            "--create-namespace",
             "--set",
-            &format!("image.repository={repository}"),
+            &format!("image.repository={}", release.repository()),
             "--set",
-            &format!("image.tag={tag}"),
+            &format!("imagePullSecrets[0].name={PULL_SECRET}"),
             "--set",
-            "image.pullPolicy=Never",
+            &format!("mirror.imagePullSecrets[0].name={PULL_SECRET}"),
             // Each test's fake WorkOS is the Service `fake-workos` of its namespace, plain http.
             "--set",
             "policy.upstream.allowHttp=true",
@@ -630,6 +667,49 @@ fn operator() -> &'static Installed {
             install_time: started.elapsed(),
         }
     })
+}
+
+/// The pull Secret every namespace that runs the image needs (pull secrets are namespaced).
+const PULL_SECRET: &str = "release-registry";
+
+fn create_pull_secret(ns: &str) {
+    let config = published().registry.docker_config_json();
+    node()
+        .kubectl_ok(&[
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            PULL_SECRET,
+            "--type=kubernetes.io/dockerconfigjson",
+            &format!("--from-literal=.dockerconfigjson={config}"),
+        ])
+        .expect("the pull secret");
+}
+
+/// The pod runs the released image: its reference names the registry, and containerd reports
+/// the digest the release pushed (the image index, resolved to this node's platform).
+fn assert_pulled_from_the_release(pod: &Pod) {
+    let release = published();
+    let container = &pod.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some(format!("{}:{}", release.repository(), release.version).as_str())
+    );
+    let status = &pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        status.image_id,
+        format!("{}@{}", release.repository(), release.digest),
+        "{} runs the pushed image",
+        pod.name_any()
+    );
 }
 
 async fn operator_pod_opt(client: &Client) -> Option<Pod> {
@@ -671,6 +751,7 @@ impl Tenant {
     async fn new(test: &str) -> Self {
         let client = node().client().await.unwrap();
         let ns = node().namespace(&client, test).await.unwrap();
+        create_pull_secret(&ns);
         let host = format!("jwks.{ns}.wca.test");
         let tls = TestCa::issue(&host);
         let ca_file = std::env::temp_dir().join(format!("wca-e2e-ca-{ns}.pem"));

@@ -53,7 +53,11 @@ impl Scenario {
 
     /// A scenario whose operator runs with these policy flags (and no others).
     pub(crate) async fn with_policy(test: &str, policy: &[&str]) -> Self {
-        let cp = ControlPlane::shared();
+        Self::on(ControlPlane::shared(), test, policy).await
+    }
+
+    /// A scenario on another control plane (one with the CRDs installed).
+    pub(crate) async fn on(cp: &ControlPlane, test: &str, policy: &[&str]) -> Self {
         let client = cp.client().await.unwrap();
         let ns = cp.namespace(&client, test).await.unwrap();
         let mut s = Scenario {

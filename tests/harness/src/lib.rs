@@ -7,6 +7,7 @@
 
 pub mod fake_workos;
 pub mod node;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -123,6 +124,13 @@ impl ControlPlane {
     pub fn start_with_second_apiserver() -> anyhow::Result<Self> {
         let script = repo_root().join("tests/control-plane/up.sh");
         Self::launch(&script, &["--second-apiserver".into()], bin_dir()?)
+    }
+
+    /// A control plane whose kube-apiserver is the oldest version the chart supports
+    /// (`KUBE_OLDEST_VERSION`, linked as `kube-apiserver-oldest` by install.sh).
+    pub fn start_oldest() -> anyhow::Result<Self> {
+        let script = repo_root().join("tests/control-plane/up.sh");
+        Self::launch(&script, &["--oldest".into()], bin_dir()?)
     }
 
     /// The admin kubeconfig of the second kube-apiserver, if started.

@@ -118,3 +118,21 @@ pub fn project_images() -> anyhow::Result<Vec<PathBuf>> {
     }
     Ok(images)
 }
+
+impl Node {
+    /// Makes the node's containerd trust `ca` for the registry at `host` (`127.0.0.1:PORT`):
+    /// a `hosts.toml` in the directory its CRI plugin reads at every pull (config_path in
+    /// tests/node/config/containerd.toml). Credentials come from the pods' pull secrets.
+    pub fn trust_registry(&self, host: &str, ca: &Path) -> anyhow::Result<()> {
+        let dir = self.dir.join("containerd/certs.d").join(host);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{}\"\n",
+                ca.display()
+            ),
+        )?;
+        Ok(())
+    }
+}

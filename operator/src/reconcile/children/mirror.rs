@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
+    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -125,6 +126,7 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    image_pull_secrets: pull_secrets(&ctx.mirror_image_pull_secrets),
                     ..PodSpec::default()
                 }),
             },
@@ -132,6 +134,16 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
         }),
         status: None,
     }
+}
+
+/// The pod's `imagePullSecrets`, absent when there are none (as a user would write it).
+fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
 }
 
 fn meta(valid: &Valid) -> ObjectMeta {

@@ -28,6 +28,8 @@ pub struct BuildContext {
     /// With `Some`, each mirror gets a NetworkPolicy admitting its own namespace and these
     /// (`--mirror-network-policy`); `None`: no policy (the default).
     pub mirror_network_policy: Option<Vec<String>>,
+    /// Pull secrets of every mirror pod (`--mirror-image-pull-secrets`), by name.
+    pub mirror_image_pull_secrets: Vec<String>,
 }
 
 /// Public JWKS documents (serialised JSON) for mode Inline.

@@ -220,6 +220,31 @@ fn config_map_holds_all_renderings() {
     assert_eq!(data["WORKOS_CLIENT_ID"], "client_01A");
 }
 
+/// Issue 23: `--mirror-image-pull-secrets` reaches every mirror pod; without it the pod spec has
+/// no `imagePullSecrets` at all.
+#[test]
+fn the_mirror_pods_get_the_operator_wide_pull_secrets() {
+    let spec = "{clientId: client_01A}";
+    let pod_spec = |ctx: &BuildContext| {
+        let v = valid(spec);
+        let urls = v.served_urls.clone().expect("mode Proxy");
+        let deployment = build(&v, &urls, ctx).deployment.expect("a mirror");
+        deployment.spec.unwrap().template.spec.unwrap()
+    };
+    assert_eq!(pod_spec(&context()).image_pull_secrets, None);
+    let ctx = BuildContext {
+        mirror_image_pull_secrets: vec!["regcred".into(), "mirror-pull".into()],
+        ..context()
+    };
+    let names: Vec<String> = pod_spec(&ctx)
+        .image_pull_secrets
+        .expect("pull secrets")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["regcred", "mirror-pull"]);
+}
+
 /// Issue 22: with `--mirror-network-policy`, the mirror pods take connections on their port only
 /// from their own namespace and the listed ones; without it, no policy.
 #[test]
