@@ -70,6 +70,18 @@ for tool in cargo go node npm; do
 done
 $fast || [ "$(id -u)" = 0 ] || { echo "run as root: the real node needs it" >&2; exit 1; }
 
+# The release tools, built from the Go module proxy and crates.io once per machine and cached by
+# version (README, "Supply chain"): in the background, so that on a cold machine their downloads
+# overlap the cluster's build; waited for before the tests. cosign and cargo-cyclonedx only for
+# the release tests of the full run.
+step "release tools, in the background (image/tools.sh)"
+release_tools=(actionlint dockercontext)
+$fast || release_tools+=(cosign cargo-cyclonedx)
+tools_log=$(mktemp)
+bash image/tools.sh "${release_tools[@]}" >"$tools_log" 2>&1 &
+tools_pid=$!
+echo "${release_tools[*]}"
+
 if $fast; then
   step "local control plane (tests/control-plane/install.sh)"
   WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh | tail -n 1)
@@ -78,15 +90,6 @@ else
   WCA_CONTROL_PLANE_BIN=$(bash tests/control-plane/install.sh --node | tail -n 1)
 fi
 export WCA_CONTROL_PLANE_BIN
-
-step "release tools (image/tools.sh: cosign, cargo-cyclonedx, actionlint, dockercontext)"
-# Built from the Go module proxy and crates.io once per machine, cached by version (README,
-# "Supply chain"); cosign and cargo-cyclonedx only for the release tests of the full run.
-if $fast; then
-  bash image/tools.sh actionlint dockercontext >/dev/null
-else
-  bash image/tools.sh actionlint dockercontext cosign cargo-cyclonedx >/dev/null
-fi
 
 step "npm packages"
 for dir in tests/typescript operator/tests/js; do
@@ -128,6 +131,11 @@ fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "release tools (waiting for the background build)"
+wait "$tools_pid" || { cat "$tools_log"; echo "image/tools.sh failed" >&2; exit 1; }
+grep '^\[tools\]' "$tools_log" || echo "all cached"
+rm -f "$tools_log"
 
 log="$CARGO_TARGET_DIR/test-output.log"
 # Most integration tests wait on an API server or a process, not on a core: four at a time on
