@@ -170,6 +170,45 @@ pub fn findings(children: &Children, applied: &Applied) -> Vec<Finding> {
     findings
 }
 
+/// `PublicJwksUrl` for a resource with `spec.convex`: when that deployment is outside the cluster
+/// and the config gives it the cluster-internal JWKS URL, Convex can never fetch the keys and
+/// rejects every token, whatever the sync does; `Ready` then fails with this first. `None`: the
+/// informational finding of [`findings`] stands.
+pub fn convex_reach(convex_url: &str, children: &Children) -> Option<Finding> {
+    (children.cluster_internal_url && !is_cluster_local(convex_url)).then(|| {
+        Finding::fails(
+            ConditionType::PublicJwksUrl,
+            Reason::ConvexCannotFetchKeys,
+            format!(
+                "spec.convex.url {convex_url} is outside this cluster, but the auth config gives it the in-cluster JWKS URL {}: Convex cannot fetch it and rejects every token; set spec.jwks.publicUrl, enable spec.ingress, or set spec.httpRoute",
+                children.jwks_url
+            ),
+        )
+    })
+}
+
+/// Whether a Convex deployment's URL names a host inside the cluster: a Service name (no dot,
+/// or under `.svc`), or an address of a private, loopback or link-local range. Anything else
+/// (Convex Cloud, a public self-hosted backend) is reached from outside.
+fn is_cluster_local(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(host)) => {
+            let host = host.trim_end_matches('.');
+            !host.contains('.') || host.ends_with(".svc") || host.contains(".svc.")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_private() || ip.is_loopback() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        None => false,
+    }
+}
+
 /// `RouteAccepted`, from what the Gateway controllers wrote in the route's status: it holds when
 /// each parent's `Accepted` and `ResolvedRefs` are `True`.
 pub fn route_finding(route: &str, parents: &[RouteParentStatus]) -> Finding {
@@ -230,6 +269,50 @@ pub fn route_finding(route: &str, parents: &[RouteParentStatus]) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 24: a Convex deployment outside the cluster cannot fetch the in-cluster JWKS URL;
+    /// one inside it can, and a public JWKS URL is fetchable from anywhere.
+    #[test]
+    fn convex_outside_the_cluster_cannot_fetch_an_in_cluster_jwks_url() {
+        let internal = crate::reconcile::fixtures::children("{clientId: client_01A}");
+        assert!(internal.cluster_internal_url);
+        let unreachable = convex_reach("https://happy-animal-123.convex.cloud", &internal)
+            .expect("Convex Cloud cannot reach the Service");
+        assert_eq!(
+            (unreachable.holds, unreachable.condition, unreachable.reason),
+            (
+                false,
+                ConditionType::PublicJwksUrl,
+                Reason::ConvexCannotFetchKeys
+            )
+        );
+        assert!(
+            unreachable
+                .message
+                .contains("set spec.jwks.publicUrl, enable spec.ingress")
+        );
+        assert!(unreachable.message.contains(&internal.jwks_url));
+        for inside in [
+            "http://convex-backend:3210",
+            "http://convex-backend.convex.svc:3210",
+            "http://convex-backend.convex.svc.cluster.local:3210",
+            "http://10.0.12.7:3210",
+            "http://[fd00::7]:3210",
+        ] {
+            assert_eq!(convex_reach(inside, &internal), None, "{inside}");
+        }
+        for outside in ["https://convex.example.com", "http://203.0.113.9:3210"] {
+            assert!(convex_reach(outside, &internal).is_some(), "{outside}");
+        }
+        let public = crate::reconcile::fixtures::children(
+            "{clientId: client_01A, jwks: {publicUrl: https://jwks.example.com}}",
+        );
+        assert!(!public.cluster_internal_url);
+        assert_eq!(
+            convex_reach("https://happy-animal-123.convex.cloud", &public),
+            None
+        );
+    }
 
     fn parent(accepted: &str, resolved: &str) -> RouteParentStatus {
         let condition = |type_: &str, status: &str| {

@@ -12,7 +12,8 @@ pub enum ConditionType {
     ConfigReady,
     /// At least one mirror pod serves the keys (mode Proxy). The name is the API's.
     ProxyAvailable,
-    /// Whether Convex outside the cluster can reach the JWKS URL (informational).
+    /// Whether Convex outside the cluster can reach the JWKS URL: informational, unless
+    /// `spec.convex` names a deployment outside the cluster (then `Ready` needs it).
     PublicJwksUrl,
     /// Every Gateway controller accepted the mirror's HTTPRoute (`spec.httpRoute` only).
     RouteAccepted,
@@ -56,6 +57,9 @@ pub enum Reason {
     ScaledToZero,
     Unavailable,
     ClusterInternalUrl,
+    /// `spec.convex` names a deployment outside the cluster, and the config gives it the
+    /// cluster-internal JWKS URL: it can never fetch the keys.
+    ConvexCannotFetchKeys,
     RouteNotAccepted,
     RoutePending,
     AuthConfigNotPushed,
@@ -97,6 +101,7 @@ impl Reason {
             Reason::ScaledToZero => "ScaledToZero",
             Reason::Unavailable => "Unavailable",
             Reason::ClusterInternalUrl => "ClusterInternalUrl",
+            Reason::ConvexCannotFetchKeys => "ConvexCannotFetchKeys",
             Reason::AuthConfigNotPushed => "AuthConfigNotPushed",
             Reason::AdminKeyMissing => "AdminKeyMissing",
             Reason::AdminKeyNotForDeployment => "AdminKeyNotForDeployment",

@@ -12,7 +12,7 @@ use super::Context;
 use super::apply::{Applied, ApplyError, Change};
 use super::children::Children;
 use super::fetch::FetchFailed;
-use super::findings::findings;
+use super::findings::{convex_reach, findings};
 use super::hosts::HostTaken;
 use super::policy::NotAllowed;
 use super::read::{ReadError, SourceMissing};
@@ -227,6 +227,14 @@ pub fn plan(
         });
     }
     let mut findings = findings(&children, &applied);
+    if let Some(unreachable) = valid
+        .convex
+        .as_ref()
+        .and_then(|target| convex_reach(&target.url, &children))
+    {
+        findings.retain(|f| f.condition != ConditionType::PublicJwksUrl);
+        findings.push(unreachable);
+    }
     let mut convex_next = None;
     if let Some(outcome) = &convex {
         let (finding, next) = convex_finding(outcome, &valid.namespace, &valid.config_map_name);

@@ -52,19 +52,23 @@ pub struct Observed {
 }
 
 /// The status to write. `Ready` is derived: it holds when every other condition does, except
-/// the informational `PublicJwksUrl`.
+/// the informational `PublicJwksUrl` (informational unless Convex cannot fetch the keys at all:
+/// then that comes first in `Ready`, since nothing else can fix it).
 pub fn desired_status(
     previous: Option<&WorkOSConvexAuthStatus>,
     observed: &Observed,
     now: &Time,
 ) -> WorkOSConvexAuthStatus {
-    let ready = match observed
-        .findings
-        .iter()
+    let failing = observed.findings.iter().filter(|f| !f.holds);
+    let blocking = failing
+        .clone()
+        .find(|f| f.reason == Reason::ConvexCannotFetchKeys);
+    let ready = match blocking.or_else(|| {
         // Informational: a public URL, and a route no Gateway controller has reported on yet.
-        .filter(|f| f.condition != ConditionType::PublicJwksUrl && f.reason != Reason::RoutePending)
-        .find(|f| !f.holds)
-    {
+        failing.clone().find(|f| {
+            f.condition != ConditionType::PublicJwksUrl && f.reason != Reason::RoutePending
+        })
+    }) {
         None => Finding::holds(
             ConditionType::Ready,
             Reason::Reconciled,
@@ -238,6 +242,47 @@ mod tests {
             s.conditions
                 .iter()
                 .all(|c| c.observed_generation == Some(3))
+        );
+    }
+
+    /// Issue 24: when Convex cannot fetch the keys at all, `Ready` says so first, before a mirror
+    /// that is still starting and before any Convex sync outcome.
+    #[test]
+    fn ready_names_an_unreachable_jwks_url_before_anything_else() {
+        let mut o = observed(false);
+        o.findings
+            .retain(|f| f.condition != ConditionType::PublicJwksUrl);
+        o.findings.push(Finding::fails(
+            ConditionType::PublicJwksUrl,
+            Reason::ConvexCannotFetchKeys,
+            "Convex cannot fetch it",
+        ));
+        o.findings.push(Finding::fails(
+            ConditionType::ConvexSynced,
+            Reason::AdminKeyMissing,
+            "no admin key",
+        ));
+        let s = desired_status(None, &o, &at(1));
+        assert_eq!(
+            (
+                s.conditions[0].status.as_str(),
+                s.conditions[0].reason.as_str()
+            ),
+            ("False", "ConvexCannotFetchKeys")
+        );
+        assert_eq!(s.conditions[0].message, "Convex cannot fetch it");
+        // With everything else holding, it still fails Ready: it is not informational.
+        let mut o = observed(true);
+        o.findings
+            .retain(|f| f.condition != ConditionType::PublicJwksUrl);
+        o.findings.push(Finding::fails(
+            ConditionType::PublicJwksUrl,
+            Reason::ConvexCannotFetchKeys,
+            "Convex cannot fetch it",
+        ));
+        assert_eq!(
+            desired_status(None, &o, &at(1)).conditions[0].status,
+            "False"
         );
     }
 

@@ -1116,3 +1116,37 @@ async fn specs_that_would_fail_later_are_refused_with_the_field_named() {
     );
     assert!(message.contains("metadata.annotations"), "{message}");
 }
+
+/// Issue 24: a resource whose `spec.convex.url` is Convex Cloud while the config gives Convex the
+/// in-cluster JWKS URL is not Ready, and says so first, before the mirror's state (no kubelet
+/// runs here: never available) and the sync's outcome (a missing admin key); with a public URL,
+/// `Ready` reports the first of those again.
+#[tokio::test]
+async fn convex_outside_the_cluster_with_an_in_cluster_jwks_url_is_not_ready() {
+    let s = Scenario::new("convex-reach").await;
+    let convex = json!({"url": "https://happy-animal-123.convex.cloud", "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}});
+    s.create("acme", json!({"clientId": "client_01A", "convex": convex}))
+        .await;
+    let message = s.refused("acme", "ConvexCannotFetchKeys").await;
+    assert!(
+        message.starts_with(
+            "spec.convex.url https://happy-animal-123.convex.cloud is outside this cluster"
+        ) && message.contains(&format!("http://acme-jwks.{}.svc.cluster.local/", s.ns))
+            && message
+                .contains("set spec.jwks.publicUrl, enable spec.ingress, or set spec.httpRoute"),
+        "{message}"
+    );
+    s.condition("acme", "PublicJwksUrl", "False").await;
+    s.condition("acme", "ConvexSynced", "False").await;
+
+    s.patch_spec(
+        "acme",
+        json!({"jwks": {"publicUrl": "https://jwks.example.com"}}),
+    )
+    .await;
+    s.condition("acme", "PublicJwksUrl", "True").await;
+    let message = s.refused("acme", "Unavailable").await;
+    assert!(message.contains("mirror pods available"), "{message}");
+    let sync = s.condition("acme", "ConvexSynced", "False").await;
+    assert!(sync.contains("convex-admin"), "{sync}");
+}
