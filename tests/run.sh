@@ -4,7 +4,7 @@
 #     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
 #     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
 #   - promtool (Debian's prometheus package), for the chart's alerts
-#   - the release's parts: Debian's docker-registry, skopeo, htpasswd and shellcheck; cosign,
+#   - the release's parts: Debian's docker-registry, skopeo, htpasswd, shellcheck and tinyproxy; cosign,
 #     cargo-cyclonedx and actionlint (image/tools.sh), the kube-apiserver of the oldest
 #     supported Kubernetes (install.sh)
 #   - the npm packages the tests use (convex + typescript + zod; jose), the Python validator
@@ -50,14 +50,15 @@ if ! command -v promtool >/dev/null; then
 fi
 # The release tests (operator/tests/e2e/release.rs): a real OCI registry (distribution 2.8) with
 # an htpasswd file, skopeo to push and inspect images; shellcheck for the workflow's scripts
-# (actionlint runs it on every `run:` step).
+# (actionlint runs it on every `run:` step); the egress tests' forward proxy (tinyproxy).
 release_packages=()
-for pair in skopeo:skopeo docker-registry:docker-registry htpasswd:apache2-utils shellcheck:shellcheck; do
+for pair in skopeo:skopeo docker-registry:docker-registry htpasswd:apache2-utils shellcheck:shellcheck tinyproxy:tinyproxy; do
   command -v "${pair%%:*}" >/dev/null || release_packages+=("${pair#*:}")
 done
 if [ ${#release_packages[@]} -gt 0 ]; then
   echo "installing: ${release_packages[*]}"
-  # policy-rc.d: the package's own registry service must not start (the tests run their own).
+  # policy-rc.d: the packages' own registry and proxy services must not start (the tests run
+  # their own).
   policy=/usr/sbin/policy-rc.d added_policy=false
   [ -e $policy ] || { printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; added_policy=true; }
   { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${release_packages[@]}" >/dev/null 2>&1 ||

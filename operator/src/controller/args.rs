@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::jwks::{parse_network, parse_resolve};
+use crate::jwks::{EgressProxy, parse_network, parse_resolve};
 use crate::mirror::upstream_rules;
 use crate::reconcile::Policy;
 use crate::reconcile::policy::quantity_value;
@@ -260,6 +260,10 @@ impl RunArgs {
         );
         policy.convex_hosts = p.allowed_convex_hosts.clone();
         policy.convex_sync = !p.disable_convex_sync;
+        // The forward proxy of the environment (chart egress.*), for WorkOS and Convex alike.
+        let egress = EgressProxy::from_env().map_err(|e| e.to_string())?;
+        policy.upstream.egress = egress.clone();
+        policy.convex.egress = egress;
         Ok(policy)
     }
 }

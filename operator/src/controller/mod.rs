@@ -118,7 +118,28 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Cont
     // and `wca_watch_errors_total`, and no reconcile holds a worker while it waits.
     let mut config = config;
     config.default_retry = false;
+    // With a kubeconfig, kube takes HTTPS_PROXY from the environment for the API server too.
+    // That variable is the egress proxy for WorkOS and Convex (chart egress.*); the API server
+    // is reached directly, as in the cluster, where kube ignores the variable. A proxy-url
+    // written in the kubeconfig itself stays.
+    if config
+        .proxy_url
+        .as_ref()
+        .is_some_and(proxy_from_environment)
+    {
+        config.proxy_url = None;
+    }
     Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
+}
+
+/// Whether `proxy` is the value of `HTTPS_PROXY`/`https_proxy` (as kube read it).
+fn proxy_from_environment<U: std::str::FromStr + PartialEq>(proxy: &U) -> bool {
+    ["HTTPS_PROXY", "https_proxy"].iter().any(|name| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.trim().parse::<U>().ok())
+            .is_some_and(|uri| &uri == proxy)
+    })
 }
 
 /// The backoff after a watch error. kube-runtime shares one backoff between all the watches
@@ -251,6 +272,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                     mirror_upstream: policy.upstream.clone(),
                     mirror_network_policy: args.mirror_network_policy(),
                     mirror_image_pull_secrets: args.mirror_image_pull_secrets.clone(),
+                    egress: policy.upstream.egress.clone(),
                 },
                 secret_resync: args.secret_resync,
                 inline_keys: InlineKeyCache::default(),

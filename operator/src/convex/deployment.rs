@@ -232,11 +232,14 @@ enum QueryAnswer {
 
 impl Deployments {
     pub fn new(rules: UpstreamRules, limits: DeploymentLimits) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("workos-convex-auth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(limits.connect_timeout)
-            .timeout(limits.request_timeout)
-            .no_proxy()
+            .timeout(limits.request_timeout);
+        let client = rules
+            .egress
+            .apply(builder)
+            .map_err(|e| e.to_string())?
             .dns_resolver(Arc::new(GuardedResolver::new(rules.clone())))
             .redirect(redirect::Policy::none())
             .build()

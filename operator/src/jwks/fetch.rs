@@ -182,17 +182,18 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Builds a fetcher (rustls, no cookies, no proxy from the environment) applying `limits`
-    /// to every request and `rules` to every address it connects to and every redirect.
+    /// Builds a fetcher (rustls, no cookies, the egress proxy of `rules` and no other) applying
+    /// `limits` to every request and `rules` to every address it connects to and every redirect.
     pub fn new(limits: FetchLimits, rules: UpstreamRules) -> Result<Self, FetchError> {
         let max_redirects = limits.max_redirects;
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("workos-convex-auth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(limits.connect_timeout)
-            .timeout(limits.total_timeout)
-            // An HTTP(S)_PROXY in the environment would connect for us, past the resolver's
-            // address checks.
-            .no_proxy()
+            .timeout(limits.total_timeout);
+        let client = rules
+            .egress
+            .apply(builder)
+            .map_err(|e| FetchError::Setup(e.to_string()))?
             .dns_resolver(std::sync::Arc::new(GuardedResolver::new(rules.clone())))
             .redirect(redirect::Policy::custom(move |attempt| {
                 let Some(first) = attempt.previous().first() else {

@@ -59,6 +59,9 @@ pub struct UpstreamRules {
     /// Fixed answers for host names, like curl's `--resolve` (tests map names to loopback
     /// addresses with it); the answers are checked like any other.
     pub resolve: HashMap<String, Vec<IpAddr>>,
+    /// The forward proxy requests go through (`HTTPS_PROXY`…); the address checks then apply to
+    /// the proxy's address, which the proxy connects on from.
+    pub egress: super::EgressProxy,
 }
 
 /// A refused upstream: what was refused, never a response from it.
@@ -445,6 +448,7 @@ mod tests {
             allow_http: true,
             allowed_networks: vec![parse_network("10.0.0.0/8").unwrap()],
             resolve: HashMap::from([("a.test".to_string(), vec![ip("10.0.0.1")])]),
+            ..UpstreamRules::default()
         };
         assert_eq!(
             rules.to_args(),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::http_serve::{LimitsError, ServerLimits};
-use crate::jwks::{FetchLimits, UpstreamRules, parse_network, parse_resolve};
+use crate::jwks::{
+    EgressProxy, EgressProxyError, FetchLimits, UpstreamRules, parse_network, parse_resolve,
+};
 use ipnet::IpNet;
 
 /// Default `--header-read-timeout`: ample for any real client on a cluster network, short
@@ -98,6 +100,8 @@ impl MirrorArgs {
             self.allowed_upstream_networks,
             self.upstream_resolve,
         );
+        // HTTPS_PROXY, HTTP_PROXY, NO_PROXY: the operator passes its own to every mirror.
+        config.upstream.egress = EgressProxy::from_env()?;
         config.server = ServerLimits::new(
             self.header_read_timeout,
             self.max_connections,
@@ -137,6 +141,9 @@ pub enum ConfigError {
     /// The same path twice.
     #[error("mirror path {0:?} is given twice")]
     DuplicatePath(String),
+    /// A proxy variable of the environment that is not a proxy URL.
+    #[error(transparent)]
+    Egress(#[from] EgressProxyError),
     /// No `--mirror` at all.
     #[error("at least one --mirror is needed")]
     NoMirror,
@@ -242,6 +249,7 @@ pub fn upstream_rules(
         allow_http,
         allowed_networks,
         resolve: fixed,
+        egress: EgressProxy::default(),
     }
 }
 

@@ -47,6 +47,19 @@ pub enum ChildKind {
 }
 
 impl ChildKind {
+    /// The API resource, plural, as RBAC rules name it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ChildKind::ConfigMap => "configmaps",
+            ChildKind::Deployment => "deployments",
+            ChildKind::Service => "services",
+            ChildKind::PodDisruptionBudget => "poddisruptionbudgets",
+            ChildKind::Ingress => "ingresses",
+            ChildKind::HttpRoute => "httproutes",
+            ChildKind::NetworkPolicy => "networkpolicies",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChildKind::ConfigMap => "ConfigMap",
@@ -108,6 +121,9 @@ pub enum ApplyError {
     /// admission webhook); the status names the child and carries the apiserver's message.
     #[error("the apiserver refused {child}: {message}")]
     Rejected { child: String, message: String },
+    /// The operator's RBAC does not let it write the child (403).
+    #[error(transparent)]
+    Forbidden(#[from] super::forbidden::Forbidden),
     #[error("Kubernetes API error: {0}")]
     Api(#[from] kube::Error),
 }
@@ -295,6 +311,11 @@ impl Wanted<'_> {
 /// A 4xx from the apiserver about a child becomes [`ApplyError::Rejected`]; 409 (a conflicting
 /// write), 429 (throttled) and every other error stay transient.
 fn rejected(kind: ChildKind, ns: &str, name: &str, error: kube::Error) -> ApplyError {
+    if let Some(forbidden) =
+        super::forbidden::Forbidden::of(&error, "create or patch", kind.resource(), ns, name)
+    {
+        return ApplyError::Forbidden(forbidden);
+    }
     match error {
         kube::Error::Api(status)
             if (400..500).contains(&status.code) && !matches!(status.code, 409 | 429) =>

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod children;
 pub mod fetch;
 pub mod findings;
+pub mod forbidden;
 pub mod hosts;
 pub mod live;
 pub mod names;

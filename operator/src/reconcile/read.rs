@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
+use super::forbidden::Forbidden;
 use crate::api::{ClientIdSource, KeyRef, WorkOSConvexAuth};
 
 /// The referenced object or key is missing: a message that names it and how to fix it.
@@ -16,6 +17,9 @@ pub struct SourceMissing(pub String);
 pub enum ReadError {
     #[error(transparent)]
     Missing(#[from] SourceMissing),
+    /// The operator may not read it (403): never silent, the status names what grants it.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error("reading spec.clientIdFrom: {0}")]
     Api(#[from] kube::Error),
 }
@@ -35,6 +39,14 @@ pub async fn referenced_client_id(
     }
 }
 
+/// A failed `get`: [`ReadError::Forbidden`] for a 403, else the API error (retried).
+fn api_error(error: kube::Error, resource: &'static str, namespace: &str, name: &str) -> ReadError {
+    match Forbidden::of(&error, "get", resource, namespace, name) {
+        Some(forbidden) => ReadError::Forbidden(forbidden),
+        None => ReadError::Api(error),
+    }
+}
+
 /// Reads the client id; a Secret is read by name (`get` only), never listed.
 async fn read_client_id(
     client: &Client,
@@ -45,7 +57,8 @@ async fn read_client_id(
         (Some(r), _) => {
             let secret = Api::<Secret>::namespaced(client.clone(), namespace)
                 .get_opt(&r.name)
-                .await?;
+                .await
+                .map_err(|e| api_error(e, "secrets", namespace, &r.name))?;
             let value = secret
                 .as_ref()
                 .and_then(|s| s.data.as_ref())
@@ -63,7 +76,8 @@ async fn read_client_id(
         (None, Some(r)) => {
             let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
                 .get_opt(&r.name)
-                .await?;
+                .await
+                .map_err(|e| api_error(e, "configmaps", namespace, &r.name))?;
             let value = cm
                 .as_ref()
                 .and_then(|c| c.data.as_ref())

@@ -47,6 +47,8 @@ pub enum Reason {
     Accepted,
     // Conditions that do not hold, and the Warning events about them.
     ClientIdSourceMissing,
+    /// The apiserver refused one of the operator's own requests (403): its RBAC lacks a rule.
+    Forbidden,
     InvalidSpec,
     NotAllowed,
     /// Another namespace serves the Ingress host or HTTPRoute hostname.
@@ -92,6 +94,7 @@ impl Reason {
             Reason::RouteNotAccepted => "RouteNotAccepted",
             Reason::RoutePending => "RoutePending",
             Reason::ClientIdSourceMissing => "ClientIdSourceMissing",
+            Reason::Forbidden => "Forbidden",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::NotAllowed => "NotAllowed",
             Reason::HostTaken => "HostTaken",

@@ -13,6 +13,7 @@ use super::apply::{Applied, ApplyError, Change};
 use super::children::Children;
 use super::fetch::FetchFailed;
 use super::findings::{convex_reach, findings};
+use super::forbidden::Forbidden;
 use super::hosts::HostTaken;
 use super::policy::NotAllowed;
 use super::read::{ReadError, SourceMissing};
@@ -64,6 +65,9 @@ pub enum Stopped {
     /// fetch: the keys could not be fetched, or do not fit.
     #[error(transparent)]
     Fetch(#[from] FetchFailed),
+    /// read or apply: the operator's RBAC lacks a rule (403).
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// apply: the apiserver refused a child.
     #[error("the apiserver refused {child}: {message}")]
     Rejected { child: String, message: String },
@@ -76,6 +80,7 @@ impl From<ReadError> for Stopped {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::Missing(missing) => Stopped::SourceMissing(missing),
+            ReadError::Forbidden(forbidden) => Stopped::Forbidden(forbidden),
             ReadError::Api(e) => Stopped::Api(e),
         }
     }
@@ -85,6 +90,7 @@ impl From<ApplyError> for Stopped {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Rejected { child, message } => Stopped::Rejected { child, message },
+            ApplyError::Forbidden(forbidden) => Stopped::Forbidden(forbidden),
             ApplyError::Api(e) => Stopped::Api(e),
         }
     }
@@ -328,6 +334,9 @@ fn convex_finding(
         Err(SyncFailed::AdminKeyMissing(missing)) => {
             return failing(Reason::AdminKeyMissing, missing.to_string(), true);
         }
+        Err(SyncFailed::Forbidden(forbidden)) => {
+            return failing(Reason::Forbidden, forbidden.to_string(), true);
+        }
         Err(SyncFailed::NotAllowed(refused)) => {
             return failing(Reason::NotAllowed, refused.to_string(), false);
         }
@@ -435,6 +444,8 @@ fn stopped_early(resource: &WorkOSConvexAuth, stopped: Stopped) -> Report {
     }
     let (reason, then) = match &stopped {
         Stopped::SourceMissing(_) => (Reason::ClientIdSourceMissing, Then::Retry),
+        // Granted without an edit of the resource: asked again with backoff.
+        Stopped::Forbidden(_) => (Reason::Forbidden, Then::Retry),
         Stopped::Invalid(_) | Stopped::Fetch(FetchFailed::TooLarge(_)) => {
             (Reason::InvalidSpec, Then::AwaitChange)
         }

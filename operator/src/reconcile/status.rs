@@ -249,41 +249,36 @@ mod tests {
     /// that is still starting and before any Convex sync outcome.
     #[test]
     fn ready_names_an_unreachable_jwks_url_before_anything_else() {
-        let mut o = observed(false);
-        o.findings
-            .retain(|f| f.condition != ConditionType::PublicJwksUrl);
-        o.findings.push(Finding::fails(
-            ConditionType::PublicJwksUrl,
-            Reason::ConvexCannotFetchKeys,
-            "Convex cannot fetch it",
-        ));
+        // `observed`, its PublicJwksUrl finding the one of a Convex deployment outside.
+        let unreachable = |available: bool| {
+            let mut o = observed(available);
+            for finding in &mut o.findings {
+                if finding.condition == ConditionType::PublicJwksUrl {
+                    finding.reason = Reason::ConvexCannotFetchKeys;
+                    finding.message = "Convex cannot fetch it".into();
+                }
+            }
+            o
+        };
+        let mut o = unreachable(false);
         o.findings.push(Finding::fails(
             ConditionType::ConvexSynced,
             Reason::AdminKeyMissing,
             "no admin key",
         ));
         let s = desired_status(None, &o, &at(1));
+        let ready = &s.conditions[0];
         assert_eq!(
             (
-                s.conditions[0].status.as_str(),
-                s.conditions[0].reason.as_str()
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
             ),
-            ("False", "ConvexCannotFetchKeys")
+            ("False", "ConvexCannotFetchKeys", "Convex cannot fetch it")
         );
-        assert_eq!(s.conditions[0].message, "Convex cannot fetch it");
         // With everything else holding, it still fails Ready: it is not informational.
-        let mut o = observed(true);
-        o.findings
-            .retain(|f| f.condition != ConditionType::PublicJwksUrl);
-        o.findings.push(Finding::fails(
-            ConditionType::PublicJwksUrl,
-            Reason::ConvexCannotFetchKeys,
-            "Convex cannot fetch it",
-        ));
-        assert_eq!(
-            desired_status(None, &o, &at(1)).conditions[0].status,
-            "False"
-        );
+        let s = desired_status(None, &unreachable(true), &at(1));
+        assert_eq!(s.conditions[0].status, "False");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum SyncFailed {
     NotAllowed(NotAllowed),
     #[error(transparent)]
     AdminKeyMissing(SourceMissing),
+    /// The operator may not read the admin key's Secret (403).
+    #[error(transparent)]
+    Forbidden(super::forbidden::Forbidden),
     /// The Secret does not say the key is for this deployment: nothing was sent.
     #[error(
         "Secret {namespace}/{secret} (spec.convex.adminKeySecretRef.name) is not marked for {url}: the operator sends an admin key only to the deployment its Secret names; add the annotation: kubectl annotate secret -n {namespace} {secret} {CONVEX_URL_ANNOTATION}={url}"
@@ -302,9 +305,18 @@ async fn read_admin_key(
 ) -> Result<Result<AdminKey, SyncFailed>, kube::Error> {
     let r = &target.admin_key;
     let ns = &valid.namespace;
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+    let secret = match Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(&r.name)
-        .await?;
+        .await
+    {
+        Ok(secret) => secret,
+        Err(e) => {
+            return match super::forbidden::Forbidden::of(&e, "get", "secrets", ns, &r.name) {
+                Some(forbidden) => Ok(Err(SyncFailed::Forbidden(forbidden))),
+                None => Err(e),
+            };
+        }
+    };
     // One answer for a missing Secret and a missing key: status is readable by roles that
     // cannot read Secrets, and must not tell which names exist.
     let missing = || {

@@ -311,6 +311,28 @@ async fn a_refused_resource_loses_its_mirror_but_keeps_its_config_map() {
     assert!(!writes(&api).iter().any(|w| w.contains("configmaps")));
 }
 
+/// Issue 24: a 403 on a child's write names the verb, the object and the chart value that grants
+/// it, in status (reason `Forbidden`), and is retried.
+#[tokio::test]
+async fn a_write_the_operator_may_not_make_names_the_rule_that_grants_it() {
+    let api = RecordedApi::default();
+    let r = stored(&api, "{clientId: client_01A, jwks: {mode: Direct}}");
+    api.fail(Method::POST, CONFIG_MAPS, 403);
+    let error = reconcile(&r, &context(&api)).await.expect_err("retried");
+    assert_eq!(error.reason(), Reason::Forbidden);
+    assert_eq!(conditions(&api)[1], "ConfigReady=False/Forbidden");
+    let status = api.object(RESOURCE).unwrap()["status"].clone();
+    let message = status["conditions"][1]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("the operator may not create or patch configmaps ")
+            && message.contains("rbac.create=true"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_child_the_apiserver_refuses_is_named_in_status_and_retried() {
     let api = RecordedApi::default();

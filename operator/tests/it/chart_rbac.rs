@@ -591,3 +591,76 @@ async fn one_namespace_rbac_reaches_only_that_namespace() {
         );
     }
 }
+
+/// Issue 24: with `rbac.secrets=false` the operator cannot read a Secret a resource names; that
+/// is never silent: `Ready=False`, reason `Forbidden`, naming the verb, the Secret and the chart
+/// value, and one Warning Event; for `spec.clientIdFrom` and for the Convex admin key alike.
+#[tokio::test]
+async fn a_secret_the_operator_may_not_read_is_reported_with_the_chart_value() {
+    let chart = install(&["rbac.secrets=false"]).await;
+    chart.wait_for_rbac("apps").await;
+    assert!(!chart.can_i(&["get", "secrets", "-n", "apps"]));
+    let operator = chart.start_operator(None);
+    let api: Api<WorkOSConvexAuth> = Api::namespaced(chart.admin.clone(), "apps");
+    let create = |name: &str, spec: Value| {
+        let api = api.clone();
+        let resource: WorkOSConvexAuth = serde_json::from_value(json!({
+            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap();
+        async move { api.create(&PostParams::default(), &resource).await.unwrap() }
+    };
+    let condition_with = |name: &'static str, type_: &'static str, reason: &'static str| {
+        let api = api.clone();
+        async move {
+            eventually(WAIT, &format!("{name} {type_} {reason}"), || async {
+                let status = api.get(name).await.ok()?.status?;
+                status
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_ && c.status == "False" && c.reason == reason)
+                    .map(|c| c.message)
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    create("from-secret", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
+    let message = condition_with("from-secret", "Ready", "Forbidden").await;
+    assert!(
+        message.starts_with("the operator may not get secrets apps/workos (403 Forbidden)")
+            && message.contains("rbac.secrets=true"),
+        "{message}"
+    );
+
+    create("admin-key", json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}, "convex": {"url": "https://happy-animal-123.convex.cloud", "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}}})).await;
+    let message = condition_with("admin-key", "ConvexSynced", "Forbidden").await;
+    assert!(
+        message.starts_with("the operator may not get secrets apps/convex-admin (403 Forbidden)"),
+        "{message}"
+    );
+
+    // One Warning per resource, not one per retry.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(chart.admin.clone(), "apps");
+    let forbidden: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Forbidden"))
+        .collect();
+    for name in ["from-secret", "admin-key"] {
+        let count = forbidden
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| e.deprecated_count.unwrap_or(1))
+            .sum::<i32>();
+        assert_eq!(count, 1, "{name}: one Warning Event, got {count}");
+    }
+    operator.abort();
+}

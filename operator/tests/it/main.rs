@@ -18,6 +18,7 @@ mod convex_package;
 mod convex_sync;
 mod crd_drift;
 mod drift;
+mod egress_proxy;
 mod gateway_api;
 mod golden;
 mod kubectl_plugin;

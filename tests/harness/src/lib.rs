@@ -6,6 +6,7 @@
 //! closes it and the script kills etcd and the apiserver and removes its temp dir.
 
 pub mod fake_workos;
+pub mod forward_proxy;
 pub mod node;
 pub mod registry;
 

@@ -75,11 +75,16 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        env: Some(vec![EnvVar {
-            name: "RUST_LOG".to_string(),
-            value: Some("info".to_string()),
-            value_from: None,
-        }]),
+        env: Some(
+            std::iter::once(("RUST_LOG", "info".to_string()))
+                .chain(ctx.egress.env())
+                .map(|(name, value)| EnvVar {
+                    name: name.to_string(),
+                    value: Some(value),
+                    value_from: None,
+                })
+                .collect(),
+        ),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 sleep: Some(SleepAction {

@@ -30,6 +30,8 @@ pub struct BuildContext {
     pub mirror_network_policy: Option<Vec<String>>,
     /// Pull secrets of every mirror pod (`--mirror-image-pull-secrets`), by name.
     pub mirror_image_pull_secrets: Vec<String>,
+    /// The operator's egress proxy, passed to every mirror as its environment.
+    pub egress: crate::jwks::EgressProxy,
 }
 
 /// Public JWKS documents (serialised JSON) for mode Inline.

@@ -245,6 +245,47 @@ fn the_mirror_pods_get_the_operator_wide_pull_secrets() {
     assert_eq!(names, ["regcred", "mirror-pull"]);
 }
 
+/// Issue 24: the operator's egress proxy reaches every mirror pod as its environment; without
+/// one, the container's environment is RUST_LOG alone.
+#[test]
+fn the_mirror_pods_get_the_operators_egress_proxy() {
+    let env = |ctx: &BuildContext| {
+        let v = valid("{clientId: client_01A}");
+        let urls = v.served_urls.clone().expect("mode Proxy");
+        let deployment = build(&v, &urls, ctx).deployment.expect("a mirror");
+        let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        env(&context()),
+        [("RUST_LOG".to_string(), "info".to_string())]
+    );
+    let ctx = BuildContext {
+        egress: crate::jwks::EgressProxy {
+            https: Some("http://proxy.infra:3128".parse().unwrap()),
+            http: None,
+            no_proxy: Some(".svc,10.0.0.0/8".into()),
+        },
+        ..context()
+    };
+    assert_eq!(
+        env(&ctx),
+        [
+            ("RUST_LOG".to_string(), "info".to_string()),
+            (
+                "HTTPS_PROXY".to_string(),
+                "http://proxy.infra:3128/".to_string()
+            ),
+            ("NO_PROXY".to_string(), ".svc,10.0.0.0/8".to_string()),
+        ]
+    );
+}
+
 /// Issue 22: with `--mirror-network-policy`, the mirror pods take connections on their port only
 /// from their own namespace and the listed ones; without it, no policy.
 #[test]
