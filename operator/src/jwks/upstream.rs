@@ -70,11 +70,11 @@ pub enum Refused {
     #[error("the upstream URL {0:?} is not a valid absolute URL")]
     Url(String),
     #[error(
-        "scheme {0:?} is not allowed: only https, unless the operator runs with --allow-http-upstream"
+        "scheme {0:?} is not allowed: only https, unless the cluster admin allows http with --allow-http-upstream (chart value policy.upstream.allowHttp), or for a Convex deployment --allow-http-convex (chart value policy.convex.allowHttp)"
     )]
     Scheme(String),
     #[error(
-        "address {0} is in a loopback, private, link-local or metadata range; the operator's --allowed-upstream-network must list it"
+        "address {0} is in a loopback, private, link-local or metadata range; the cluster admin admits it with --allowed-upstream-networks (chart value policy.upstream.allowedNetworks), or for a Convex deployment --allowed-convex-networks (chart value policy.convex.allowedNetworks)"
     )]
     Address(IpAddr),
     #[error("host {0:?} resolves to no address")]
@@ -126,7 +126,7 @@ impl UpstreamRules {
         }
         for network in &self.allowed_networks {
             args.extend([
-                "--allowed-upstream-network".to_string(),
+                "--allowed-upstream-networks".to_string(),
                 network.to_string(),
             ]);
         }
@@ -454,7 +454,7 @@ mod tests {
             rules.to_args(),
             [
                 "--allow-http-upstream",
-                "--allowed-upstream-network",
+                "--allowed-upstream-networks",
                 "10.0.0.0/8",
                 "--upstream-resolve",
                 "a.test=10.0.0.1"

@@ -57,7 +57,8 @@ pub struct MirrorArgs {
     pub allow_http_upstream: bool,
     /// A range (CIDR or address) the upstream may resolve to although it is loopback, private,
     /// link-local or metadata space. Repeatable; space-separated in the environment.
-    #[arg(long = "allowed-upstream-network", env = "WCA_PROXY_ALLOWED_UPSTREAM_NETWORKS", value_name = "CIDR", value_delimiter = ' ', value_parser = parse_network)]
+    /// (`--allowed-upstream-network`, the name before 0.1.0, is kept as an alias.)
+    #[arg(long = "allowed-upstream-networks", alias = "allowed-upstream-network", env = "WCA_PROXY_ALLOWED_UPSTREAM_NETWORKS", value_name = "CIDR", value_delimiter = ' ', value_parser = parse_network)]
     pub allowed_upstream_networks: Vec<IpNet>,
     /// A fixed DNS answer for an upstream host, as `HOST=IP` (like curl's --resolve; for
     /// tests). The address is checked like any other. Repeatable.

@@ -227,7 +227,7 @@ fn check_route(route: &RoutePlan, namespace: &str, policy: &Policy) -> Result<()
                     "Gateway {gateway} is not among the Gateways the operator may attach routes to ({})",
                     list(&policy.gateways)
                 ),
-                "use one of them, or ask the cluster admin to add it to --allowed-gateways",
+                "use one of them, or ask the cluster admin to add it to --allowed-gateways (chart value policy.gateway.allowed)",
             ));
         }
     }
@@ -286,7 +286,7 @@ fn check_ingress(
                         "class {class:?} is not among the classes the operator may use ({})",
                         list(&policy.ingress_classes)
                     ),
-                    "use one of them, or ask the cluster admin to add it to --allowed-ingress-classes",
+                    "use one of them, or ask the cluster admin to add it to --allowed-ingress-classes (chart value policy.ingress.classes)",
                 ));
             }
             None => {
@@ -341,7 +341,7 @@ fn check_mirror(proxy: &MirrorPlan, policy: &Policy) -> Result<(), NotAllowed> {
                 "{image:?} is not under an allowed image prefix ({})",
                 list(&policy.image_prefixes)
             ),
-            "leave spec.proxy.image unset to run the operator's own image, or ask the cluster admin to add the repository to --allowed-image-prefixes",
+            "leave spec.proxy.image unset to run the operator's own image, or ask the cluster admin to add the repository to --allowed-image-prefixes (chart value policy.proxy.imagePrefixes)",
         ));
     }
     if proxy.replicas > policy.max_replicas {
@@ -351,7 +351,10 @@ fn check_mirror(proxy: &MirrorPlan, policy: &Policy) -> Result<(), NotAllowed> {
                 "{} is above the operator's maximum of {}",
                 proxy.replicas, policy.max_replicas
             ),
-            format!("use at most {} (the default is 2)", policy.max_replicas),
+            format!(
+                "use at most {} (the default is 2), or ask the cluster admin to raise --max-proxy-replicas (chart value policy.proxy.maxReplicas)",
+                policy.max_replicas
+            ),
         ));
     }
     if let Some(resources) = &proxy.resources {
@@ -378,9 +381,13 @@ fn check_resources(resources: &ResourceRequirements, policy: &Policy) -> Result<
     ] {
         let Some(list) = list else { continue };
         for (name, value) in list {
-            let max = match name.as_str() {
-                "cpu" => &policy.max_cpu,
-                "memory" => &policy.max_memory,
+            let (max, flag, chart_value) = match name.as_str() {
+                "cpu" => (&policy.max_cpu, "--max-proxy-cpu", "policy.proxy.maxCpu"),
+                "memory" => (
+                    &policy.max_memory,
+                    "--max-proxy-memory",
+                    "policy.proxy.maxMemory",
+                ),
                 // Extended resources (GPUs, hugepages) have no business in a JWKS mirror.
                 other => {
                     return Err(NotAllowed::new(
@@ -403,7 +410,10 @@ fn check_resources(resources: &ResourceRequirements, policy: &Policy) -> Result<
                 return Err(NotAllowed::new(
                     field,
                     format!("{} is above the operator's maximum of {}", value.0, max.0),
-                    format!("use at most {}", max.0),
+                    format!(
+                        "use at most {}, or ask the cluster admin to raise {flag} (chart value {chart_value})",
+                        max.0
+                    ),
                 ));
             }
         }
@@ -418,12 +428,10 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
         let refused = |problem: String, fix: &str| {
             NotAllowed::new("spec.jwks.upstreamBase", problem, fix.to_string())
         };
-        let parsed = policy.upstream.check_url(&url).map_err(|e| {
-            refused(
-                e.to_string(),
-                "use https://api.workos.com (the default), or ask the cluster admin",
-            )
-        })?;
+        let parsed = policy
+            .upstream
+            .check_url(&url)
+            .map_err(|e| refused(e.to_string(), "use https://api.workos.com (the default)"))?;
         let host = parsed
             .host_str()
             .unwrap_or_default()
@@ -444,7 +452,7 @@ fn check_upstream(valid: &Valid, policy: &Policy) -> Result<(), NotAllowed> {
                         format!(", and {}", list(&policy.upstream_hosts))
                     }
                 ),
-                "use https://api.workos.com (the default), or ask the cluster admin to add the host to --allowed-upstream-hosts",
+                "use https://api.workos.com (the default), or ask the cluster admin to add the host to --allowed-upstream-hosts (chart value policy.upstream.allowedHosts)",
             ));
         }
     }
@@ -535,6 +543,98 @@ mod tests {
 
     fn default() -> Policy {
         Policy::for_image(IMAGE)
+    }
+
+    /// Issue 24: every refusal that the cluster admin fixes names the flag **and** the chart
+    /// value, each existing: the flag among `run`'s (clap's own list), the value as a key of the
+    /// chart's values.yaml. Walks a refusal of each kind, and the upstream rules' own messages.
+    #[test]
+    fn refusals_name_flags_and_chart_values_that_exist() {
+        use clap::Args;
+        let strict = Policy {
+            ingress_classes: vec!["traefik".into()],
+            ingress_host_suffixes: vec![".jwks.example.com".into()],
+            gateways: vec!["infra/public".into()],
+            max_replicas: 3,
+            ..default()
+        };
+        let mut messages: Vec<String> = [
+            "{clientId: client_1, ingress: {enabled: true, host: a.jwks.example.com, className: nginx}}",
+            "{clientId: client_1, ingress: {enabled: true, host: jwks.acme.com, className: traefik}}",
+            "{clientId: client_1, ingress: {enabled: true, host: a.jwks.example.com, className: traefik, annotations: {x.example/y: z}}}",
+            "{clientId: client_1, proxy: {image: 'evil.example/wca:1'}}",
+            "{clientId: client_1, proxy: {replicas: 9}}",
+            "{clientId: client_1, proxy: {resources: {limits: {memory: 4Gi}}}}",
+            "{clientId: client_1, proxy: {resources: {limits: {memory: 64Mi, cpu: '8'}}}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'https://evil.example.com'}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'http://api.workos.com'}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'https://10.0.0.1'}}",
+            "{clientId: client_1, httpRoute: {parentRefs: [{name: other, namespace: infra}], hostnames: [a.jwks.example.com]}}",
+        ]
+        .iter()
+        .map(|spec| refused(spec, &strict).to_string())
+        .collect();
+        let convex = url::Url::parse("https://evil.example.com").unwrap();
+        messages.push(check_convex(&convex, &strict).unwrap_err().to_string());
+        let off = Policy {
+            convex_sync: false,
+            ..default()
+        };
+        messages.push(check_convex(&convex, &off).unwrap_err().to_string());
+
+        let run = crate::controller::RunArgs::augment_args(clap::Command::new("run"));
+        let flags: Vec<String> = run
+            .get_arguments()
+            .flat_map(|a| {
+                a.get_long()
+                    .into_iter()
+                    .chain(a.get_all_aliases().into_iter().flatten())
+            })
+            .map(|long| format!("--{long}"))
+            .collect();
+        let values_yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../charts/workos-convex-auth/values.yaml"
+        ))
+        .unwrap();
+        let values: serde_json::Value = serde_saphyr::from_str(&values_yaml).unwrap();
+        for message in &messages {
+            let named_flags: Vec<&str> = message
+                .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
+                .filter(|w| w.starts_with("--"))
+                .collect();
+            let named_values: Vec<&str> = message
+                .match_indices("chart value ")
+                .map(|(i, m)| {
+                    let rest = &message[i + m.len()..];
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '.'))
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches('.')
+                })
+                .collect();
+            if message.contains("cluster admin") {
+                assert!(!named_flags.is_empty(), "names no flag: {message}");
+            }
+            assert_eq!(
+                named_flags.len(),
+                named_values.len(),
+                "each flag with its chart value: {message}"
+            );
+            for flag in named_flags {
+                assert!(
+                    flags.iter().any(|f| f == flag),
+                    "{flag} is not a flag of run: {message}"
+                );
+            }
+            for value in named_values {
+                let found = value
+                    .split('.')
+                    .try_fold(&values, |node, key| node.get(key));
+                assert!(found.is_some(), "{value} is not a chart value: {message}");
+            }
+        }
+        assert!(messages.len() >= 13);
     }
 
     #[test]

@@ -368,7 +368,7 @@ fn convex_finding(
                 ),
                 DeploymentError::NotAllowed(_) => (
                     Reason::DeploymentUnreachable,
-                    "use the deployment's public https URL, or ask the operator's admin to allow its address (--allowed-convex-networks, --allow-http-convex)".to_string(),
+                    "use the deployment's public https URL, or ask the cluster admin to allow its address (--allowed-convex-networks, chart value policy.convex.allowedNetworks; --allow-http-convex, chart value policy.convex.allowHttp)".to_string(),
                 ),
                 // The operator's own limits, not the deployment's: nothing to fix.
                 DeploymentError::Busy(_) | DeploymentError::RateLimited => (

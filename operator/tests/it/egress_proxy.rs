@@ -140,7 +140,7 @@ async fn the_mirror_process_fetches_through_the_proxy_of_its_environment() {
             .arg(format!("{CLIENT}={}{CLIENT}", fake.base_url()))
             .args([
                 "--allow-http-upstream",
-                "--allowed-upstream-network",
+                "--allowed-upstream-networks",
                 "127.0.0.0/8",
             ])
             .env("HTTP_PROXY", proxy_url)

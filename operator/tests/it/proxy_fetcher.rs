@@ -152,7 +152,7 @@ async fn refuses_internal_addresses_http_and_cross_origin_redirects() {
             "{ip}"
         );
         assert!(
-            err.to_string().contains("--allowed-upstream-network"),
+            err.to_string().contains("--allowed-upstream-networks"),
             "{err}"
         );
     }

@@ -278,7 +278,7 @@ impl MirrorProcess {
             // The fake WorkOS is plain http on loopback, which the defaults refuse.
             .args([
                 "--allow-http-upstream",
-                "--allowed-upstream-network",
+                "--allowed-upstream-networks",
                 "127.0.0.0/8",
             ])
             .args(extra)
