@@ -26,6 +26,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Show every WorkOSConvexAuth's conditions and JWKS URL as a table.
     Status(crate::status::StatusArgs),
+    /// Print one WorkOSConvexAuth's generated Convex auth config (auth.config.ts by default).
+    Config(crate::generated::ConfigArgs),
     /// GET a URL once; exit 0 on a 2xx answer (the chart's `helm test` checks /readyz with it).
     Probe(crate::probe::ProbeArgs),
 }

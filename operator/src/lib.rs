@@ -17,7 +17,8 @@
 //! - [`check_token`]: why Convex would reject a token (`check-token`).
 //! - [`render`]: the objects for resources in a file, offline (`render`).
 //! - [`status`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
-//!   [`kubeconfig`]: the user's cluster for `status` and `check-token --resource`.
+//!   [`generated`]: one resource's generated auth config (`config`); [`kubeconfig`]: the user's
+//!   cluster for `status`, `config` and `check-token --resource`.
 //! - [`probe`]: one GET that must answer 2xx (`probe`, the chart's `helm test`).
 //! - [`cli`]: the command line; [`duration`]: durations as the spec writes them;
 //!   [`printable`]: text a terminal shows as written.
@@ -28,6 +29,7 @@ pub mod controller;
 pub mod convex;
 pub mod duration;
 pub mod gateway;
+pub mod generated;
 pub mod http_serve;
 pub mod jwks;
 pub mod kubeconfig;

@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::CheckToken(args) => return Ok(workos_convex_auth::check_token::run(args).await),
         Command::Render(args) => print!("{}", render_command(&args)?),
         Command::Status(args) => workos_convex_auth::status::run(&args).await?,
+        Command::Config(args) => workos_convex_auth::generated::run(&args).await?,
         Command::Probe(args) => return Ok(workos_convex_auth::probe::run(args).await),
         Command::Proxy(args) => {
             init_logging(LogFormat::Json);

@@ -2,25 +2,36 @@
 //! with its conditions and JWKS URL as a table. Read with the user's kubeconfig, as
 //! `check-token --resource` reads a resource; the table itself is pure.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use kube::api::{Api, ListParams};
 
 use crate::api::WorkOSConvexAuth;
-use crate::kubeconfig::{self, ClusterError};
+use crate::kubeconfig::{ClusterArgs, ClusterError};
 use crate::printable::escaped;
 use crate::reconcile::ConditionType;
 
 /// Show every WorkOSConvexAuth's conditions and JWKS URL.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
+    /// Only this resource (with -n, or in the context's namespace).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
     /// Only the resources in this namespace (default: every namespace).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// Kubeconfig. Unset: `$KUBECONFIG`, `~/.kube/config` or in-cluster.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// Output: the table, or the resources' status as json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `status -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
 }
 
 /// Why the resources could not be listed.
@@ -30,6 +41,12 @@ pub enum StatusError {
     Cluster(#[from] ClusterError),
     #[error("cannot list WorkOSConvexAuth resources{scope}: {message}")]
     List { scope: String, message: String },
+    #[error("cannot read WorkOSConvexAuth {namespace}/{name}: {message}")]
+    Get {
+        namespace: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// The condition columns, always shown and in this order, so a missing condition reads `-`
@@ -46,17 +63,59 @@ const CONDITIONS: [ConditionType; 5] = [
 /// none).
 pub async fn run(args: &StatusArgs) -> Result<(), StatusError> {
     let resources = list(args).await?;
-    if resources.is_empty() {
-        eprintln!("{}", nothing_found(args.namespace.as_deref()));
-    } else {
-        print!("{}", table(&resources, args.namespace.is_none()));
+    match args.output {
+        Output::Table if resources.is_empty() => {
+            eprintln!("{}", nothing_found(args.namespace.as_deref()));
+        }
+        Output::Table => print!(
+            "{}",
+            table(&resources, args.namespace.is_none() && args.name.is_none())
+        ),
+        Output::Json => println!("{}", structured(&resources, Output::Json)),
+        Output::Yaml => print!("{}", structured(&resources, Output::Yaml)),
     }
     Ok(())
 }
 
-/// The resources in the namespace, or in every namespace.
+/// `-o json|yaml`: each resource's namespace, name and status, as a list (kubectl's shape of a
+/// list: `items`).
+pub fn structured(resources: &[WorkOSConvexAuth], output: Output) -> String {
+    let items: Vec<serde_json::Value> = resources
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "namespace": r.metadata.namespace,
+                "name": r.metadata.name,
+                "status": r.status,
+            })
+        })
+        .collect();
+    let list = serde_json::json!({ "items": items });
+    match output {
+        Output::Yaml => serde_saphyr::to_string(&list).unwrap_or_default(),
+        _ => serde_json::to_string_pretty(&list).unwrap_or_default(),
+    }
+}
+
+/// The resources in the namespace, or in every namespace; with a name, that one resource.
 pub async fn list(args: &StatusArgs) -> Result<Vec<WorkOSConvexAuth>, StatusError> {
-    let client = kubeconfig::client(args.kubeconfig.as_deref()).await?;
+    let client = args.cluster.client().await?;
+    if let Some(name) = &args.name {
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let api: Api<WorkOSConvexAuth> = Api::namespaced(client, &namespace);
+        return api
+            .get(name)
+            .await
+            .map(|r| vec![r])
+            .map_err(|e| StatusError::Get {
+                namespace,
+                name: name.clone(),
+                message: e.to_string(),
+            });
+    }
     let api: Api<WorkOSConvexAuth> = match &args.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),

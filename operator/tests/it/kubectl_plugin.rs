@@ -328,3 +328,148 @@ fn the_krew_manifest_names_kubectl_wca() {
         assert!(p.selector["matchLabels"]["os"].is_string(), "{p:?}");
     }
 }
+
+/// Issue 24: `kubectl wca config NAME` prints the generated auth.config.ts as the ConfigMap
+/// holds it (ready to redirect into convex/auth.config.ts), in the context's namespace unless
+/// `-n`; `--format json`; a resource not generated yet says how to find out why. `status NAME
+/// -o json` gives that resource's status; `--context` picks the kubeconfig's context.
+#[tokio::test]
+async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp
+        .namespace(&client, "kubectl plugin config")
+        .await
+        .unwrap();
+    let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+    for name in ["acme", "pending"] {
+        let wca: WorkOSConvexAuth = serde_json::from_value(json!({
+            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
+            "metadata": {"name": name}, "spec": {"clientId": "client_01JEXAMPLE0000000000000000"}
+        }))
+        .unwrap();
+        wcas.create(&PostParams::default(), &wca).await.unwrap();
+    }
+    // What the operator would have written: a ConfigMap the status names.
+    let generated = "export default { providers: [] } satisfies AuthConfig;\n";
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "acme-auth"},
+        "data": {"auth.config.ts": generated, "auth.config.json": "{\"providers\":[]}"}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    wcas.patch_status(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"configMapName": "acme-auth",
+            "conditions": [condition("Ready", "True", "Reconciled")]}})),
+    )
+    .await
+    .unwrap();
+    let kubeconfig = cp.kubeconfig().to_str().unwrap();
+
+    let out = plugin(&["config", "acme", "-n", &ns, "--kubeconfig", kubeconfig]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), generated);
+    let out = plugin(&[
+        "config",
+        "acme",
+        "-n",
+        &ns,
+        "--format",
+        "json",
+        "--kubeconfig",
+        kubeconfig,
+    ]);
+    assert_eq!(text(&out.stdout), "{\"providers\":[]}");
+
+    // The context's namespace when -n is not given, and --context to pick that context.
+    let with_namespace = std::env::temp_dir().join(format!("wca-plugin-{ns}.kubeconfig"));
+    std::fs::copy(cp.kubeconfig(), &with_namespace).unwrap();
+    let set = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", with_namespace.to_str().unwrap(), "config"];
+        all.extend_from_slice(args);
+        cp.kubectl_ok(&all).unwrap();
+    };
+    set(&[
+        "set-context",
+        "tenant",
+        "--cluster",
+        "wca-local",
+        "--user",
+        "wca-admin",
+        "--namespace",
+        &ns,
+    ]);
+    let out = plugin(&[
+        "config",
+        "acme",
+        "--context",
+        "tenant",
+        "--kubeconfig",
+        with_namespace.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), generated);
+    let out = plugin(&[
+        "config",
+        "acme",
+        "--context",
+        "nope",
+        "--kubeconfig",
+        with_namespace.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Not generated yet: the message names the ConfigMap and the command that says why.
+    let out = plugin(&["config", "pending", "-n", &ns, "--kubeconfig", kubeconfig]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ConfigMap {ns}/pending-convex-auth has no auth.config.ts"
+        )) && stderr.contains(&format!("kubectl wca status pending -n {ns}")),
+        "{stderr}"
+    );
+
+    // status NAME -o json|yaml: that resource's status only.
+    let out = plugin(&[
+        "status",
+        "acme",
+        "-n",
+        &ns,
+        "-o",
+        "json",
+        "--kubeconfig",
+        kubeconfig,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["items"][0]["name"], "acme");
+    assert_eq!(listed["items"][0]["status"]["configMapName"], "acme-auth");
+    let out = plugin(&[
+        "status",
+        "acme",
+        "-n",
+        &ns,
+        "-o",
+        "yaml",
+        "--kubeconfig",
+        kubeconfig,
+    ]);
+    assert!(
+        text(&out.stdout).contains("configMapName: acme-auth"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = plugin(&["status", "acme", "-n", &ns, "--kubeconfig", kubeconfig]);
+    let table = text(&out.stdout);
+    assert!(
+        table.starts_with("NAME ") && table.lines().count() == 2,
+        "{table}"
+    );
+}
