@@ -103,18 +103,17 @@ fn condition(t: &str, status: &str, reason: &str) -> serde_json::Value {
         "lastTransitionTime": "2026-01-01T00:00:00Z"})
 }
 
-/// `status` lists what the status subresource holds: written here with a status patch (no
-/// controller runs), then read by the binary with the test kubeconfig.
-#[tokio::test]
-async fn status_shows_conditions_and_jwks_url() {
-    let cp = ControlPlane::shared();
+/// A namespace of its own holding a WorkOSConvexAuth of each name (no controller runs: the tests
+/// write status themselves).
+async fn namespace_with(
+    cp: &ControlPlane,
+    test: &str,
+    names: &[&str],
+) -> (kube::Client, String, Api<WorkOSConvexAuth>) {
     let client = cp.client().await.unwrap();
-    let ns = cp
-        .namespace(&client, "kubectl plugin status")
-        .await
-        .unwrap();
+    let ns = cp.namespace(&client, test).await.unwrap();
     let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    for name in ["beta", "alpha"] {
+    for name in names {
         let wca: WorkOSConvexAuth = serde_json::from_value(json!({
             "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
             "metadata": {"name": name}, "spec": {"clientId": "client_01JEXAMPLE0000000000000000"}
@@ -122,6 +121,15 @@ async fn status_shows_conditions_and_jwks_url() {
         .unwrap();
         wcas.create(&PostParams::default(), &wca).await.unwrap();
     }
+    (client, ns, wcas)
+}
+
+/// `status` lists what the status subresource holds: written here with a status patch (no
+/// controller runs), then read by the binary with the test kubeconfig.
+#[tokio::test]
+async fn status_shows_conditions_and_jwks_url() {
+    let cp = ControlPlane::shared();
+    let (client, ns, wcas) = namespace_with(cp, "kubectl plugin status", &["beta", "alpha"]).await;
     let url = format!(
         "http://alpha-jwks.{ns}.svc.cluster.local:8080/sso/jwks/client_01JEXAMPLE0000000000000000"
     );
@@ -336,20 +344,8 @@ fn the_krew_manifest_names_kubectl_wca() {
 #[tokio::test]
 async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp
-        .namespace(&client, "kubectl plugin config")
-        .await
-        .unwrap();
-    let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    for name in ["acme", "pending"] {
-        let wca: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": {"clientId": "client_01JEXAMPLE0000000000000000"}
-        }))
-        .unwrap();
-        wcas.create(&PostParams::default(), &wca).await.unwrap();
-    }
+    let (client, ns, wcas) =
+        namespace_with(cp, "kubectl plugin config", &["acme", "pending"]).await;
     // What the operator would have written: a ConfigMap the status names.
     let generated = "export default { providers: [] } satisfies AuthConfig;\n";
     let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
