@@ -98,11 +98,6 @@ impl EgressProxy {
         }
         env
     }
-
-    /// Whether any proxy is set.
-    pub fn is_set(&self) -> bool {
-        self.https.is_some() || self.http.is_some()
-    }
 }
 
 #[cfg(test)]
@@ -138,7 +133,6 @@ mod tests {
             EgressProxy::from_lookup(env(&[])).unwrap(),
             EgressProxy::default()
         );
-        assert!(!EgressProxy::default().is_set());
     }
 
     #[test]

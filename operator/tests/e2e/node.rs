@@ -634,7 +634,7 @@ fn operator() -> &'static Installed {
         create_pull_secret(RELEASE_NS);
         let started = Instant::now();
         let mut helm = node().helm();
-        helm.env("SSL_CERT_FILE", registry.ca_bundle().unwrap());
+        helm.env("SSL_CERT_FILE", &release.ca_bundle);
         run_ok(helm.args([
             "install",
             RELEASE,

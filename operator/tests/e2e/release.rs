@@ -29,7 +29,8 @@ pub struct Published {
     pub digest: String,
     /// The cosign key pair's directory (cosign.key, cosign.pub).
     keys: PathBuf,
-    ca_bundle: PathBuf,
+    /// The system's roots and the registry's CA (`SSL_CERT_FILE`), written once.
+    pub ca_bundle: PathBuf,
 }
 
 /// The registry, started once per test binary, with one release pushed to it.

@@ -108,9 +108,13 @@ impl Registry {
     }
 
     /// The system's roots and the registry's CA in one file, for `SSL_CERT_FILE` (Go programs:
-    /// skopeo, helm, cosign, read it in place of the system roots).
+    /// skopeo, helm, cosign, read it in place of the system roots). Written once: programs may
+    /// be reading it while another test asks for it.
     pub fn ca_bundle(&self) -> anyhow::Result<PathBuf> {
         let bundle = self.dir.join("bundle.crt");
+        if bundle.exists() {
+            return Ok(bundle);
+        }
         let system = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
         let mut all = system;
         all.extend(std::fs::read(self.ca_file())?);
