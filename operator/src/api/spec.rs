@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -280,6 +282,67 @@ pub struct ProxySpec {
     #[serde(default = "default_max_stale")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
     pub max_stale: String,
+    /// Where the mirror pods run and what they carry: labels, annotations and scheduling, in
+    /// the shape of cert-manager's HTTP01 solver `podTemplate`. Added to the operator-wide
+    /// defaults (chart values `mirror.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<MirrorPodTemplate>,
+}
+
+/// `spec.proxy.podTemplate`. Only metadata and placement: nothing in it can weaken the pod (no
+/// volumes, host namespaces, service account or security context fields exist here).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct MirrorPodTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MirrorPodMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<MirrorPodSpec>,
+}
+
+/// Labels and annotations added to the mirror pods. Keys must be on the cluster admin's lists
+/// (`--allowed-proxy-pod-labels`, `--allowed-proxy-pod-annotations`): an annotation can ask a
+/// mesh or secrets injector to act on the pod, and a label can make it match another
+/// namespace's NetworkPolicy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct MirrorPodMetadata {
+    /// Labels added to the mirror pods (not the operator's own `app.kubernetes.io/*` ones).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.size() <= 32").message("at most 32 labels"))]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the mirror pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.size() <= 32").message("at most 32 annotations"))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Scheduling and pulling of the mirror pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorPodSpec {
+    /// Added to the operator-wide `mirror.nodeSelector`; a key it sets cannot be changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.size() <= 32").message("at most 32 node selector labels"))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Added to the operator-wide `mirror.tolerations`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the mirror pods spread across zones or nodes, e.g. one per zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Must be one the cluster admin allows (`--allowed-priority-classes`, chart value
+    /// `policy.proxy.priorityClasses`). Unset: the operator-wide `mirror.priorityClassName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Secrets of this namespace to pull the mirror image with, added to the operator-wide
+    /// `mirror.imagePullSecrets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
 }
 
 impl Default for ProxySpec {
@@ -290,6 +353,7 @@ impl Default for ProxySpec {
             resources: None,
             refresh_interval: default_refresh_interval(),
             max_stale: default_max_stale(),
+            pod_template: None,
         }
     }
 }

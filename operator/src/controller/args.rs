@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Toleration;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::jwks::{EgressProxy, parse_network, parse_resolve};
 use crate::mirror::upstream_rules;
 use crate::reconcile::Policy;
+use crate::reconcile::pod_template::MirrorPodDefaults;
 use crate::reconcile::policy::quantity_value;
 
 use crate::http_serve::{LimitsError, ServerLimits};
@@ -35,6 +37,17 @@ pub struct RunArgs {
         value_name = "SECRET,…"
     )]
     pub mirror_image_pull_secrets: Vec<String>,
+    /// Node labels every mirror pod is placed by, `KEY=VALUE`: a resource's
+    /// spec.proxy.podTemplate.spec.nodeSelector may add keys, never change these.
+    #[arg(long, env = "WCA_MIRROR_NODE_SELECTOR", value_delimiter = ',', value_name = "KEY=VALUE,…", value_parser = parse_label)]
+    pub mirror_node_selector: Vec<(String, String)>,
+    /// Tolerations of every mirror pod, a JSON list of Kubernetes tolerations (as the chart's
+    /// mirror.tolerations is written).
+    #[arg(long, env = "WCA_MIRROR_TOLERATIONS", value_name = "JSON", value_parser = parse_tolerations)]
+    pub mirror_tolerations: Option<Tolerations>,
+    /// PriorityClass of the mirror pods whose resource names none; always allowed.
+    #[arg(long, env = "WCA_MIRROR_PRIORITY_CLASS", value_name = "NAME")]
+    pub mirror_priority_class: Option<String>,
     /// Address of the admin server (/healthz, /readyz, /metrics).
     #[arg(long, env = "WCA_ADMIN_ADDR", default_value = "0.0.0.0:8081")]
     pub admin_addr: SocketAddr,
@@ -115,6 +128,34 @@ pub struct PolicyArgs {
     /// Largest memory request or limit of a mirror container.
     #[arg(long, env = "WCA_MAX_PROXY_MEMORY", default_value = "512Mi")]
     pub max_proxy_memory: String,
+    /// PriorityClasses spec.proxy.podTemplate.spec.priorityClassName may name (besides
+    /// --mirror-priority-class). Unset: none, so no tenant preempts with system-cluster-critical.
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_PRIORITY_CLASSES",
+        value_delimiter = ',',
+        value_name = "CLASS,…"
+    )]
+    pub allowed_priority_classes: Vec<String>,
+    /// Label keys spec.proxy.podTemplate.metadata.labels may set: exact keys or prefixes ending
+    /// in `*`. Unset: none (a label can make a pod match another namespace's NetworkPolicy).
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_PROXY_POD_LABELS",
+        value_delimiter = ',',
+        value_name = "KEY,…"
+    )]
+    pub allowed_proxy_pod_labels: Vec<String>,
+    /// Annotation keys spec.proxy.podTemplate.metadata.annotations may set: exact keys or
+    /// prefixes ending in `*`. Unset: none (an annotation can ask a mesh or a secrets injector
+    /// to act on the pod).
+    #[arg(
+        long,
+        env = "WCA_ALLOWED_PROXY_POD_ANNOTATIONS",
+        value_delimiter = ',',
+        value_name = "KEY,…"
+    )]
+    pub allowed_proxy_pod_annotations: Vec<String>,
     /// Upstream hosts allowed besides api.workos.com and each resource's authDomain and
     /// authkitDomain: names, IP literals, or `.suffix` for every name below it.
     #[arg(
@@ -215,6 +256,20 @@ impl RunArgs {
         <Run as clap::Parser>::try_parse_from(argv).map(|r| r.run)
     }
 
+    /// What every mirror pod gets besides its resource's podTemplate.
+    pub fn mirror_pod(&self) -> MirrorPodDefaults {
+        MirrorPodDefaults {
+            image_pull_secrets: self.mirror_image_pull_secrets.clone(),
+            node_selector: self.mirror_node_selector.iter().cloned().collect(),
+            tolerations: self
+                .mirror_tolerations
+                .as_ref()
+                .map(|t| t.0.clone())
+                .unwrap_or_default(),
+            priority_class_name: self.mirror_priority_class.clone(),
+        }
+    }
+
     /// The policy these flags describe.
     pub fn policy(&self) -> Result<Policy, String> {
         let p = &self.policy;
@@ -238,6 +293,10 @@ impl RunArgs {
         }
         policy.max_cpu = Quantity(p.max_proxy_cpu.clone());
         policy.max_memory = Quantity(p.max_proxy_memory.clone());
+        policy.priority_classes = p.allowed_priority_classes.clone();
+        policy.pod_labels = p.allowed_proxy_pod_labels.clone();
+        policy.pod_annotations = p.allowed_proxy_pod_annotations.clone();
+        policy.mirror_pod = self.mirror_pod();
         policy.upstream_hosts = p.allowed_upstream_hosts.clone();
         policy.upstream = upstream_rules(
             p.allow_http_upstream,
@@ -266,6 +325,23 @@ impl RunArgs {
         policy.convex.egress = egress;
         Ok(policy)
     }
+}
+
+/// `--mirror-tolerations`: a list, parsed as one value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tolerations(pub Vec<Toleration>);
+
+fn parse_tolerations(json: &str) -> Result<Tolerations, String> {
+    serde_json::from_str(json).map(Tolerations).map_err(|e| {
+        format!("a JSON list of tolerations, e.g. [{{\"key\":\"dedicated\",\"operator\":\"Exists\"}}]: {e}")
+    })
+}
+
+fn parse_label(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("{pair:?}: write KEY=VALUE"))
 }
 
 /// Default `--admin-header-read-timeout`.

@@ -271,7 +271,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                     default_image: args.proxy_image.clone(),
                     mirror_upstream: policy.upstream.clone(),
                     mirror_network_policy: args.mirror_network_policy(),
-                    mirror_image_pull_secrets: args.mirror_image_pull_secrets.clone(),
+                    mirror_pod: policy.mirror_pod.clone(),
                     egress: policy.upstream.egress.clone(),
                 },
                 secret_resync: args.secret_resync,

@@ -15,6 +15,7 @@ pub mod forbidden;
 pub mod hosts;
 pub mod live;
 pub mod names;
+pub mod pod_template;
 pub mod policy;
 pub mod read;
 pub mod reason;

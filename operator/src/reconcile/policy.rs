@@ -13,7 +13,9 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Valid;
+use super::pod_template::{MirrorPodDefaults, reserved_label};
 use super::validate::{IngressPlan, MirrorPlan, RoutePlan};
+use crate::api::MirrorPodTemplate;
 use crate::convex::generate::WORKOS_API_HOST;
 use crate::jwks::UpstreamRules;
 
@@ -51,6 +53,14 @@ pub struct Policy {
     pub convex_hosts: Vec<String>,
     /// Whether `spec.convex` is honoured at all.
     pub convex_sync: bool,
+    /// PriorityClasses `spec.proxy.podTemplate` may name besides the operator-wide default.
+    pub priority_classes: Vec<String>,
+    /// Label and annotation keys `spec.proxy.podTemplate.metadata` may set: exact keys or
+    /// prefixes ending in `*`; empty: none.
+    pub pod_labels: Vec<String>,
+    pub pod_annotations: Vec<String>,
+    /// The operator-wide mirror pod settings a template may add to but not change.
+    pub mirror_pod: MirrorPodDefaults,
 }
 
 impl Policy {
@@ -70,6 +80,10 @@ impl Policy {
             gateways: Vec::new(),
             convex_hosts: vec![".convex.cloud".into()],
             convex_sync: true,
+            priority_classes: Vec::new(),
+            pod_labels: Vec::new(),
+            pod_annotations: Vec::new(),
+            mirror_pod: MirrorPodDefaults::default(),
         }
     }
 }
@@ -360,7 +374,104 @@ fn check_mirror(proxy: &MirrorPlan, policy: &Policy) -> Result<(), NotAllowed> {
     if let Some(resources) = &proxy.resources {
         check_resources(resources, policy)?;
     }
+    check_pod_template(&proxy.pod_template, policy)
+}
+
+/// Labels and annotations only from the admin's lists (never the operator's own labels), node
+/// selector keys the operator pins unchanged, a priority class only when allowed.
+fn check_pod_template(template: &MirrorPodTemplate, policy: &Policy) -> Result<(), NotAllowed> {
+    const FIELD: &str = "spec.proxy.podTemplate";
+    if let Some(metadata) = &template.metadata {
+        if let Some(key) = metadata.labels.keys().find(|k| reserved_label(k)) {
+            return Err(NotAllowed::new(
+                format!("{FIELD}.metadata.labels[{key:?}]"),
+                "the operator sets this label on every mirror pod: its Deployment selects the pods by it",
+                "remove it",
+            ));
+        }
+        for (kind, keys, allowed, flag, value) in [
+            (
+                "labels",
+                &metadata.labels,
+                &policy.pod_labels,
+                "--allowed-proxy-pod-labels",
+                "policy.proxy.podLabels",
+            ),
+            (
+                "annotations",
+                &metadata.annotations,
+                &policy.pod_annotations,
+                "--allowed-proxy-pod-annotations",
+                "policy.proxy.podAnnotations",
+            ),
+        ] {
+            if let Some(key) = keys.keys().find(|k| !key_listed(k, allowed)) {
+                let problem = if allowed.is_empty() {
+                    format!(
+                        "the operator sets no mirror pod {kind} unless the cluster admin lists their keys"
+                    )
+                } else {
+                    format!(
+                        "the key is not among the {kind} the operator may set ({})",
+                        list(allowed)
+                    )
+                };
+                return Err(NotAllowed::new(
+                    format!("{FIELD}.metadata.{kind}[{key:?}]"),
+                    problem,
+                    format!(
+                        "remove it, or ask the cluster admin to list the key in {flag} (chart value {value})"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(spec) = &template.spec else {
+        return Ok(());
+    };
+    let pinned = &policy.mirror_pod.node_selector;
+    if let Some((key, value)) = spec
+        .node_selector
+        .iter()
+        .find(|(k, v)| pinned.get(*k).is_some_and(|pin| pin != *v))
+    {
+        return Err(NotAllowed::new(
+            format!("{FIELD}.spec.nodeSelector[{key:?}]"),
+            format!(
+                "{value:?}: the operator places every mirror on nodes with {key}={} (--mirror-node-selector, chart value mirror.nodeSelector)",
+                pinned[key]
+            ),
+            "remove the key",
+        ));
+    }
+    if let Some(class) = &spec.priority_class_name
+        && policy.mirror_pod.priority_class_name.as_ref() != Some(class)
+        && !policy.priority_classes.contains(class)
+    {
+        return Err(NotAllowed::new(
+            format!("{FIELD}.spec.priorityClassName"),
+            format!(
+                "{class:?} is not among the priority classes mirror pods may use ({}): a higher class preempts other tenants' pods",
+                if policy.priority_classes.is_empty() {
+                    "none".to_string()
+                } else {
+                    list(&policy.priority_classes)
+                }
+            ),
+            "remove it, or ask the cluster admin to add it to --allowed-priority-classes (chart value policy.proxy.priorityClasses)",
+        ));
+    }
     Ok(())
+}
+
+/// Whether `key` is listed exactly or under a listed `prefix*`.
+fn key_listed(key: &str, allowed: &[String]) -> bool {
+    allowed
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => pattern == key,
+        })
 }
 
 fn check_resources(resources: &ResourceRequirements, policy: &Policy) -> Result<(), NotAllowed> {
@@ -545,6 +656,64 @@ mod tests {
         Policy::for_image(IMAGE)
     }
 
+    /// Issue 24: a pod template's priority class only when the admin lists it (or it is the
+    /// operator-wide default); labels and annotations only from the admin's lists, never the
+    /// operator's own labels; node selector keys the operator pins unchanged.
+    #[test]
+    fn the_pod_template_follows_the_admins_lists() {
+        let template = |t: &str| format!("{{clientId: client_1, proxy: {{podTemplate: {t}}}}}");
+        let critical = template("{spec: {priorityClassName: system-cluster-critical}}");
+        let error = refused(&critical, &default());
+        assert_eq!(error.field, "spec.proxy.podTemplate.spec.priorityClassName");
+        assert!(error.problem.contains("(none)"), "{error}");
+        let admin = Policy {
+            priority_classes: vec!["jwks".into()],
+            pod_labels: vec!["team".into(), "example.com/*".into()],
+            pod_annotations: vec!["prometheus.io/*".into()],
+            mirror_pod: MirrorPodDefaults {
+                node_selector: [("pool".to_string(), "edge".to_string())].into(),
+                priority_class_name: Some("mirrors".into()),
+                ..MirrorPodDefaults::default()
+            },
+            ..default()
+        };
+        assert!(refused(&critical, &admin).problem.contains("(jwks)"));
+        for allowed in [
+            "{spec: {priorityClassName: jwks}}",
+            "{spec: {priorityClassName: mirrors}}",
+            "{spec: {nodeSelector: {pool: edge, zone: a}}}",
+            "{metadata: {labels: {team: a, example.com/tier: b}, annotations: {prometheus.io/scrape: 'true'}}}",
+        ] {
+            admit(&valid(&template(allowed)), &admin).unwrap_or_else(|e| panic!("{allowed}: {e}"));
+        }
+        for (denied, field) in [
+            (
+                "{metadata: {labels: {other: a}}}",
+                "spec.proxy.podTemplate.metadata.labels[\"other\"]",
+            ),
+            (
+                "{metadata: {annotations: {vault.hashicorp.com/agent-inject: 'true'}}}",
+                "spec.proxy.podTemplate.metadata.annotations[\"vault.hashicorp.com/agent-inject\"]",
+            ),
+            (
+                "{spec: {nodeSelector: {pool: system}}}",
+                "spec.proxy.podTemplate.spec.nodeSelector[\"pool\"]",
+            ),
+        ] {
+            assert_eq!(refused(&template(denied), &admin).field, field, "{denied}");
+        }
+        // The operator's own labels, even when the admin's list would admit the key.
+        let everything = Policy {
+            pod_labels: vec!["*".into()],
+            ..default()
+        };
+        let error = refused(
+            &template("{metadata: {labels: {app.kubernetes.io/instance: other}}}"),
+            &everything,
+        );
+        assert!(error.problem.contains("selects the pods by it"), "{error}");
+    }
+
     /// Issue 24: every refusal that the cluster admin fixes names the flag **and** the chart
     /// value, each existing: the flag among `run`'s (clap's own list), the value as a key of the
     /// chart's values.yaml. Walks a refusal of each kind, and the upstream rules' own messages.
@@ -556,6 +725,10 @@ mod tests {
             ingress_host_suffixes: vec![".jwks.example.com".into()],
             gateways: vec!["infra/public".into()],
             max_replicas: 3,
+            mirror_pod: MirrorPodDefaults {
+                node_selector: [("pool".to_string(), "edge".to_string())].into(),
+                ..MirrorPodDefaults::default()
+            },
             ..default()
         };
         let mut messages: Vec<String> = [
@@ -570,6 +743,10 @@ mod tests {
             "{clientId: client_1, jwks: {upstreamBase: 'http://api.workos.com'}}",
             "{clientId: client_1, jwks: {upstreamBase: 'https://10.0.0.1'}}",
             "{clientId: client_1, httpRoute: {parentRefs: [{name: other, namespace: infra}], hostnames: [a.jwks.example.com]}}",
+            "{clientId: client_1, proxy: {podTemplate: {metadata: {labels: {team: a}}}}}",
+            "{clientId: client_1, proxy: {podTemplate: {metadata: {annotations: {example.com/x: a}}}}}",
+            "{clientId: client_1, proxy: {podTemplate: {spec: {priorityClassName: system-cluster-critical}}}}",
+            "{clientId: client_1, proxy: {podTemplate: {spec: {nodeSelector: {pool: system}}}}}",
         ]
         .iter()
         .map(|spec| refused(spec, &strict).to_string())

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 
 use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
-use super::names;
-use crate::api::{ClientIdSource, ConvexSpec, HttpRouteSpec, KeyRef};
+use super::{names, pod_template};
+use crate::api::{ClientIdSource, ConvexSpec, HttpRouteSpec, KeyRef, MirrorPodTemplate};
 use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use crate::convex::generate::{
     InvalidField, IssuerInput, ProviderPlan, check_client_id, check_hostname, is_client_id, plan,
@@ -69,6 +69,8 @@ pub struct MirrorPlan {
     pub image: Option<String>,
     pub replicas: i32,
     pub resources: Option<ResourceRequirements>,
+    /// `spec.proxy.podTemplate`, its syntax checked (empty when unset).
+    pub pod_template: MirrorPodTemplate,
     pub ingress: Option<IngressPlan>,
     pub route: Option<RoutePlan>,
 }
@@ -460,10 +462,13 @@ pub fn validate(
         JwksMode::Inline => None,
     };
     let convex = spec.convex.as_ref().map(convex_target).transpose()?;
+    let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
+    pod_template::check_syntax(&pod_template)?;
     let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
         image: spec.proxy.image.clone(),
         replicas: spec.proxy.replicas,
         resources: spec.proxy.resources.clone(),
+        pod_template,
         ingress,
         route,
     });

@@ -7,4 +7,5 @@ mod support;
 
 mod image;
 mod node;
+mod placement;
 mod release;

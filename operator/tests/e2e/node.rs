@@ -35,14 +35,14 @@ use wca_test_harness::node::Node;
 use wca_test_harness::{eventually, lease_holder, repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
-const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";
+pub(crate) const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";
 const RELEASE: &str = "wca";
 const RELEASE_NS: &str = "wca-system";
 /// The chart's leader-election Lease (the release's full name).
 const LEASE: &str = "wca-workos-convex-auth";
 const OPERATOR_USER: &str = "system:serviceaccount:wca-system:wca-workos-convex-auth";
 /// Generous: pods start in 1–2 s here, but a cold image import or a busy machine is slower.
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -595,12 +595,12 @@ async fn the_follower_takes_over_from_a_deleted_leader_and_writes_nothing_to_set
 // The node, the operator, one namespace per test
 // ---------------------------------------------------------------------------------------------
 
-fn node() -> &'static Node {
+pub(crate) fn node() -> &'static Node {
     Node::shared()
 }
 
 /// The start of every test: its turn, the operator installed, a namespace of its own.
-async fn begin(test: &str) -> (MutexGuard<'static, ()>, Tenant) {
+pub(crate) async fn begin(test: &str) -> (MutexGuard<'static, ()>, Tenant) {
     let turn = serial().await;
     operator();
     (turn, Tenant::new(test).await)
@@ -739,9 +739,9 @@ async fn operator_pod(client: &Client) -> Pod {
 
 /// A namespace with its own fake WorkOS (Deployment + Service `fake-workos`) and a TLS Secret
 /// for its Ingress host, signed by a CA made for this test.
-struct Tenant {
-    client: Client,
-    ns: String,
+pub(crate) struct Tenant {
+    pub(crate) client: Client,
+    pub(crate) ns: String,
     host: String,
     ca_pem: String,
     ca_file: PathBuf,
@@ -801,7 +801,7 @@ impl Tenant {
         })
     }
 
-    async fn apply_resource(&self, name: &str, spec: &Value) {
+    pub(crate) async fn apply_resource(&self, name: &str, spec: &Value) {
         let resource = json!({
             "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
             "metadata": {"name": name}, "spec": spec,
@@ -821,7 +821,7 @@ impl Tenant {
         self.wait_ready(name).await
     }
 
-    async fn wait_condition(
+    pub(crate) async fn wait_condition(
         &self,
         name: &str,
         type_: &str,
@@ -872,7 +872,7 @@ impl Tenant {
         .unwrap()
     }
 
-    async fn wait_ready(&self, name: &str) -> WorkOSConvexAuth {
+    pub(crate) async fn wait_ready(&self, name: &str) -> WorkOSConvexAuth {
         self.wait_condition(name, "Ready", "True", WAIT).await
     }
 
@@ -903,7 +903,7 @@ impl Tenant {
         .unwrap();
     }
 
-    async fn mirror_pods(&self, resource: &str) -> Vec<Pod> {
+    pub(crate) async fn mirror_pods(&self, resource: &str) -> Vec<Pod> {
         self.api::<Pod>()
             .list(&ListParams::default().labels(&format!(
                 "app.kubernetes.io/instance={resource},app.kubernetes.io/component=jwks-mirror"

@@ -26,6 +26,7 @@ mod leader_election;
 mod mirror_args;
 mod monitoring;
 mod oldest_kubernetes;
+mod pod_template;
 mod probe;
 mod properties;
 mod proxy_faults;

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
-    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    SleepAction,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -24,7 +23,7 @@ use super::BuildContext;
 use super::meta::child_meta;
 use crate::duration::format_duration;
 use crate::reconcile::validate::MirrorPlan;
-use crate::reconcile::{Valid, names};
+use crate::reconcile::{Valid, names, pod_template};
 
 /// The mirror runs as this non-root user (the image's `USER`).
 const RUN_AS_USER: i64 = 65532;
@@ -110,6 +109,20 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
         }),
         ..Container::default()
     };
+    let mut pod = PodSpec {
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            run_as_group: Some(RUN_AS_USER),
+            seccomp_profile: runtime_default(),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![container],
+        ..PodSpec::default()
+    };
+    pod_template::place(&mut pod, &ctx.mirror_pod, &mirror.pod_template);
     Deployment {
         metadata: meta(valid),
         spec: Some(DeploymentSpec {
@@ -117,38 +130,16 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
             selector: selector(valid),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(names::labels(&valid.name, names::COMPONENT_MIRROR)),
+                    labels: Some(pod_template::pod_labels(&valid.name, &mirror.pod_template)),
+                    annotations: pod_template::pod_annotations(&mirror.pod_template),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS_USER),
-                        run_as_group: Some(RUN_AS_USER),
-                        seccomp_profile: runtime_default(),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    image_pull_secrets: pull_secrets(&ctx.mirror_image_pull_secrets),
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
     }
-}
-
-/// The pod's `imagePullSecrets`, absent when there are none (as a user would write it).
-fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
-    (!names.is_empty()).then(|| {
-        names
-            .iter()
-            .map(|name| LocalObjectReference { name: name.clone() })
-            .collect()
-    })
 }
 
 fn meta(valid: &Valid) -> ObjectMeta {

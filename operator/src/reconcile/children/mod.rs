@@ -13,6 +13,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::Valid;
+use super::pod_template::MirrorPodDefaults;
 use crate::convex::config::AuthConfig;
 use crate::convex::generate::InvalidField;
 use crate::gateway::HTTPRoute;
@@ -28,8 +29,9 @@ pub struct BuildContext {
     /// With `Some`, each mirror gets a NetworkPolicy admitting its own namespace and these
     /// (`--mirror-network-policy`); `None`: no policy (the default).
     pub mirror_network_policy: Option<Vec<String>>,
-    /// Pull secrets of every mirror pod (`--mirror-image-pull-secrets`), by name.
-    pub mirror_image_pull_secrets: Vec<String>,
+    /// What every mirror pod gets besides its resource's `spec.proxy.podTemplate` (pull
+    /// secrets, node selector, tolerations, priority class; chart values `mirror.*`).
+    pub mirror_pod: MirrorPodDefaults,
     /// The operator's egress proxy, passed to every mirror as its environment.
     pub egress: crate::jwks::EgressProxy,
 }

@@ -1,5 +1,8 @@
 use super::*;
 use crate::reconcile::fixtures::{children, context, inline_children, valid};
+use crate::reconcile::pod_template::MirrorPodDefaults;
+use k8s_openapi::api::core::v1::Toleration;
+use std::collections::BTreeMap;
 
 #[test]
 fn proxy_mode_defaults_to_the_in_cluster_service_url() {
@@ -222,27 +225,113 @@ fn config_map_holds_all_renderings() {
 
 /// Issue 23: `--mirror-image-pull-secrets` reaches every mirror pod; without it the pod spec has
 /// no `imagePullSecrets` at all.
+/// Issue 24: `spec.proxy.podTemplate` and the operator-wide defaults reach the mirror's pod,
+/// every field of it, and leave the hardened parts of the pod as they were.
 #[test]
-fn the_mirror_pods_get_the_operator_wide_pull_secrets() {
-    let spec = "{clientId: client_01A}";
-    let pod_spec = |ctx: &BuildContext| {
+fn the_pod_template_and_the_operator_wide_defaults_reach_the_mirror_pod() {
+    let pod = |spec: &str, ctx: &BuildContext| {
         let v = valid(spec);
         let urls = v.served_urls.clone().expect("mode Proxy");
-        let deployment = build(&v, &urls, ctx).deployment.expect("a mirror");
-        deployment.spec.unwrap().template.spec.unwrap()
+        let template = build(&v, &urls, ctx)
+            .deployment
+            .expect("a mirror")
+            .spec
+            .expect("a spec")
+            .template;
+        (
+            template.metadata.unwrap_or_default(),
+            template.spec.expect("a pod"),
+        )
     };
-    assert_eq!(pod_spec(&context()).image_pull_secrets, None);
+    let (bare_meta, bare) = pod("{clientId: client_01A}", &context());
     let ctx = BuildContext {
-        mirror_image_pull_secrets: vec!["regcred".into(), "mirror-pull".into()],
+        mirror_pod: MirrorPodDefaults {
+            image_pull_secrets: vec!["regcred".into()],
+            node_selector: BTreeMap::from([("pool".into(), "edge".into())]),
+            tolerations: vec![Toleration {
+                key: Some("dedicated".into()),
+                operator: Some("Equal".into()),
+                value: Some("edge".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }],
+            priority_class_name: Some("mirrors".into()),
+        },
         ..context()
     };
-    let names: Vec<String> = pod_spec(&ctx)
+    let spec = r#"{clientId: client_01A, proxy: {podTemplate: {
+        metadata: {labels: {team: auth}, annotations: {example.com/owner: auth-team}},
+        spec: {
+          nodeSelector: {kubernetes.io/arch: amd64},
+          tolerations: [{key: spot, operator: Exists, effect: NoSchedule}],
+          affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 100, podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {team: auth}}}}]}},
+          topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}],
+          priorityClassName: jwks-high,
+          imagePullSecrets: [{name: team-pull}]}}}}"#;
+    let (meta, placed) = pod(spec, &ctx);
+    let labels = meta.labels.expect("labels");
+    assert_eq!(labels["team"], "auth");
+    assert_eq!(
+        labels["app.kubernetes.io/instance"], "acme",
+        "the selector's labels stay"
+    );
+    assert_eq!(
+        meta.annotations.expect("annotations")["example.com/owner"],
+        "auth-team"
+    );
+    assert_eq!(
+        placed.node_selector.expect("a node selector"),
+        BTreeMap::from([
+            ("pool".to_string(), "edge".to_string()),
+            ("kubernetes.io/arch".to_string(), "amd64".to_string())
+        ])
+    );
+    let tolerations: Vec<Option<String>> = placed
+        .tolerations
+        .expect("tolerations")
+        .into_iter()
+        .map(|t| t.key)
+        .collect();
+    assert_eq!(tolerations, [Some("dedicated".into()), Some("spot".into())]);
+    assert!(
+        placed
+            .affinity
+            .expect("affinity")
+            .pod_anti_affinity
+            .is_some()
+    );
+    assert_eq!(
+        placed.topology_spread_constraints.expect("spread")[0].topology_key,
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(placed.priority_class_name.as_deref(), Some("jwks-high"));
+    let pulls: Vec<String> = placed
         .image_pull_secrets
         .expect("pull secrets")
         .into_iter()
         .map(|r| r.name)
         .collect();
-    assert_eq!(names, ["regcred", "mirror-pull"]);
+    assert_eq!(
+        pulls,
+        ["regcred", "team-pull"],
+        "both, the operator's first"
+    );
+    // Nothing of the hardening moved.
+    assert_eq!(placed.automount_service_account_token, Some(false));
+    assert_eq!(placed.security_context, bare.security_context);
+    assert_eq!(placed.containers, bare.containers);
+    assert_eq!(placed.enable_service_links, Some(false));
+    assert_eq!(bare_meta.annotations, None);
+    assert_eq!(
+        (
+            bare.node_selector,
+            bare.tolerations,
+            bare.image_pull_secrets,
+            bare.priority_class_name
+        ),
+        (None, None, None, None),
+        "no template and no defaults: nothing added"
+    );
 }
 
 /// Issue 24: the operator's egress proxy reaches every mirror pod as its environment; without

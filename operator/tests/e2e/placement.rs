@@ -1,0 +1,105 @@
+//! `spec.proxy.podTemplate` on the real node (issue 24): the scheduler keeps the mirror pods off
+//! a node with a taint they do not tolerate, and places them once the resource's template adds
+//! the toleration.
+
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use kube::api::Api;
+use serde_json::json;
+use wca_test_harness::eventually;
+
+use super::node::{WAIT, begin, node};
+
+const TAINT_KEY: &str = "wca.test/dedicated";
+
+/// Taints the node for one test and removes the taint when dropped, a failed test included
+/// (the node is shared by every later test).
+struct Taint;
+
+impl Taint {
+    fn add() -> Self {
+        node()
+            .kubectl_ok(&[
+                "taint",
+                "nodes",
+                "--all",
+                &format!("{TAINT_KEY}=mirrors:NoSchedule"),
+            ])
+            .expect("taint the node");
+        Taint
+    }
+}
+
+impl Drop for Taint {
+    fn drop(&mut self) {
+        if let Err(e) = node().kubectl_ok(&["taint", "nodes", "--all", &format!("{TAINT_KEY}-")]) {
+            eprintln!("could not remove the taint {TAINT_KEY}: {e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_pods_run_on_a_tainted_node_only_with_the_toleration() {
+    let (_serial, t) = begin("placement").await;
+    let taint = Taint::add();
+    let mut spec = json!({
+        "clientId": super::node::CLIENT_ID,
+        "jwks": {"upstreamBase": "http://fake-workos"},
+        "proxy": {"replicas": 1},
+    });
+    t.apply_resource("acme", &spec).await;
+    // The scheduler's own verdict: PodScheduled=False, Unschedulable, naming the taint.
+    let pending = eventually(WAIT, "an unschedulable mirror pod", || async {
+        let pods = t.mirror_pods("acme").await;
+        pods.into_iter().find_map(|pod| {
+            let status = pod.status?;
+            let c = status
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+            (c.reason.as_deref() == Some("Unschedulable")).then(|| c.message.unwrap_or_default())
+        })
+    })
+    .await
+    .unwrap();
+    assert!(pending.contains("untolerated taint"), "{pending}");
+    assert!(pending.contains(TAINT_KEY), "{pending}");
+    // Ready says the mirror has no available pod (and why not is the pod's business).
+    let not_ready = t.wait_condition("acme", "Ready", "False", WAIT).await;
+    eprintln!("untolerated: {:?}", not_ready.status.map(|s| s.conditions));
+
+    spec["proxy"]["podTemplate"] = json!({"spec": {"tolerations": [
+        {"key": TAINT_KEY, "operator": "Equal", "value": "mirrors", "effect": "NoSchedule"}
+    ]}});
+    t.apply_resource("acme", &spec).await;
+    t.wait_ready("acme").await;
+    let node_name = Api::<KubeNode>::all(t.client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items[0]
+        .metadata
+        .name
+        .clone();
+    let placed: Vec<Pod> = eventually(WAIT, "the tolerating mirror pod running", || async {
+        let pods = t.mirror_pods("acme").await;
+        let running: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
+        (!running.is_empty()).then_some(running)
+    })
+    .await
+    .unwrap();
+    for pod in &placed {
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name, node_name, "scheduled onto the tainted node");
+        assert!(
+            spec.tolerations
+                .iter()
+                .flatten()
+                .any(|t| t.key.as_deref() == Some(TAINT_KEY)),
+            "the pod carries the template's toleration"
+        );
+    }
+    drop(taint);
+}
