@@ -11,6 +11,11 @@
 # (--image adds more, such as the operator's). Needs root. Only one node runs per machine
 # (a lock in the cache dir; a second one waits).
 #
+# Traefik is also the Gateway API controller: the standard CRDs ($GATEWAY_API_VERSION, from the
+# Go module sigs.k8s.io/gateway-api, as the harness installs them), the GatewayClass `traefik`
+# and the Gateway traefik/public, whose listener `web` (HTTP, port 8000: Traefik's entryPoint
+# behind port 80) takes HTTPRoutes from every namespace.
+#
 # Addresses: the node and its pods on the bridge wca0, 198.18.0.1 and 198.18.0.0/24; Services
 # in 198.19.0.0/24 (cluster DNS 198.19.0.10); the ingress controller at 198.18.0.1:80 and :443
 # (its Service's externalIP). Nothing routes off the machine: pods have no masquerading and no
@@ -44,6 +49,11 @@ source "$here/../control-plane/lib.sh"
 source "$here/teardown.sh"
 cache=${WCA_CACHE:-$HOME/.cache/workos-convex-auth}
 mkdir -p "$cache"
+# The Gateway API CRDs' folder, found as tests/harness/src/lib.rs gateway_api_crds() finds it:
+# outside any module, `go mod download` only fills (or, once done, reads) Go's module cache.
+gateway_crds=$(cd / && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+  sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/config/crd/standard
+[ -d "$gateway_crds" ] || { echo "no Gateway API CRDs at $gateway_crds" >&2; exit 1; }
 NODE_IP=198.18.0.1 POD_CIDR=198.18.0.0/24 SERVICE_CIDR=198.19.0.0/24 DNS_IP=198.19.0.10
 NODE_NAME=wca-node BRIDGE=wca0
 
@@ -130,6 +140,9 @@ cp_wait_ready "$dir"
 kubeconfig="$dir/kubeconfig"
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 log "kube-apiserver ready at $api_url"
+# Now, so they are established long before Traefik starts (its Gateway API provider waits for
+# its caches, and an informer of an absent CRD retries with a backoff of up to 30 s).
+kubectl apply --server-side -f "$gateway_crds" >/dev/null
 
 # 4. Controller manager and scheduler: the admin kubeconfig, no serving ports.
 common=(--kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig"
@@ -173,6 +186,7 @@ log "node $NODE_NAME Ready"
 
 # 7. Cluster add-ons: CoreDNS and Traefik, as pods.
 until kubectl get serviceaccount default >/dev/null 2>&1; do alive_or_fail; sleep 0.2; done
+kubectl wait --for condition=established --timeout=60s -f "$gateway_crds" >/dev/null
 for addon in coredns traefik; do render "$here/addons/$addon.yaml"; echo "---"; done |
   kubectl apply --server-side -f - >/dev/null
 kubectl -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
@@ -183,7 +197,9 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$NODE_IP/" 2>/dev/null
   [ $((SECONDS - t0)) -gt 300 ] && { echo "ingress not reachable at $NODE_IP:80" >&2; exit 1; }
   sleep 0.2
 done
-log "cluster DNS at $DNS_IP, ingress controller at $NODE_IP:80/443; ready"
+# Traefik marks the Gateway Programmed once its Gateway API provider has synced.
+kubectl -n traefik wait gateway/public --for condition=Programmed --timeout=120s >/dev/null
+log "cluster DNS at $DNS_IP, ingress controller at $NODE_IP:80/443, Gateway traefik/public; ready"
 
 echo "SUPERVISOR=$$"
 echo "PIDS=$(cut -d' ' -f1 "$dir/pids" | tr '\n' ' ')"
