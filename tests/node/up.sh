@@ -140,9 +140,6 @@ cp_wait_ready "$dir"
 kubeconfig="$dir/kubeconfig"
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 log "kube-apiserver ready at $api_url"
-# Now, so they are established long before Traefik starts (its Gateway API provider waits for
-# its caches, and an informer of an absent CRD retries with a backoff of up to 30 s).
-kubectl apply --server-side -f "$gateway_crds" >/dev/null
 
 # 4. Controller manager and scheduler: the admin kubeconfig, no serving ports.
 common=(--kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig"
@@ -171,6 +168,11 @@ start kube-proxy "$bin/kube-proxy" --kubeconfig "$kubeconfig" --proxy-mode iptab
   --nodeport-addresses "$NODE_IP/32" --healthz-bind-address "127.0.0.1:$(free_port)" \
   --metrics-bind-address ""
 
+# The Gateway API CRDs, while the kubelet registers: established before Traefik starts (step 7),
+# whose Gateway API provider would otherwise retry the absent kinds with a backoff up to 30 s.
+kubectl apply --server-side -f "$gateway_crds" >/dev/null
+kubectl wait --for condition=established --timeout=60s -f "$gateway_crds" >/dev/null
+
 alive_or_fail() {
   local pid name
   while read -r pid name; do
@@ -186,7 +188,6 @@ log "node $NODE_NAME Ready"
 
 # 7. Cluster add-ons: CoreDNS and Traefik, as pods.
 until kubectl get serviceaccount default >/dev/null 2>&1; do alive_or_fail; sleep 0.2; done
-kubectl wait --for condition=established --timeout=60s -f "$gateway_crds" >/dev/null
 for addon in coredns traefik; do render "$here/addons/$addon.yaml"; echo "---"; done |
   kubectl apply --server-side -f - >/dev/null
 kubectl -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
