@@ -4,6 +4,7 @@
 #     kube-controller-manager, kube-scheduler, kubelet, kube-proxy, CoreDNS, Traefik, the pause
 #     binary; containerd, runc, CNI plugins, iptables from Debian), cached outside the repo
 #   - promtool (Debian's prometheus package), for the chart's alerts
+#   - lua5.1 and lua-cjson (Debian), for the Argo CD health check; the kstatus helper (tools.sh)
 #   - the release's parts: Debian's docker-registry, skopeo, htpasswd, shellcheck and tinyproxy; cosign,
 #     cargo-cyclonedx and actionlint (image/tools.sh), the kube-apiserver of the oldest
 #     supported Kubernetes (install.sh)
@@ -48,6 +49,13 @@ if ! command -v promtool >/dev/null; then
   echo "installing: prometheus (for promtool)"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# The Argo CD health check's tests (tests/argocd/run_health.lua): Lua 5.1, the dialect of
+# Argo's gopher-lua, and lua-cjson to read the JSON fixtures.
+if ! command -v lua5.1 >/dev/null || ! lua5.1 -e 'require("cjson")' 2>/dev/null; then
+  echo "installing: lua5.1 lua-cjson"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lua5.1 lua-cjson >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lua5.1 lua-cjson >/dev/null; }
+fi
 # The release tests (operator/tests/e2e/release.rs): a real OCI registry (distribution 2.8) with
 # an htpasswd file, skopeo to push and inspect images; shellcheck for the workflow's scripts
 # (actionlint runs it on every `run:` step); the egress tests' forward proxy (tinyproxy).
@@ -76,7 +84,7 @@ $fast || [ "$(id -u)" = 0 ] || { echo "run as root: the real node needs it" >&2;
 # overlap the cluster's build; waited for before the tests. cosign and cargo-cyclonedx only for
 # the release tests of the full run.
 step "release tools, in the background (image/tools.sh)"
-release_tools=(actionlint dockercontext)
+release_tools=(actionlint dockercontext kstatus)
 $fast || release_tools+=(cosign cargo-cyclonedx)
 tools_log=$(mktemp)
 bash image/tools.sh "${release_tools[@]}" >"$tools_log" 2>&1 &
@@ -137,6 +145,11 @@ step "release tools (waiting for the background build)"
 wait "$tools_pid" || { cat "$tools_log"; echo "image/tools.sh failed" >&2; exit 1; }
 grep '^\[tools\]' "$tools_log" || echo "all cached"
 rm -f "$tools_log"
+
+step "health fixtures: kstatus and the Argo CD health check (tests/fixtures/health)"
+kstatus_bin=$(bash image/tools.sh kstatus)
+lua5.1 tests/argocd/run_health.lua --test charts/workos-convex-auth/files/argocd-health.lua \
+  tests/fixtures/health/health_test.json "$kstatus_bin" | grep -v '^ok '
 
 log="$CARGO_TARGET_DIR/test-output.log"
 # Most integration tests wait on an API server or a process, not on a core: four at a time on
