@@ -20,6 +20,12 @@ pub enum ConditionType {
     /// The Convex deployment's variables hold the generated values and its auth config reads
     /// them (`spec.convex` only).
     ConvexSynced,
+    /// kstatus: present (True) only while `Ready` waits on work under way that needs no one's
+    /// edit (mirror pods starting, an upstream retried, a push awaited).
+    Reconciling,
+    /// kstatus: present (True) only while `Ready` waits on something nothing will change
+    /// without someone's edit (an invalid spec, a refusal, a missing Secret, a 403, a conflict).
+    Stalled,
 }
 
 impl ConditionType {
@@ -31,6 +37,8 @@ impl ConditionType {
             ConditionType::PublicJwksUrl => "PublicJwksUrl",
             ConditionType::RouteAccepted => "RouteAccepted",
             ConditionType::ConvexSynced => "ConvexSynced",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -118,6 +126,61 @@ impl Reason {
             Reason::ConfigUpdated => "ConfigUpdated",
             Reason::KeysRotated => "KeysRotated",
             Reason::VariablesUpdated => "VariablesUpdated",
+        }
+    }
+}
+
+/// What a failing condition with this reason waits for: kstatus's `Stalled` or `Reconciling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waits {
+    /// Someone's edit: of the resource, a Secret, the operator's RBAC or policy, another
+    /// namespace's object, the Convex deployment's admin key.
+    ForAnEdit,
+    /// The operator or the cluster, retrying or progressing by themselves.
+    ForProgress,
+    /// Nothing: the reason is informational, or that of a condition that holds.
+    Nothing,
+}
+
+impl Reason {
+    /// What a failing condition with this reason waits for. Exhaustive: a new reason must say.
+    pub fn waits(self) -> Waits {
+        match self {
+            Reason::ClientIdSourceMissing
+            | Reason::Forbidden
+            | Reason::InvalidSpec
+            | Reason::NotAllowed
+            | Reason::HostTaken
+            | Reason::ApplyRejected
+            | Reason::Conflict
+            // The resource asked for no mirror pods: only an edit brings them back.
+            | Reason::ScaledToZero
+            | Reason::ConvexCannotFetchKeys
+            | Reason::RouteNotAccepted
+            | Reason::AdminKeyMissing
+            | Reason::AdminKeyNotForDeployment
+            | Reason::AdminKeyRefused
+            | Reason::ChangeRefused
+            | Reason::ValueTooLarge => Waits::ForAnEdit,
+            Reason::KeysUnavailable
+            | Reason::Unavailable
+            | Reason::RoutePending
+            // The new values are set; a `npx convex deploy` of the generated file is awaited.
+            | Reason::AuthConfigNotPushed
+            | Reason::DeploymentUnreachable
+            | Reason::KubernetesApi
+            | Reason::Undecodable => Waits::ForProgress,
+            Reason::Reconciled
+            | Reason::Generated
+            | Reason::Available
+            | Reason::PublicUrl
+            | Reason::VariablesCurrent
+            | Reason::Accepted
+            | Reason::ClusterInternalUrl
+            | Reason::ConfigCreated
+            | Reason::ConfigUpdated
+            | Reason::KeysRotated
+            | Reason::VariablesUpdated => Waits::Nothing,
         }
     }
 }

@@ -8,7 +8,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 
 use super::names::FIELD_MANAGER;
-use super::reason::{ConditionType, Reason};
+use super::reason::{ConditionType, Reason, Waits};
 use crate::api::{Condition, WorkOSConvexAuth, WorkOSConvexAuthStatus};
 
 /// One condition as the reconcile found it, before timestamps.
@@ -80,11 +80,13 @@ pub fn desired_status(
             failing.message.clone(),
         ),
     };
+    let progress = kstatus_condition(&ready, &observed.findings);
     let previous_conditions = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let conditions = std::iter::once(&ready)
         .chain(observed.findings.iter())
+        .chain(progress.as_ref())
         .map(|f| {
             let status = if f.holds { "True" } else { "False" };
             let since = previous_conditions
@@ -109,6 +111,27 @@ pub fn desired_status(
         config_map_name: observed.config_map_name.clone(),
         key_ids: observed.key_ids.clone(),
     }
+}
+
+/// kstatus's abnormal-true conditions (what Flux, kpt and Config Sync read): none when `Ready`
+/// holds; `Stalled` when any failing condition waits for someone's edit (the first such one:
+/// retrying cannot help, so a GitOps wait fails at once instead of at its timeout); else
+/// `Reconciling` with `Ready`'s own reason and message.
+fn kstatus_condition(ready: &Finding, findings: &[Finding]) -> Option<Finding> {
+    if ready.holds {
+        return None;
+    }
+    let stalled = std::iter::once(ready)
+        .chain(findings.iter().filter(|f| !f.holds))
+        .find(|f| f.reason.waits() == Waits::ForAnEdit);
+    Some(match stalled {
+        Some(f) => Finding::holds(ConditionType::Stalled, f.reason, f.message.clone()),
+        None => Finding::holds(
+            ConditionType::Reconciling,
+            ready.reason,
+            ready.message.clone(),
+        ),
+    })
 }
 
 /// Longest condition message (and Event note) written: whatever a message quotes (an upstream's
@@ -219,6 +242,43 @@ mod tests {
 
     fn condition(s: &WorkOSConvexAuthStatus, t: ConditionType) -> &Condition {
         s.conditions.iter().find(|c| c.type_ == t.as_str()).unwrap()
+    }
+
+    fn kstatus(s: &WorkOSConvexAuthStatus) -> Vec<(String, String, String)> {
+        s.conditions
+            .iter()
+            .filter(|c| c.type_ == "Reconciling" || c.type_ == "Stalled")
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    /// Issue 24: kstatus's conditions. Pods starting: `Reconciling`; anything that needs an edit
+    /// wins over work under way (`Stalled`, the first such); both gone once `Ready` holds.
+    #[test]
+    fn reconciling_or_stalled_says_what_ready_waits_for_and_both_go_when_it_holds() {
+        let starting = desired_status(None, &observed(false), &at(1));
+        let one = |t: &str, r: &str| vec![(t.to_string(), "True".to_string(), r.to_string())];
+        assert_eq!(kstatus(&starting), one("Reconciling", "Unavailable"));
+        assert_eq!(
+            condition(&starting, ConditionType::Reconciling).message,
+            "0/2"
+        );
+        let mut stuck = observed(false);
+        stuck.findings.push(Finding::fails(
+            ConditionType::ConvexSynced,
+            Reason::AdminKeyMissing,
+            "Secret convex-admin has no key adminKey",
+        ));
+        let stalled = desired_status(Some(&starting), &stuck, &at(2));
+        assert_eq!(kstatus(&stalled), one("Stalled", "AdminKeyMissing"));
+        assert_eq!(
+            condition(&stalled, ConditionType::Ready).reason,
+            "Unavailable",
+            "Ready still names the first failing condition"
+        );
+        let ready = desired_status(Some(&stalled), &observed(true), &at(3));
+        assert_eq!(condition(&ready, ConditionType::Ready).status, "True");
+        assert!(kstatus(&ready).is_empty(), "{:?}", ready.conditions);
     }
 
     #[test]

@@ -242,7 +242,8 @@ async fn a_missing_secret_is_reported_and_retried_without_touching_children() {
         conditions(&api),
         [
             "Ready=False/ClientIdSourceMissing",
-            "ConfigReady=False/ClientIdSourceMissing"
+            "ConfigReady=False/ClientIdSourceMissing",
+            "Stalled=True/ClientIdSourceMissing"
         ]
     );
     assert_eq!(events(&api), ["ClientIdSourceMissing"]);

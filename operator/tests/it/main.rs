@@ -20,6 +20,7 @@ mod crd_drift;
 mod drift;
 mod egress_proxy;
 mod gateway_api;
+mod gitops_health;
 mod golden;
 mod kubectl_plugin;
 mod leader_election;
