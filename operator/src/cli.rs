@@ -49,6 +49,9 @@ pub struct RenderArgs {
     /// Image of the mirror when `spec.proxy.image` is unset.
     #[arg(long, env = "WCA_PROXY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
     pub image: String,
+    /// The cluster's DNS domain, for the in-cluster JWKS URL (as `run --cluster-domain`).
+    #[arg(long, env = "WCA_CLUSTER_DOMAIN", default_value = crate::reconcile::names::DEFAULT_CLUSTER_DOMAIN, value_parser = crate::reconcile::names::parse_cluster_domain)]
+    pub cluster_domain: String,
 }
 
 /// The file name kubectl runs the binary under as a plugin: `kubectl wca …` execs

@@ -62,6 +62,7 @@ fn render_command(args: &RenderArgs) -> anyhow::Result<String> {
         client_id: args.client_id.clone(),
         context: workos_convex_auth::reconcile::BuildContext {
             default_image: args.image.clone(),
+            cluster_domain: args.cluster_domain.clone(),
             ..Default::default()
         },
         inline_keys,

@@ -108,7 +108,12 @@ fn rendered(
         resource: name.clone(),
         source,
     };
-    let valid = validate(resource, options.client_id.as_deref()).map_err(invalid)?;
+    let valid = validate(
+        resource,
+        options.client_id.as_deref(),
+        &options.context.cluster_domain,
+    )
+    .map_err(invalid)?;
     if options.admit {
         // An operator started without policy flags would refuse it too.
         admit(&valid, &Policy::for_image(&options.context.default_image)).map_err(|source| {

@@ -39,9 +39,9 @@ pub struct CheckTokenArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
-    /// Kubeconfig for `--resource`. Unset: `$KUBECONFIG`, `~/.kube/config` or in-cluster.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where `--resource` is read: `--kubeconfig` and `--context`, as kubectl takes them.
+    #[command(flatten)]
+    pub cluster: crate::kubeconfig::ClusterArgs,
 
     /// Check the time claims as of this Unix time (seconds) instead of now.
     #[arg(long, value_name = "UNIX_SECONDS", allow_negative_numbers = true)]

@@ -156,7 +156,7 @@ async fn load_providers(args: &CheckTokenArgs) -> Result<Providers, SourceError>
     } else {
         // clap's required group guarantees one of the three; an empty name is refused below.
         let resource = args.resource.as_deref().unwrap_or_default();
-        source::from_cluster(resource, args.kubeconfig.as_deref()).await
+        source::from_cluster(resource, &args.cluster).await
     }
 }
 

@@ -290,13 +290,14 @@ pub fn from_resource_file(
 /// Reads a live resource's ConfigMap: the config the deploy step actually pushes.
 pub async fn from_cluster(
     resource: &str,
-    kubeconfig: Option<&Path>,
+    cluster: &crate::kubeconfig::ClusterArgs,
 ) -> Result<Providers, SourceError> {
     let (namespace, name) = resource
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
         .ok_or_else(|| SourceError::ResourceArg(resource.to_string()))?;
-    let client = crate::kubeconfig::client(kubeconfig)
+    let client = cluster
+        .client()
         .await
         .map_err(|e| SourceError::Cluster(e.0))?;
     let kube_error = |what: String| {

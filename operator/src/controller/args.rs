@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// PriorityClass of the mirror pods whose resource names none; always allowed.
     #[arg(long, env = "WCA_MIRROR_PRIORITY_CLASS", value_name = "NAME")]
     pub mirror_priority_class: Option<String>,
+    /// The cluster's DNS domain (the kubelet's clusterDomain): the in-cluster JWKS URL is
+    /// `http://<name>-jwks.<namespace>.svc.<domain>`.
+    #[arg(long, env = "WCA_CLUSTER_DOMAIN", default_value = crate::reconcile::names::DEFAULT_CLUSTER_DOMAIN, value_parser = crate::reconcile::names::parse_cluster_domain)]
+    pub cluster_domain: String,
     /// Address of the admin server (/healthz, /readyz, /metrics).
     #[arg(long, env = "WCA_ADMIN_ADDR", default_value = "0.0.0.0:8081")]
     pub admin_addr: SocketAddr,

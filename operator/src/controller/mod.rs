@@ -272,6 +272,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                     mirror_upstream: policy.upstream.clone(),
                     mirror_network_policy: args.mirror_network_policy(),
                     mirror_pod: policy.mirror_pod.clone(),
+                    cluster_domain: args.cluster_domain.clone(),
                     egress: policy.upstream.egress.clone(),
                 },
                 secret_resync: args.secret_resync,

@@ -16,7 +16,12 @@ pub fn resource(spec_yaml: &str) -> WorkOSConvexAuth {
 }
 
 pub fn valid(spec_yaml: &str) -> Valid {
-    validate(&resource(spec_yaml), None).expect("a valid spec")
+    validate(
+        &resource(spec_yaml),
+        None,
+        crate::reconcile::names::DEFAULT_CLUSTER_DOMAIN,
+    )
+    .expect("a valid spec")
 }
 
 pub fn context() -> BuildContext {

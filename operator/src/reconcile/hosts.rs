@@ -100,7 +100,7 @@ mod tests {
     fn valid(namespace: &str, spec: &str) -> Valid {
         let mut r = resource(spec);
         r.metadata.namespace = Some(namespace.into());
-        validate(&r, None).expect("valid")
+        validate(&r, None, crate::reconcile::names::DEFAULT_CLUSTER_DOMAIN).expect("valid")
     }
 
     fn claim(host: &str, namespace: &str, second: i64) -> HostClaim {

@@ -85,7 +85,7 @@ pub async fn reconcile(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Act
 
 async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, Stopped> {
     let client_id = read::referenced_client_id(&ctx.client, resource).await?;
-    let valid = validate(resource, client_id.as_deref())?;
+    let valid = validate(resource, client_id.as_deref(), &ctx.build.cluster_domain)?;
     let admitted = admit(&valid, &ctx.policy)
         .map_err(Stopped::from)
         .and_then(|()| {

@@ -14,6 +14,35 @@ pub const SERVICE_PORT: i32 = 80;
 pub const COMPONENT_CONFIG: &str = "convex-auth-config";
 pub const COMPONENT_MIRROR: &str = "jwks-mirror";
 
+/// The cluster's DNS domain unless `--cluster-domain` says otherwise (kubelet's `clusterDomain`).
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// A DNS name without a leading or trailing dot (`cluster.local`, `k8s.example.internal`).
+pub fn parse_cluster_domain(domain: &str) -> Result<String, String> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    ok.then(|| domain.to_string())
+        .ok_or_else(|| format!("{domain:?} is not a DNS domain like cluster.local"))
+}
+
+/// The in-cluster base URL of the mirror's Service: what a Convex backend in the cluster
+/// fetches from when nothing exposes the mirror.
+pub fn mirror_service_url(resource: &str, namespace: &str, cluster_domain: &str) -> String {
+    format!(
+        "http://{}.{namespace}.svc.{cluster_domain}",
+        mirror_name(resource)
+    )
+}
+
 /// Default ConfigMap name: `<resource>-convex-auth`.
 pub fn config_map_name(resource: &str, configured: Option<&str>) -> String {
     configured.map_or_else(|| format!("{resource}-convex-auth"), str::to_string)

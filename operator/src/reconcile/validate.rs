@@ -259,10 +259,12 @@ fn check_printable(spec: &WorkOSConvexAuthSpec) -> Result<(), InvalidField> {
 }
 
 /// Validates a resource. `resolved_client_id` is the value read from `spec.clientIdFrom`
-/// (the caller does the I/O); it is ignored when `spec.clientId` is set.
+/// (the caller does the I/O); it is ignored when `spec.clientId` is set. `cluster_domain` makes
+/// the in-cluster mirror URL (`--cluster-domain`).
 pub fn validate(
     resource: &WorkOSConvexAuth,
     resolved_client_id: Option<&str>,
+    cluster_domain: &str,
 ) -> Result<Valid, InvalidField> {
     let spec = &resource.spec;
     let name = resource.name_any();
@@ -446,10 +448,7 @@ pub fn validate(
                 (None, Some(ingress), _) => (format!("https://{}", ingress.host), false),
                 (None, None, Some(host)) => (format!("https://{host}"), false),
                 (None, None, None) => (
-                    format!(
-                        "http://{}.{namespace}.svc.cluster.local",
-                        names::mirror_name(&name)
-                    ),
+                    names::mirror_service_url(&name, &namespace, cluster_domain),
                     true,
                 ),
             };
@@ -591,7 +590,7 @@ mod tests {
     fn an_http_route_resolves_parents_and_puts_its_first_host_in_the_jwks_url() {
         let v = validate(
             &resource("{clientId: client_01A, httpRoute: {parentRefs: [{name: public, namespace: infra, sectionName: https}, {name: local}], hostnames: [jwks.acme.com, jwks.acme.org], path: /workos}}"),
-            None,
+            None, names::DEFAULT_CLUSTER_DOMAIN
         )
         .unwrap();
         let route = v.route().unwrap();
@@ -618,7 +617,7 @@ mod tests {
         assert!(!urls.cluster_internal);
         assert_eq!(v.routes[0].path, "/workos/sso/jwks/client_01A");
         // publicUrl still wins.
-        let v = validate(&resource("{clientId: client_01A, jwks: {publicUrl: 'https://k.example.com'}, httpRoute: {parentRefs: [{name: p}], hostnames: [jwks.acme.com]}}"), None).unwrap();
+        let v = validate(&resource("{clientId: client_01A, jwks: {publicUrl: 'https://k.example.com'}, httpRoute: {parentRefs: [{name: p}], hostnames: [jwks.acme.com]}}"), None, names::DEFAULT_CLUSTER_DOMAIN).unwrap();
         assert_eq!(
             v.served_urls.unwrap().workos,
             "https://k.example.com/sso/jwks/client_01A"
@@ -627,7 +626,11 @@ mod tests {
 
     #[test]
     fn an_http_route_is_refused_with_an_ingress_a_wildcard_or_another_mode() {
-        let field = |spec: &str| validate(&resource(spec), None).unwrap_err().field;
+        let field = |spec: &str| {
+            validate(&resource(spec), None, names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .field
+        };
         assert_eq!(
             field(
                 "{clientId: client_01A, ingress: {enabled: true, host: a.example.com}, httpRoute: {parentRefs: [{name: p}], hostnames: [b.example.com]}}"
@@ -659,9 +662,35 @@ mod tests {
         );
     }
 
+    /// Issue 24: the in-cluster URL is in the cluster's own DNS domain (`--cluster-domain`).
+    #[test]
+    fn the_in_cluster_url_uses_the_cluster_domain() {
+        let r = resource("clientId: client_01A");
+        let url = |domain: &str| {
+            let v = validate(&r, None, domain).unwrap();
+            v.served_urls.expect("mode Proxy").workos
+        };
+        assert_eq!(
+            url("k8s.example.internal"),
+            "http://acme-jwks.apps.svc.k8s.example.internal/sso/jwks/client_01A"
+        );
+        assert_eq!(
+            url(names::DEFAULT_CLUSTER_DOMAIN),
+            "http://acme-jwks.apps.svc.cluster.local/sso/jwks/client_01A"
+        );
+        for bad in ["", ".cluster.local", "Cluster.Local", "a..b", "-a.b"] {
+            assert!(names::parse_cluster_domain(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn fills_in_defaults_and_names() {
-        let v = validate(&resource("clientId: client_01ABC"), None).unwrap();
+        let v = validate(
+            &resource("clientId: client_01ABC"),
+            None,
+            names::DEFAULT_CLUSTER_DOMAIN,
+        )
+        .unwrap();
         assert_eq!(v.config_map_name, "acme-convex-auth");
         assert_eq!(v.refresh_interval, Duration::from_secs(300));
         assert_eq!(v.max_stale, Duration::from_secs(86_400));
@@ -680,14 +709,23 @@ mod tests {
             config_map_key_ref: None,
         });
         assert_eq!(
-            validate(&r, Some("client_01X\n")).unwrap().client_id,
+            validate(&r, Some("client_01X\n"), names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap()
+                .client_id,
             "client_01X"
         );
         assert_eq!(
-            validate(&r, Some("nope")).unwrap_err().field,
+            validate(&r, Some("nope"), names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .field,
             "spec.clientIdFrom.secretKeyRef"
         );
-        assert_eq!(validate(&r, None).unwrap_err().field, "spec.clientIdFrom");
+        assert_eq!(
+            validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .field,
+            "spec.clientIdFrom"
+        );
     }
 
     #[test]
@@ -717,7 +755,9 @@ mod tests {
         ] {
             let mut r = resource("jwks: {mode: Direct}");
             r.spec.client_id_from = Some(source);
-            let error = validate(&r, Some(secret)).unwrap_err().to_string();
+            let error = validate(&r, Some(secret), names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .to_string();
             assert!(
                 !error.contains("S3cr3t") && !error.contains("postgres"),
                 "{error}"
@@ -783,7 +823,7 @@ mod tests {
             ),
         ];
         for (yaml, field) in cases {
-            let err = validate(&resource(yaml), None).unwrap_err();
+            let err = validate(&resource(yaml), None, names::DEFAULT_CLUSTER_DOMAIN).unwrap_err();
             assert_eq!(err.field, field, "{yaml}: {err}");
             assert!(!err.fix.is_empty());
         }
@@ -800,7 +840,7 @@ mod tests {
         ] {
             let mut r = resource(&format!("{{clientId: client_1, jwks: {{mode: {mode}}}}}"));
             r.metadata.name = Some(name.into());
-            let result = validate(&r, None);
+            let result = validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN);
             assert_eq!(result.is_ok(), ok, "{name} in mode {mode}: {result:?}");
             if let Err(e) = result {
                 assert_eq!(e.field, "metadata.name");
@@ -808,13 +848,20 @@ mod tests {
         }
         let mut r = resource("{clientId: client_1, jwks: {mode: Direct}}");
         r.metadata.name = Some("a".repeat(64));
-        assert_eq!(validate(&r, None).unwrap_err().field, "metadata.name");
+        assert_eq!(
+            validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .field,
+            "metadata.name"
+        );
         for path in ["/a//b", "/a/./b", "/a/../b", "//b"] {
             let r = resource(&format!(
                 "{{clientId: client_1, ingress: {{enabled: true, host: a.b, path: {path:?}}}}}"
             ));
             assert_eq!(
-                validate(&r, None).unwrap_err().field,
+                validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN)
+                    .unwrap_err()
+                    .field,
                 "spec.ingress.path",
                 "{path}"
             );
@@ -823,12 +870,15 @@ mod tests {
             let r = resource(&format!(
                 "{{clientId: client_1, ingress: {{enabled: true, host: a.b, path: {path:?}}}}}"
             ));
-            assert!(validate(&r, None).is_ok(), "{path}");
+            assert!(
+                validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN).is_ok(),
+                "{path}"
+            );
         }
         let r = resource(
             "{clientId: client_1, jwks: {upstreamBase: 'https://user:pw@api.workos.com'}}",
         );
-        let error = validate(&r, None).unwrap_err();
+        let error = validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN).unwrap_err();
         assert_eq!(error.field, "spec.jwks.upstreamBase");
         assert!(!error.to_string().contains("pw@"), "{error}");
     }
@@ -845,12 +895,18 @@ mod tests {
                 "spec.authkitDomain",
             ),
         ] {
-            assert_eq!(validate(&resource(yaml), None).unwrap_err().field, field);
+            assert_eq!(
+                validate(&resource(yaml), None, names::DEFAULT_CLUSTER_DOMAIN)
+                    .unwrap_err()
+                    .field,
+                field
+            );
         }
         assert!(
             validate(
                 &resource("{clientId: client_1, authkitDomain: a1.authkit.app}"),
-                None
+                None,
+                names::DEFAULT_CLUSTER_DOMAIN
             )
             .is_ok()
         );
@@ -860,6 +916,11 @@ mod tests {
     fn refuses_names_too_long_for_the_service() {
         let mut r = resource("clientId: client_1");
         r.metadata.name = Some("a".repeat(60));
-        assert_eq!(validate(&r, None).unwrap_err().field, "metadata.name");
+        assert_eq!(
+            validate(&r, None, names::DEFAULT_CLUSTER_DOMAIN)
+                .unwrap_err()
+                .field,
+            "metadata.name"
+        );
     }
 }

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod gateway;
 mod image;
 mod node;
 mod placement;

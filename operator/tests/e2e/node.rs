@@ -914,7 +914,7 @@ impl Tenant {
     }
 
     /// Waits until the mirror runs exactly its wanted replicas, all Ready and none of `gone`.
-    async fn wait_rolled_out(&self, resource: &str, gone: &[Pod]) {
+    pub(crate) async fn wait_rolled_out(&self, resource: &str, gone: &[Pod]) {
         let deployments = self.api::<Deployment>();
         let name = format!("{resource}-jwks");
         let gone: Vec<String> = gone.iter().map(ResourceExt::name_any).collect();
@@ -951,7 +951,7 @@ impl Tenant {
 
     /// Waits until `url` answers 200 (kube-proxy and the ingress controller program their
     /// routes a moment after the endpoints are ready) and returns that answer.
-    async fn wait_served(&self, http: &reqwest::Client, url: &str) -> reqwest::Response {
+    pub(crate) async fn wait_served(&self, http: &reqwest::Client, url: &str) -> reqwest::Response {
         eventually(WAIT, &format!("{url} to answer 200"), || async {
             http.get(url)
                 .send()
@@ -1110,20 +1110,20 @@ impl Tenant {
 // A client loop through the ingress, bounded in time and count
 // ---------------------------------------------------------------------------------------------
 
-struct Load {
+pub(crate) struct Load {
     began: Instant,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<Vec<Failure>>,
 }
 
-struct LoadReport {
-    ok: usize,
-    failures: Vec<Failure>,
+pub(crate) struct LoadReport {
+    pub(crate) ok: usize,
+    pub(crate) failures: Vec<Failure>,
 }
 
 /// A failed request of the client loop: when (since the loop began) and what.
-struct Failure {
+pub(crate) struct Failure {
     at: Duration,
     what: String,
 }
@@ -1136,7 +1136,7 @@ impl std::fmt::Debug for Failure {
 
 impl Load {
     /// At most 100 requests a second, for at most 5 minutes or 30 000 requests.
-    fn start(client: reqwest::Client, url: String) -> Self {
+    pub(crate) fn start(client: reqwest::Client, url: String) -> Self {
         let expected = keys_of(&fixture("jwks-rsa.json"));
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
@@ -1183,7 +1183,7 @@ impl Load {
         self.ok.load(Ordering::Relaxed)
     }
 
-    async fn wait_for_successes(&self, n: usize) {
+    pub(crate) async fn wait_for_successes(&self, n: usize) {
         eventually(WAIT, "the client loop's first answers", || async {
             (self.successes() >= n).then_some(())
         })
@@ -1191,7 +1191,7 @@ impl Load {
         .unwrap();
     }
 
-    async fn stop(self) -> LoadReport {
+    pub(crate) async fn stop(self) -> LoadReport {
         self.stop.store(true, Ordering::Relaxed);
         let failures = self.task.await.unwrap();
         LoadReport {

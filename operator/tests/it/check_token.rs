@@ -91,7 +91,7 @@ fn args(config: &Path) -> CheckTokenArgs {
         client_id: None,
         jwks: None,
         output: OutputFormat::Text,
-        kubeconfig: None,
+        cluster: Default::default(),
         now: Some(NOW),
     }
 }

@@ -13,6 +13,7 @@ use support::keys::{key_fixture, sign_rs256};
 use wca_test_harness::ControlPlane;
 use workos_convex_auth::api::WorkOSConvexAuth;
 use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Verdict, check_token};
+use workos_convex_auth::kubeconfig::ClusterArgs;
 
 const CID: &str = "client_01JEXAMPLE0000000000000000";
 const NOW: i64 = 1_800_000_000;
@@ -31,7 +32,10 @@ fn args(resource: &str, kubeconfig: &Path) -> CheckTokenArgs {
         client_id: None,
         jwks: None,
         output: OutputFormat::Text,
-        kubeconfig: Some(kubeconfig.to_path_buf()),
+        cluster: ClusterArgs {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            context: None,
+        },
         now: Some(NOW),
     }
 }
@@ -129,4 +133,53 @@ async fn reads_the_config_map_the_status_names() {
         .unwrap_err()
         .to_string();
     assert_eq!(err, "--resource \"no-slash\" is not NAMESPACE/NAME");
+
+    // --context picks the kubeconfig's context: the named one is used, an unknown one refused.
+    let contexts = std::env::temp_dir().join(format!("wca-check-token-{ns}.kubeconfig"));
+    std::fs::copy(cp.kubeconfig(), &contexts).unwrap();
+    let config = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", contexts.to_str().unwrap(), "config"];
+        all.extend_from_slice(args);
+        cp.kubectl_ok(&all).unwrap();
+    };
+    config(&[
+        "set-context",
+        "tenant",
+        "--cluster",
+        "wca-local",
+        "--user",
+        "wca-admin",
+    ]);
+    config(&["set-cluster", "gone", "--server", "https://127.0.0.1:1"]);
+    config(&[
+        "set-context",
+        "elsewhere",
+        "--cluster",
+        "gone",
+        "--user",
+        "wca-admin",
+    ]);
+    let in_context = |context: &str| {
+        let mut a = args(&format!("{ns}/acme"), &contexts);
+        a.cluster.context = Some(context.to_string());
+        a
+    };
+    let r = check_token(&token(&issuer), &in_context("tenant"))
+        .await
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Accepted);
+    let err = check_token(&token(&issuer), &in_context("elsewhere"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("cannot read WorkOSConvexAuth {ns}/acme")),
+        "{err}"
+    );
+    let err = check_token(&token(&issuer), &in_context("nope"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    let _ = std::fs::remove_file(&contexts);
 }

@@ -60,7 +60,12 @@ fn write_examples(dir: &Path) -> usize {
             std::fs::write(case.join("convex/auth.config.ts"), &data["auth.config.ts"]).unwrap();
             std::fs::write(case.join("auth.config.json"), &data["auth.config.json"]).unwrap();
             // With spec.convex: the variables the operator sets, which the file reads.
-            let valid = validate(&resource, options.client_id.as_deref()).unwrap();
+            let valid = validate(
+                &resource,
+                options.client_id.as_deref(),
+                workos_convex_auth::reconcile::names::DEFAULT_CLUSTER_DOMAIN,
+            )
+            .unwrap();
             if valid.convex.is_some() {
                 let urls = match &valid.served_urls {
                     Some(urls) => urls.clone(),

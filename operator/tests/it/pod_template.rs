@@ -128,7 +128,7 @@ async fn the_pod_template_reaches_the_deployment_and_a_priority_class_needs_the_
     );
 }
 
-/// The chart's `mirror.*` and `policy.proxy.*` values become flags the operator parses into the
+/// The chart's `mirror.*`, `policy.proxy.*` and `clusterDomain` values become flags the operator parses into the
 /// same defaults and policy (helm template of the real chart, parsed by `run`'s own parser).
 #[test]
 fn the_charts_mirror_values_become_the_operators_defaults_and_policy() {
@@ -151,6 +151,8 @@ fn the_charts_mirror_values_become_the_operators_defaults_and_policy() {
         "policy.proxy.podLabels={team}",
         "--set",
         "policy.proxy.podAnnotations={example.com/*}",
+        "--set",
+        "clusterDomain=k8s.example.internal",
     ]);
     let rendered = wca_test_harness::run_ok(&mut helm).expect("helm template");
     let deployment: Deployment = serde_saphyr::from_str(&rendered).expect("one Deployment");
@@ -160,6 +162,7 @@ fn the_charts_mirror_values_become_the_operators_defaults_and_policy() {
         .unwrap();
     let run =
         workos_convex_auth::controller::RunArgs::parse_flags(&args[1..]).expect("run's flags");
+    assert_eq!(run.cluster_domain, "k8s.example.internal");
     let defaults = run.mirror_pod();
     assert_eq!(
         defaults.node_selector,

@@ -357,7 +357,7 @@ fn args(now: i64, jwks: Option<PathBuf>) -> CheckTokenArgs {
         client_id: None,
         jwks,
         output: OutputFormat::Text,
-        kubeconfig: None,
+        cluster: Default::default(),
         now: Some(now),
     }
 }

@@ -20,7 +20,7 @@ use crate::gateway::HTTPRoute;
 use crate::jwks::UpstreamRules;
 
 /// What `build` needs besides the resource.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BuildContext {
     /// Image of the mirror when `spec.proxy.image` is unset (the operator's own image).
     pub default_image: String,
@@ -34,6 +34,21 @@ pub struct BuildContext {
     pub mirror_pod: MirrorPodDefaults,
     /// The operator's egress proxy, passed to every mirror as its environment.
     pub egress: crate::jwks::EgressProxy,
+    /// The cluster's DNS domain, for the mirror's in-cluster URL (`--cluster-domain`).
+    pub cluster_domain: String,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        Self {
+            default_image: String::new(),
+            mirror_upstream: UpstreamRules::default(),
+            mirror_network_policy: None,
+            mirror_pod: MirrorPodDefaults::default(),
+            egress: crate::jwks::EgressProxy::default(),
+            cluster_domain: super::names::DEFAULT_CLUSTER_DOMAIN.to_string(),
+        }
+    }
 }
 
 /// Public JWKS documents (serialised JSON) for mode Inline.
