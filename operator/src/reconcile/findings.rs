@@ -20,6 +20,10 @@ pub enum PodState {
     Waiting {
         reason: String,
     },
+    /// The scheduler found no node for it: its message (which taint, selector or resource).
+    Unschedulable {
+        message: String,
+    },
     /// Not scheduled or not started yet.
     Pending,
     Terminating,
@@ -55,8 +59,25 @@ pub fn pod_state(pod: &Pod) -> PodState {
     {
         return PodState::RunningNotReady;
     }
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+    if let Some(condition) = unschedulable {
+        return PodState::Unschedulable {
+            message: condition.message.clone().unwrap_or_default(),
+        };
+    }
     PodState::Pending
 }
+
+/// Longest scheduler message quoted per reason: it lists every node's problem on a large cluster.
+const MAX_SCHEDULER_MESSAGE: usize = 240;
 
 /// Why no mirror pod is available, in words: counts per state, each with what it means.
 fn explain_unavailable(pods: &[PodState], namespace: &str, resource: &str) -> String {
@@ -86,6 +107,26 @@ fn explain_unavailable(pods: &[PodState], namespace: &str, resource: &str) -> St
         parts.push(format!(
             "{n} waiting ({}): see kubectl describe pod",
             waiting.join(", ")
+        ));
+    }
+    let mut unschedulable: Vec<&str> = pods
+        .iter()
+        .filter_map(|p| match p {
+            PodState::Unschedulable { message } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    unschedulable.dedup();
+    if let Some(first) = unschedulable.first() {
+        let n = count(|p| matches!(p, PodState::Unschedulable { .. }));
+        let cut = first
+            .char_indices()
+            .take_while(|(i, _)| *i < MAX_SCHEDULER_MESSAGE)
+            .last()
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        parts.push(format!(
+            "{n} unschedulable ({}): spec.proxy.podTemplate.spec (tolerations, nodeSelector, affinity) and the chart's mirror.nodeSelector and mirror.tolerations place the mirror pods",
+            &first[..cut]
         ));
     }
     for (n, what) in [
@@ -479,6 +520,28 @@ mod tests {
             message(vec![PodState::Pending, PodState::Terminating]),
             "0/2 mirror pods available: 1 starting; 1 terminating"
         );
+        // Issue 24: what the scheduler said, cut, and what places the pods.
+        let long = format!(
+            "0/3 nodes are available: 3 node(s) had untolerated taint(s).{}",
+            " x".repeat(300)
+        );
+        let unschedulable = message(vec![
+            PodState::Unschedulable {
+                message: long.clone()
+            };
+            2
+        ]);
+        assert!(
+            unschedulable.starts_with("0/2 mirror pods available: 2 unschedulable (0/3 nodes are available: 3 node(s) had untolerated taint(s)."),
+            "{unschedulable}"
+        );
+        assert!(unschedulable.ends_with(
+            "and the chart's mirror.nodeSelector and mirror.tolerations place the mirror pods"
+        ));
+        assert!(
+            unschedulable.len() < long.len(),
+            "the scheduler's message is cut"
+        );
     }
 
     #[test]
@@ -488,6 +551,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(pod_state(&pod(serde_json::json!({}))), PodState::Pending);
+        assert_eq!(
+            pod_state(&pod(
+                serde_json::json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]})
+            )),
+            PodState::Unschedulable {
+                message: "0/1 nodes are available".into()
+            }
+        );
         assert_eq!(
             pod_state(&pod(
                 serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]})

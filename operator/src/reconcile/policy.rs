@@ -719,7 +719,6 @@ mod tests {
     /// chart's values.yaml. Walks a refusal of each kind, and the upstream rules' own messages.
     #[test]
     fn refusals_name_flags_and_chart_values_that_exist() {
-        use clap::Args;
         let strict = Policy {
             ingress_classes: vec!["traefik".into()],
             ingress_host_suffixes: vec![".jwks.example.com".into()],
@@ -759,58 +758,7 @@ mod tests {
         };
         messages.push(check_convex(&convex, &off).unwrap_err().to_string());
 
-        let run = crate::controller::RunArgs::augment_args(clap::Command::new("run"));
-        let flags: Vec<String> = run
-            .get_arguments()
-            .flat_map(|a| {
-                a.get_long()
-                    .into_iter()
-                    .chain(a.get_all_aliases().into_iter().flatten())
-            })
-            .map(|long| format!("--{long}"))
-            .collect();
-        let values_yaml = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../charts/workos-convex-auth/values.yaml"
-        ))
-        .unwrap();
-        let values: serde_json::Value = serde_saphyr::from_str(&values_yaml).unwrap();
-        for message in &messages {
-            let named_flags: Vec<&str> = message
-                .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
-                .filter(|w| w.starts_with("--"))
-                .collect();
-            let named_values: Vec<&str> = message
-                .match_indices("chart value ")
-                .map(|(i, m)| {
-                    let rest = &message[i + m.len()..];
-                    rest.split(|c: char| !(c.is_alphanumeric() || c == '.'))
-                        .next()
-                        .unwrap_or_default()
-                        .trim_end_matches('.')
-                })
-                .collect();
-            if message.contains("cluster admin") {
-                assert!(!named_flags.is_empty(), "names no flag: {message}");
-            }
-            assert_eq!(
-                named_flags.len(),
-                named_values.len(),
-                "each flag with its chart value: {message}"
-            );
-            for flag in named_flags {
-                assert!(
-                    flags.iter().any(|f| f == flag),
-                    "{flag} is not a flag of run: {message}"
-                );
-            }
-            for value in named_values {
-                let found = value
-                    .split('.')
-                    .try_fold(&values, |node, key| node.get(key));
-                assert!(found.is_some(), "{value} is not a chart value: {message}");
-            }
-        }
+        crate::reconcile::fixtures::assert_named_flags_and_values_exist(&messages);
         assert!(messages.len() >= 13);
     }
 

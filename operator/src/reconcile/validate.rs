@@ -218,6 +218,31 @@ fn convex_target(spec: &ConvexSpec) -> Result<ConvexTarget, InvalidField> {
     })
 }
 
+/// `spec.jwks.publicUrl` must be a base URL Convex can fetch from: the CRD's pattern admits only
+/// http(s), but `render` and `check-token -f` read files the apiserver never saw.
+fn check_public_url(url: &str) -> Result<(), InvalidField> {
+    let field = "spec.jwks.publicUrl";
+    let fix = "write the base URL Convex reaches the mirror at, e.g. https://jwks.example.com";
+    let parsed = url::Url::parse(url)
+        .map_err(|e| InvalidField::new(field, format!("{url:?} is not a URL: {e}"), fix))?;
+    let problem = if !matches!(parsed.scheme(), "http" | "https") {
+        Some("has a scheme other than http or https")
+    } else if parsed.host_str().is_none_or(str::is_empty) {
+        Some("has no host")
+    } else if !parsed.username().is_empty() || parsed.password().is_some() {
+        Some("carries credentials")
+    } else if parsed.query().is_some() || parsed.fragment().is_some() {
+        Some("has a query or fragment, which the JWKS path would be appended to")
+    } else {
+        None
+    };
+    match problem {
+        // Credentials may be in it: the URL is not quoted.
+        Some(problem) => Err(InvalidField::new(field, format!("the URL {problem}"), fix)),
+        None => Ok(()),
+    }
+}
+
 /// Free-form text that reaches status (the JWKS URL, the issuers) or the generated config must
 /// show as written: a control character or a bidirectional override there could rewrite what
 /// `kubectl` prints to whoever reads it. The CRD's patterns exclude whitespace, not these.
@@ -461,6 +486,9 @@ pub fn validate(
         JwksMode::Inline => None,
     };
     let convex = spec.convex.as_ref().map(convex_target).transpose()?;
+    if let Some(url) = &spec.jwks.public_url {
+        check_public_url(url)?;
+    }
     let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
     pod_template::check_syntax(&pod_template)?;
     let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
@@ -681,6 +709,71 @@ mod tests {
         for bad in ["", ".cluster.local", "Cluster.Local", "a..b", "-a.b"] {
             assert!(names::parse_cluster_domain(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Issue 24: every InvalidSpec names a field the reader can find (a path of the CRD's
+    /// schema, as `kubectl explain` shows it), says how to fix it, and any flag or chart value
+    /// it names exists. Walks a refusal of each kind validation makes.
+    #[test]
+    fn invalid_spec_messages_name_real_fields_a_fix_and_real_flags() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(WorkOSConvexAuth::crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let field_exists = |field: &str| {
+            if field == "metadata.name" {
+                return true;
+            }
+            // `labels["key"]`, `hostnames[0]`: the map or list itself.
+            let path = field.split('[').next().unwrap_or(field);
+            path.split('.')
+                .try_fold(schema, |node, key| node.get("properties")?.get(key))
+                .is_some()
+        };
+        let specs = [
+            "{clientId: client_1, clientIdFrom: {secretKeyRef: {name: a, key: b}}}",
+            "{}",
+            "{clientIdFrom: {secretKeyRef: {name: a, key: b}}}",
+            "{clientId: client_1, proxy: {refreshInterval: 5s}}",
+            "{clientId: client_1, proxy: {refreshInterval: 1h, maxStale: 5m}}",
+            "{clientId: client_1, proxy: {replicas: -1}}",
+            "{clientId: client_1, jwks: {mode: Direct}, ingress: {enabled: true, host: a.example.com}}",
+            "{clientId: client_1, ingress: {enabled: true}}",
+            "{clientId: client_1, authDomain: 10.0.0.1}",
+            "{clientId: client_1, authkitDomain: 'https://acme.authkit.app'}",
+            "{clientId: client_1, ingress: {enabled: true, host: a.example.com}, httpRoute: {parentRefs: [{name: p}], hostnames: [x.example.com]}}",
+            "{clientId: client_1, jwks: {mode: Direct}, httpRoute: {parentRefs: [{name: p}], hostnames: [x.example.com]}}",
+            "{clientId: client_1, httpRoute: {parentRefs: [{name: p}]}}",
+            "{clientId: client_1, httpRoute: {parentRefs: [{name: p}], hostnames: ['*.example.com']}}",
+            "{clientId: client_1, jwks: {upstreamBase: 'https://user:pw@api.workos.com'}}",
+            "{clientId: client_1, ingress: {enabled: true, host: a.example.com, path: '/a/../b'}}",
+            "{clientId: client_1, proxy: {podTemplate: {metadata: {labels: {'-x': y}}}}}",
+            "{clientId: client_1, proxy: {podTemplate: {spec: {nodeSelector: {pool: 'a b'}}}}}",
+            "{clientId: \"client_1\u{202e}\"}",
+            "{clientId: client_1, jwks: {publicUrl: 'ftp://jwks.example.com'}}",
+            "{clientId: client_1, convex: {url: 'ftp://x.convex.cloud', adminKeySecretRef: {name: a, key: b}}}",
+        ];
+        let mut messages = Vec::new();
+        for spec in specs {
+            let error =
+                validate(&resource(spec), None, names::DEFAULT_CLUSTER_DOMAIN).expect_err(spec);
+            assert!(
+                field_exists(&error.field),
+                "{spec}: {} is not a field of the CRD",
+                error.field
+            );
+            assert!(!error.fix.trim().is_empty(), "{spec}: no fix in {error}");
+            messages.push(error.to_string());
+        }
+        let mut long = resource("{clientId: client_1}");
+        long.metadata.name = Some("a".repeat(70));
+        let error = validate(&long, None, names::DEFAULT_CLUSTER_DOMAIN).unwrap_err();
+        assert_eq!(error.field, "metadata.name");
+        messages.push(error.to_string());
+        crate::reconcile::fixtures::assert_named_flags_and_values_exist(&messages);
+        assert!(
+            !field_exists("spec.proxy.nothingHere"),
+            "the check can fail"
+        );
     }
 
     #[test]

@@ -849,6 +849,26 @@ impl Tenant {
         }
     }
 
+    /// Waits until condition `type_`'s message contains `part`.
+    pub(crate) async fn wait_condition_containing(
+        &self,
+        name: &str,
+        type_: &str,
+        part: &str,
+    ) -> WorkOSConvexAuth {
+        let api = self.api::<WorkOSConvexAuth>();
+        eventually(WAIT, &format!("{name}: {type_} says {part:?}"), || async {
+            let r = api.get(name).await.ok()?;
+            let s = r.status.as_ref()?;
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.message.contains(part))
+                .then_some(r)
+        })
+        .await
+        .unwrap()
+    }
+
     async fn wait_condition_message(
         &self,
         name: &str,
