@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Toleration;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::duration::parse_duration;
 use crate::jwks::{EgressProxy, parse_network, parse_resolve};
 use crate::mirror::upstream_rules;
 use crate::reconcile::Policy;
@@ -60,7 +61,7 @@ pub struct RunArgs {
     pub admin_limits: AdminLimitsArgs,
     /// How often resources with spec.clientIdFrom.secretKeyRef re-read their Secret. Secrets are
     /// read by name only (least privilege), not watched.
-    #[arg(long, env = "WCA_SECRET_RESYNC", default_value = "60s", value_parser = parse_duration_arg)]
+    #[arg(long, env = "WCA_SECRET_RESYNC", default_value = "60s", value_parser = parse_duration)]
     pub secret_resync: std::time::Duration,
     /// Most reconciles running at once. A burst (a new leader's pass, a re-list after an outage)
     /// otherwise sends every resource's requests at once, which the apiserver's priority and
@@ -366,7 +367,7 @@ pub struct AdminLimitsArgs {
         env = "WCA_ADMIN_HEADER_READ_TIMEOUT",
         default_value = "5s",
         value_name = "DURATION",
-        value_parser = parse_duration_arg
+        value_parser = parse_duration
     )]
     pub header_read_timeout: Duration,
     /// Most admin connections open at once; further ones are closed at accept.
@@ -413,10 +414,6 @@ impl AdminLimitsArgs {
 pub enum LogFormat {
     Json,
     Text,
-}
-
-pub(super) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    crate::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::args::parse_duration_arg;
+use crate::duration::parse_duration;
 
 /// Leader election flags; the defaults are client-go's.
 #[derive(Debug, Clone, Args)]
@@ -56,14 +56,14 @@ pub struct LeaderElectionArgs {
     )]
     pub lease_namespace: Option<String>,
     /// How long a Lease lasts after its last renewal: a leader that died is replaced after it.
-    #[arg(long = "leader-election-lease-duration", env = "WCA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
+    #[arg(long = "leader-election-lease-duration", env = "WCA_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
     /// A leader that has not confirmed its Lease for this long stops reconciling; shorter than
     /// the lease duration, so it stops before anyone else can start.
-    #[arg(long = "leader-election-renew-deadline", env = "WCA_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration_arg)]
+    #[arg(long = "leader-election-renew-deadline", env = "WCA_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
     pub renew_deadline: Duration,
     /// How often the leader renews and confirms its Lease.
-    #[arg(long = "leader-election-retry-period", env = "WCA_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_arg)]
+    #[arg(long = "leader-election-retry-period", env = "WCA_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
 }
 

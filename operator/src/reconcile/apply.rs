@@ -18,9 +18,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
 use super::children::Children;
-use super::findings::{PodState, pod_state};
-use super::live::{Child, LiveChildren};
+use super::live::{Child, ChildKind, LiveChildren};
 use super::names::{self, FIELD_MANAGER};
+use super::pods::{PodState, pod_state};
 use super::validate::Valid;
 use crate::gateway::{HTTPRoute, RouteParentStatus};
 
@@ -32,45 +32,6 @@ pub enum Change {
     Unchanged,
     /// An object of that name exists and is not controlled by this resource: left untouched.
     Conflict,
-}
-
-/// The kinds of children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChildKind {
-    ConfigMap,
-    Deployment,
-    Service,
-    PodDisruptionBudget,
-    Ingress,
-    HttpRoute,
-    NetworkPolicy,
-}
-
-impl ChildKind {
-    /// The API resource, plural, as RBAC rules name it.
-    pub fn resource(self) -> &'static str {
-        match self {
-            ChildKind::ConfigMap => "configmaps",
-            ChildKind::Deployment => "deployments",
-            ChildKind::Service => "services",
-            ChildKind::PodDisruptionBudget => "poddisruptionbudgets",
-            ChildKind::Ingress => "ingresses",
-            ChildKind::HttpRoute => "httproutes",
-            ChildKind::NetworkPolicy => "networkpolicies",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChildKind::ConfigMap => "ConfigMap",
-            ChildKind::Deployment => "Deployment",
-            ChildKind::Service => "Service",
-            ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
-            ChildKind::Ingress => "Ingress",
-            ChildKind::HttpRoute => "HTTPRoute",
-            ChildKind::NetworkPolicy => "NetworkPolicy",
-        }
-    }
 }
 
 /// An object in the way of a child: same kind and name, not controlled by this resource.

@@ -23,8 +23,46 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::apply::ChildKind;
 use super::hosts::{HostClaim, normalise};
+
+/// The kinds of children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    ConfigMap,
+    Deployment,
+    Service,
+    PodDisruptionBudget,
+    Ingress,
+    HttpRoute,
+    NetworkPolicy,
+}
+
+impl ChildKind {
+    /// The API resource, plural, as RBAC rules name it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ChildKind::ConfigMap => "configmaps",
+            ChildKind::Deployment => "deployments",
+            ChildKind::Service => "services",
+            ChildKind::PodDisruptionBudget => "poddisruptionbudgets",
+            ChildKind::Ingress => "ingresses",
+            ChildKind::HttpRoute => "httproutes",
+            ChildKind::NetworkPolicy => "networkpolicies",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildKind::ConfigMap => "ConfigMap",
+            ChildKind::Deployment => "Deployment",
+            ChildKind::Service => "Service",
+            ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
+            ChildKind::Ingress => "Ingress",
+            ChildKind::HttpRoute => "HTTPRoute",
+            ChildKind::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+}
 
 /// A kind of child, and where its live objects are kept.
 pub trait Child:

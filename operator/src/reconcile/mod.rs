@@ -16,12 +16,14 @@ pub mod hosts;
 pub mod live;
 pub mod names;
 pub mod pod_template;
+pub mod pods;
 pub mod policy;
 pub mod read;
 pub mod reason;
 pub mod report;
 pub mod status;
 pub mod sync;
+pub mod urls;
 pub mod validate;
 
 #[cfg(test)]
@@ -37,12 +39,13 @@ use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 
-pub use children::{BuildContext, Children, InlineKeys, JwksUrls, build};
+pub use children::{BuildContext, Children, InlineKeys, build};
 pub use fetch::InlineKeyCache;
 pub use live::{LiveChildren, LiveWriters};
 pub use policy::{NotAllowed, Policy, admit};
 pub use reason::{ConditionType, Reason};
 pub use report::{Done, Error, Stopped};
+pub use urls::JwksUrls;
 pub use validate::{Valid, validate};
 
 use crate::api::WorkOSConvexAuth;

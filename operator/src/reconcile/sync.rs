@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
 
-use super::children::JwksUrls;
 use super::policy::{NotAllowed, Policy, check_convex};
 use super::read::SourceMissing;
+use super::urls::JwksUrls;
 use super::validate::{ConvexTarget, Valid};
 use crate::convex::config::{AuthConfig, Variable};
 use crate::convex::deployment::{

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 
-use super::children::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
+use super::urls::{AUTHKIT_JWKS_PATH, JwksUrls, workos_jwks_path};
 use super::{names, pod_template};
 use crate::api::{ClientIdSource, ConvexSpec, HttpRouteSpec, KeyRef, MirrorPodTemplate};
 use crate::api::{JwksMode, WorkOSConvexAuth, WorkOSConvexAuthSpec};

@@ -25,6 +25,7 @@ mod golden;
 mod kubectl_plugin;
 mod leader_election;
 mod mirror_args;
+mod module_cycles;
 mod monitoring;
 mod oldest_kubernetes;
 mod pod_template;

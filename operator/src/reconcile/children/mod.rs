@@ -14,6 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::Valid;
 use super::pod_template::MirrorPodDefaults;
+use super::urls::JwksUrls;
 use crate::convex::config::AuthConfig;
 use crate::convex::generate::InvalidField;
 use crate::gateway::HTTPRoute;
@@ -61,18 +62,6 @@ pub struct InlineKeys {
 /// Largest JWKS document mode Inline embeds: a key set of a few keys is 1–5 KiB, and whatever is
 /// embedded lands in the ConfigMap, the Convex variable and the operator's memory.
 pub const MAX_INLINE_DOCUMENT_BYTES: usize = 64 * 1024;
-
-/// The URLs Convex fetches keys from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwksUrls {
-    /// For the WorkOS issuers and the extra issuers.
-    pub workos: String,
-    /// For the AuthKit domain, when one is set.
-    pub authkit: Option<String>,
-    /// Set when the URLs are the in-cluster Service's: only a Convex backend inside the
-    /// cluster can reach them.
-    pub cluster_internal: bool,
-}
 
 impl JwksUrls {
     /// Mode Inline: the fetched documents as `data:` URLs, checked to fit the ConfigMap they are
@@ -176,14 +165,6 @@ pub fn build(valid: &Valid, urls: &JwksUrls, ctx: &BuildContext) -> Children {
         cluster_internal_url: urls.cluster_internal,
     }
 }
-
-/// WorkOS's JWKS path for a client.
-pub fn workos_jwks_path(client_id: &str) -> String {
-    format!("/sso/jwks/{client_id}")
-}
-
-/// The AuthKit domain's JWKS path.
-pub const AUTHKIT_JWKS_PATH: &str = "/oauth2/jwks";
 
 /// `data:application/json;base64,…`: Convex skips the HTTP fetch for it.
 pub fn data_url(document: &str) -> String {
