@@ -25,7 +25,7 @@ pub enum Command {
     /// Print, offline, the objects the operator would apply for each resource in a file.
     Render(RenderArgs),
     /// Show every WorkOSConvexAuth's conditions and JWKS URL as a table.
-    Status(crate::status::StatusArgs),
+    Status(crate::status_table::StatusArgs),
     /// Print one WorkOSConvexAuth's generated Convex auth config (auth.config.ts by default).
     Config(crate::generated::ConfigArgs),
     /// GET a URL once; exit 0 on a 2xx answer (the chart's `helm test` checks /readyz with it).

@@ -9,7 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, Client, CustomResource};
 use serde::{Deserialize, Serialize};
 
-/// `HTTPRoute.spec`.
+/// `HTTPRoute.spec`, named after its kind (the resource's own `spec.httpRoute` is
+/// [`crate::api::HttpRouteSpec`]).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "gateway.networking.k8s.io",
@@ -17,12 +18,12 @@ use serde::{Deserialize, Serialize};
     kind = "HTTPRoute",
     plural = "httproutes",
     namespaced,
-    status = "HttpRouteStatus",
+    status = "HTTPRouteStatus",
     schema = "disabled",
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
+pub struct HTTPRouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parent_refs: Vec<ParentReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,7 +81,7 @@ pub struct HttpBackendRef {
 
 /// `HTTPRoute.status`: what each parent's Gateway controller says of the route.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct HttpRouteStatus {
+pub struct HTTPRouteStatus {
     #[serde(default)]
     pub parents: Vec<RouteParentStatus>,
 }

@@ -16,7 +16,7 @@
 //! - [`http_serve`]: both HTTP servers (mirror, admin), bounded in connections, time and size.
 //! - [`check_token`]: why Convex would reject a token (`check-token`).
 //! - [`render`]: the objects for resources in a file, offline (`render`).
-//! - [`status`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
+//! - [`status_table`]: every resource's conditions and JWKS URL as a table (`status`, `kubectl wca`);
 //!   [`generated`]: one resource's generated auth config (`config`); [`kubeconfig`]: the user's
 //!   cluster for `status`, `config` and `check-token --resource`.
 //! - [`probe`]: one GET that must answer 2xx (`probe`, the chart's `helm test`).
@@ -38,7 +38,7 @@ pub mod printable;
 pub mod probe;
 pub mod reconcile;
 pub mod render;
-pub mod status;
+pub mod status_table;
 
 /// The image the operator deploys as the mirror unless told otherwise: its own.
 pub const DEFAULT_IMAGE: &str = concat!(

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::CheckToken(args) => return Ok(workos_convex_auth::check_token::run(args).await),
         Command::Render(args) => print!("{}", render_command(&args)?),
-        Command::Status(args) => workos_convex_auth::status::run(&args).await?,
+        Command::Status(args) => workos_convex_auth::status_table::run(&args).await?,
         Command::Config(args) => workos_convex_auth::generated::run(&args).await?,
         Command::Probe(args) => return Ok(workos_convex_auth::probe::run(args).await),
         Command::Proxy(args) => {

@@ -66,9 +66,10 @@ a rule the operator never exercised, and on any request it made that was denied.
 - apiGroups: ["workos-convex.io"]
   resources: ["workosconvexauths/status"]
   verbs: ["patch"]
-# The children, server-side applied (create: an apply that creates the object is authorized
-# as create), read before applying (get), watched (list, watch), removed when no longer
-# wanted (delete). ConfigMaps also serve spec.clientIdFrom.configMapKeyRef.
+# The children: created (create; never adopting a same-named object), then server-side applied
+# (patch); read from the watch caches (list, watch), and from the apiserver only when a create
+# meets an object the cache did not know (get); removed when no longer wanted (delete).
+# ConfigMaps also serve spec.clientIdFrom.configMapKeyRef.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

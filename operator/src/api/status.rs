@@ -27,6 +27,11 @@ pub struct WorkOSConvexAuthStatus {
     pub key_ids: Vec<String>,
 }
 
+// Our own type rather than k8s-openapi's `meta::v1::Condition` (same fields on the wire): the
+// CRD's schema is generated from these fields, so `kubectl explain
+// workosconvexauth.status.conditions` gives this operator's meaning of each (a CamelCase
+// reason, a message saying how to fix it), and a condition without a `message` (written by hand
+// or by another tool) still reads.
 /// A metav1.Condition.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,5 @@
 //! Golden files: `render` of every file in `examples/` must equal `tests/golden/<name>.yaml`.
-//! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test -p workos-convex-auth --test golden`.
+//! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test -p workos-convex-auth --test it golden`.
 
 use std::path::{Path, PathBuf};
 
@@ -57,7 +57,7 @@ fn every_example_renders_to_its_golden_file() {
     }
     assert!(
         stale.is_empty(),
-        "golden files differ from render output: {stale:?}\nreview the change, then run: UPDATE_GOLDEN=1 cargo test -p workos-convex-auth --test golden"
+        "golden files differ from render output: {stale:?}\nreview the change, then run: UPDATE_GOLDEN=1 cargo test -p workos-convex-auth --test it golden"
     );
 }
 

@@ -270,8 +270,10 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
     proxy.set(Fault::Cut);
     let cut = Instant::now();
     let cut_at = Timestamp::now();
+    // Waits well past the Lease's expiry, so that the assertion below (not this wait's own
+    // timeout) decides whether A stepped down in time.
     eventually(
-        Duration::from_secs(LEASE_SECONDS),
+        Duration::from_secs(3 * LEASE_SECONDS),
         "A stepping down",
         || async { (leader_gauge(&a_admin).await? == 0.0).then_some(()) },
     )

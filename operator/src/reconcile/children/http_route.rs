@@ -1,6 +1,6 @@
 use super::meta::child_meta;
 use crate::gateway::{
-    HTTPRoute, HttpBackendRef, HttpPathMatch, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
+    HTTPRoute, HTTPRouteSpec, HttpBackendRef, HttpPathMatch, HttpRouteMatch, HttpRouteRule,
     ParentReference,
 };
 use crate::reconcile::validate::RoutePlan;
@@ -8,7 +8,7 @@ use crate::reconcile::{Valid, names};
 
 /// The HTTPRoute to the mirror's Service: one rule, the path prefix, the Service's port.
 pub fn http_route(valid: &Valid, plan: &RoutePlan) -> HTTPRoute {
-    let spec = HttpRouteSpec {
+    let spec = HTTPRouteSpec {
         parent_refs: plan
             .parents
             .iter()
