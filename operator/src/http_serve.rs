@@ -29,6 +29,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -167,40 +169,67 @@ impl ConnectionStats {
     }
 }
 
-/// `registry` with the connection metrics of `stats` (as `<prefix>_connections_…`), as the
-/// OpenMetrics text `/metrics` serves.
-pub fn metrics_text(mut registry: Registry, prefix: &str, stats: &ConnectionStats) -> String {
-    connection_metrics(&mut registry, prefix, stats);
+/// The OpenMetrics text `/metrics` serves for `registry`.
+pub fn metrics_text(registry: &Registry) -> String {
     let mut text = String::with_capacity(4096);
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
     text
 }
 
-/// Registers `stats` as of now in `registry`, each name prefixed with `prefix` (e.g. `wca_proxy`):
-/// `<prefix>_connections_open`, `<prefix>_connections_refused_total`,
-/// `<prefix>_connections_header_timeouts_total`.
-pub fn connection_metrics(registry: &mut Registry, prefix: &str, stats: &ConnectionStats) {
-    registry.register(
-        format!("{prefix}_connections_open"),
-        "HTTP connections being served",
-        ConstGauge::new(i64::try_from(stats.open()).unwrap_or(i64::MAX)),
-    );
-    registry.register(
-        format!("{prefix}_connections_refused"),
-        "Connections closed at accept because the connection limit was reached",
-        ConstCounter::new(stats.refused()),
-    );
-    registry.register(
-        format!("{prefix}_connections_evicted"),
-        "Connections without a request in progress closed to make room for a new one at the connection cap",
-        ConstCounter::new(stats.evicted()),
-    );
-    registry.register(
-        format!("{prefix}_connections_header_timeouts"),
-        "Connections closed because a request head did not arrive within the header read timeout",
-        ConstCounter::new(stats.header_timeouts()),
-    );
+/// The connection metrics of a server, read from its [`ConnectionStats`] at each scrape (a
+/// collector registered once): `<prefix>_connections_open`, `<prefix>_connections_refused_total`,
+/// `<prefix>_connections_evicted_total`, `<prefix>_connections_header_timeouts_total`.
+#[derive(Debug)]
+pub struct ConnectionMetrics {
+    prefix: &'static str,
+    stats: Arc<ConnectionStats>,
+}
+
+impl ConnectionMetrics {
+    pub fn new(prefix: &'static str, stats: Arc<ConnectionStats>) -> Self {
+        Self { prefix, stats }
+    }
+}
+
+impl Collector for ConnectionMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let open = ConstGauge::new(i64::try_from(self.stats.open()).unwrap_or(i64::MAX));
+        let name = format!("{}_connections_open", self.prefix);
+        open.encode(encoder.encode_descriptor(
+            &name,
+            "HTTP connections being served",
+            None,
+            open.metric_type(),
+        )?)?;
+        for (suffix, help, value) in [
+            (
+                "refused",
+                "Connections closed at accept because the connection limit was reached",
+                self.stats.refused(),
+            ),
+            (
+                "evicted",
+                "Connections without a request in progress closed to make room for a new one at the connection cap",
+                self.stats.evicted(),
+            ),
+            (
+                "header_timeouts",
+                "Connections closed because a request head did not arrive within the header read timeout",
+                self.stats.header_timeouts(),
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let name = format!("{}_connections_{suffix}", self.prefix);
+            counter.encode(encoder.encode_descriptor(
+                &name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
 }
 
 /// How long the accept loop waits for an evicted connection to give its slot back.
@@ -513,9 +542,11 @@ mod tests {
         let open = OpenConnection::new(Arc::clone(&stats));
         stats.refused.fetch_add(3, Ordering::Relaxed);
         let mut registry = Registry::default();
-        connection_metrics(&mut registry, "wca_x", &stats);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        registry.register_collector(Box::new(ConnectionMetrics::new(
+            "wca_x",
+            Arc::clone(&stats),
+        )));
+        let text = metrics_text(&registry);
         assert!(text.contains("\nwca_x_connections_open 1\n"), "{text}");
         assert!(
             text.contains("\nwca_x_connections_refused_total 3\n"),
@@ -527,5 +558,10 @@ mod tests {
         );
         drop(open);
         assert_eq!(stats.open(), 0);
+        let again = metrics_text(&registry);
+        assert!(
+            again.contains("\nwca_x_connections_open 0\n"),
+            "read at each scrape: {again}"
+        );
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -14,7 +15,7 @@ use prometheus_client::registry::Registry;
 
 use super::leader::Leadership;
 use crate::api::WorkOSConvexAuth;
-use crate::http_serve::{ConnectionStats, metrics_text};
+use crate::http_serve::{ConnectionMetrics, ConnectionStats, metrics_text};
 use crate::reconcile::Reason;
 
 const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -101,20 +102,46 @@ fn identity(meta: &ObjectMeta, since: i64) -> (String, String, i64) {
     )
 }
 
-/// Counters kept while running; gauges of state owned elsewhere are read at scrape time.
+/// The operator's metrics, registered once: counters kept while running, the readiness
+/// families refilled by each housekeeping sweep, and collectors that read the leadership and
+/// the admin server's connections at each scrape.
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     reconciles: Counter,
     errors: Family<ReasonLabel, Counter>,
     duration: Histogram,
     inline_key_entries: Gauge,
     backoff_entries: Gauge,
     watch_errors: Counter,
-    /// Replaced whole by each housekeeping sweep: a deleted resource's series goes with it.
-    readiness: Mutex<Readiness>,
-    leadership: Arc<Leadership>,
-    /// The admin server's connections.
-    connections: Arc<ConnectionStats>,
+    by_readiness: Family<ReadyLabel, Gauge>,
+    /// Cleared by each sweep: a deleted (or now Ready) resource's series goes with it.
+    not_ready_since: Family<ResourceLabels, Gauge>,
+    /// Held while a sweep refills the readiness families, so a scrape never sees them half full.
+    refill: Mutex<()>,
+}
+
+/// `wca_leader` and `wca_leader_transitions_total`, read from the leadership at each scrape.
+#[derive(Debug)]
+struct LeadershipMetrics(Arc<Leadership>);
+
+impl Collector for LeadershipMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let leader = ConstGauge::new(i64::from(self.0.is_leader()));
+        leader.encode(encoder.encode_descriptor(
+            "wca_leader",
+            "Whether this replica leads (reconciles): 1, or follows: 0",
+            None,
+            leader.metric_type(),
+        )?)?;
+        let transitions = ConstCounter::new(self.0.transitions());
+        transitions.encode(encoder.encode_descriptor(
+            "wca_leader_transitions",
+            "Times this replica became or stopped being the leader",
+            None,
+            transitions.metric_type(),
+        )?)
+    }
 }
 
 impl Default for Metrics {
@@ -125,17 +152,77 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new(leadership: Arc<Leadership>, connections: Arc<ConnectionStats>) -> Self {
-        Self {
+        let metrics = Self {
+            registry: Registry::default(),
             reconciles: Counter::default(),
             errors: Family::default(),
             duration: Histogram::new(BUCKETS),
             inline_key_entries: Gauge::default(),
             backoff_entries: Gauge::default(),
             watch_errors: Counter::default(),
-            readiness: Mutex::default(),
-            leadership,
-            connections,
+            by_readiness: Family::default(),
+            not_ready_since: Family::default(),
+            refill: Mutex::default(),
+        };
+        metrics.registered(leadership, connections)
+    }
+
+    /// Registers every family once; they are shared handles, so the registry reads their
+    /// current values at each scrape.
+    fn registered(
+        mut self,
+        leadership: Arc<Leadership>,
+        connections: Arc<ConnectionStats>,
+    ) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "wca_reconciles",
+            "Reconciliations run",
+            self.reconciles.clone(),
+        );
+        r.register(
+            "wca_reconcile_errors",
+            "Failed reconciliations by reason",
+            self.errors.clone(),
+        );
+        r.register(
+            "wca_reconcile_duration_seconds",
+            "Time per reconciliation",
+            self.duration.clone(),
+        );
+        r.register(
+            "wca_inline_key_cache_entries",
+            "Resources whose mode-Inline keys are held in memory",
+            self.inline_key_entries.clone(),
+        );
+        r.register(
+            "wca_backoff_entries",
+            "Resources with a failure backoff in memory",
+            self.backoff_entries.clone(),
+        );
+        r.register(
+            "wca_watch_errors",
+            "Errors of the watches feeding the controller",
+            self.watch_errors.clone(),
+        );
+        r.register_collector(Box::new(LeadershipMetrics(leadership)));
+        r.register(
+            "wca_resources",
+            "WorkOSConvexAuth resources in the watch cache, by the status of their Ready condition",
+            self.by_readiness.clone(),
+        );
+        r.register(
+            "wca_resource_not_ready_since_seconds",
+            "Unix time since which a resource has not been Ready (its Ready condition's last transition, or its creation); present only while it is not Ready",
+            self.not_ready_since.clone(),
+        );
+        r.register_collector(Box::new(ConnectionMetrics::new("wca_admin", connections)));
+        for status in READY_STATUSES {
+            self.by_readiness
+                .get_or_create(&ReadyLabel { ready: status })
+                .set(0);
         }
+        self
     }
 
     pub fn reconciled(&self, took: Duration) {
@@ -153,8 +240,20 @@ impl Metrics {
 
     /// The resources by readiness, as the last sweep found them.
     pub fn resources(&self, readiness: Readiness) {
-        if let Ok(mut held) = self.readiness.lock() {
-            *held = readiness;
+        let _refill = self.refill.lock();
+        for (status, count) in READY_STATUSES.iter().zip(readiness.counts) {
+            self.by_readiness
+                .get_or_create(&ReadyLabel { ready: status })
+                .set(count);
+        }
+        self.not_ready_since.clear();
+        for (namespace, name, at) in readiness.not_ready {
+            self.not_ready_since
+                .get_or_create(&ResourceLabels {
+                    resource_namespace: namespace,
+                    resource_name: name,
+                })
+                .set(at);
         }
     }
 
@@ -170,78 +269,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text. The metrics are shared handles: a registry built for this scrape
-    /// reads their current values, next to the leadership and connections as they are now.
+    /// The OpenMetrics text.
     pub fn render(&self) -> String {
-        let mut registry = Registry::default();
-        registry.register(
-            "wca_reconciles",
-            "Reconciliations run",
-            self.reconciles.clone(),
-        );
-        registry.register(
-            "wca_reconcile_errors",
-            "Failed reconciliations by reason",
-            self.errors.clone(),
-        );
-        registry.register(
-            "wca_reconcile_duration_seconds",
-            "Time per reconciliation",
-            self.duration.clone(),
-        );
-        registry.register(
-            "wca_inline_key_cache_entries",
-            "Resources whose mode-Inline keys are held in memory",
-            self.inline_key_entries.clone(),
-        );
-        registry.register(
-            "wca_backoff_entries",
-            "Resources with a failure backoff in memory",
-            self.backoff_entries.clone(),
-        );
-        registry.register(
-            "wca_watch_errors",
-            "Errors of the watches feeding the controller",
-            self.watch_errors.clone(),
-        );
-        registry.register(
-            "wca_leader",
-            "Whether this replica leads (reconciles): 1, or follows: 0",
-            ConstGauge::new(i64::from(self.leadership.is_leader())),
-        );
-        registry.register(
-            "wca_leader_transitions",
-            "Times this replica became or stopped being the leader",
-            ConstCounter::new(self.leadership.transitions()),
-        );
-        let by_readiness = Family::<ReadyLabel, Gauge>::default();
-        let since = Family::<ResourceLabels, Gauge>::default();
-        if let Ok(readiness) = self.readiness.lock() {
-            for (status, count) in READY_STATUSES.iter().zip(readiness.counts) {
-                by_readiness
-                    .get_or_create(&ReadyLabel { ready: status })
-                    .set(count);
-            }
-            for (namespace, name, at) in &readiness.not_ready {
-                since
-                    .get_or_create(&ResourceLabels {
-                        resource_namespace: namespace.clone(),
-                        resource_name: name.clone(),
-                    })
-                    .set(*at);
-            }
-        }
-        registry.register(
-            "wca_resources",
-            "WorkOSConvexAuth resources in the watch cache, by the status of their Ready condition",
-            by_readiness,
-        );
-        registry.register(
-            "wca_resource_not_ready_since_seconds",
-            "Unix time since which a resource has not been Ready (its Ready condition's last transition, or its creation); present only while it is not Ready",
-            since,
-        );
-        metrics_text(registry, "wca_admin", &self.connections)
+        let _refill = self.refill.lock();
+        metrics_text(&self.registry)
     }
 }
 

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::cache::Freshness;
-use crate::http_serve::{ConnectionStats, metrics_text};
+use crate::http_serve::{ConnectionMetrics, ConnectionStats, metrics_text};
 use crate::jwks::FetchError;
 
 /// The Content-Type of `/metrics` (both servers).
@@ -116,9 +116,17 @@ pub struct DocumentView<'a> {
     pub keys: usize,
 }
 
-/// All counters of one mirror process.
+/// All metrics of one mirror process, registered once.
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
+    /// The held documents, as the last scrape found them (refilled under `scrape`).
+    ages: Family<PathLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    served: Family<PathLabel, Gauge>,
+    keys: Family<PathLabel, Gauge>,
+    ready: Gauge,
+    /// One scrape at a time refills the document gauges and encodes.
+    scrape: std::sync::Mutex<()>,
     mirrors: usize,
     requests: Family<RequestLabels, Counter>,
     fetches: Family<FetchLabels, Counter>,
@@ -127,7 +135,6 @@ pub struct Metrics {
     request_counters: Vec<[Counter; STATUSES.len()]>,
     /// `fetch_counters[mirror][outcome]`: handles into `fetches`.
     fetch_counters: Vec<[Counter; OUTCOMES.len()]>,
-    connections: Arc<ConnectionStats>,
 }
 
 impl Metrics {
@@ -165,14 +172,57 @@ impl Metrics {
                 })
             })
             .collect();
-        Self {
+        let metrics = Self {
+            registry: Registry::default(),
+            ages: Family::default(),
+            served: Family::default(),
+            keys: Family::default(),
+            ready: Gauge::default(),
+            scrape: std::sync::Mutex::default(),
             mirrors: mirror_paths.len(),
             requests,
             fetches,
             request_counters,
             fetch_counters,
-            connections,
-        }
+        };
+        metrics.registered(connections)
+    }
+
+    /// Registers every family once: shared handles, read at each scrape.
+    fn registered(mut self, connections: Arc<ConnectionStats>) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "wca_proxy_requests",
+            "Requests answered, by path and status",
+            self.requests.clone(),
+        );
+        r.register(
+            "wca_proxy_upstream_fetches",
+            "Upstream fetches, by mirror path and outcome",
+            self.fetches.clone(),
+        );
+        r.register(
+            "wca_proxy_document_age_seconds",
+            "Time since the upstream last confirmed the held document (absent when none is held)",
+            self.ages.clone(),
+        );
+        r.register(
+            "wca_proxy_document_served",
+            "Whether the document is being served (1) or withheld or missing (0)",
+            self.served.clone(),
+        );
+        r.register(
+            "wca_proxy_document_keys",
+            "Keys in the held document",
+            self.keys.clone(),
+        );
+        r.register(
+            "wca_proxy_ready",
+            "Whether every mirrored document is servable",
+            self.ready.clone(),
+        );
+        r.register_collector(Box::new(ConnectionMetrics::new("wca_proxy", connections)));
+        self
     }
 
     fn route_index(&self, route: Route) -> usize {
@@ -231,55 +281,26 @@ impl Metrics {
 
     /// The OpenMetrics text: the counters, and the documents and readiness as of now.
     pub fn render(&self, documents: &[DocumentView<'_>], ready: bool) -> String {
-        // The counters are shared handles: registering them in a registry built for this
-        // scrape, next to gauges of the documents as they are now, reads their current values.
-        let mut registry = Registry::default();
-        registry.register(
-            "wca_proxy_requests",
-            "Requests answered, by path and status",
-            self.requests.clone(),
-        );
-        registry.register(
-            "wca_proxy_upstream_fetches",
-            "Upstream fetches, by mirror path and outcome",
-            self.fetches.clone(),
-        );
-        let ages = Family::<PathLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let served = Family::<PathLabel, Gauge>::default();
-        let keys = Family::<PathLabel, Gauge>::default();
+        let _one_scrape = self.scrape.lock();
+        // A document no longer held loses its age series.
+        self.ages.clear();
         for doc in documents {
             let label = PathLabel {
                 path: doc.path.to_string(),
             };
             if let Freshness::Servable { age } | Freshness::Expired { age } = doc.freshness {
-                ages.get_or_create(&label).set(age.as_secs_f64());
+                self.ages.get_or_create(&label).set(age.as_secs_f64());
             }
-            served.get_or_create(&label).set(i64::from(matches!(
+            self.served.get_or_create(&label).set(i64::from(matches!(
                 doc.freshness,
                 Freshness::Servable { .. }
             )));
-            keys.get_or_create(&label)
+            self.keys
+                .get_or_create(&label)
                 .set(i64::try_from(doc.keys).unwrap_or(i64::MAX));
         }
-        registry.register(
-            "wca_proxy_document_age_seconds",
-            "Time since the upstream last confirmed the held document (absent when none is held)",
-            ages,
-        );
-        registry.register(
-            "wca_proxy_document_served",
-            "Whether the document is being served (1) or withheld or missing (0)",
-            served,
-        );
-        registry.register("wca_proxy_document_keys", "Keys in the held document", keys);
-        let ready_gauge = Gauge::<i64>::default();
-        ready_gauge.set(i64::from(ready));
-        registry.register(
-            "wca_proxy_ready",
-            "Whether every mirrored document is servable",
-            ready_gauge,
-        );
-        metrics_text(registry, "wca_proxy", &self.connections)
+        self.ready.set(i64::from(ready));
+        metrics_text(&self.registry)
     }
 }
 
