@@ -1,5 +1,6 @@
 //! What the kube-runtime callbacks share: the reconcile's context, metrics and backoff.
 
+use crate::reconcile::names::ResourceKey;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ pub struct Shared {
     pub leadership: Arc<Leadership>,
     /// Consecutive failures per `namespace/name`, for per-object exponential backoff
     /// (kube-runtime has none of its own).
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<ResourceKey, u32>>,
     /// Each namespace's share of the reconcile workers.
     pub namespaces: NamespaceShare,
 }
@@ -92,24 +93,24 @@ impl Shared {
     }
 
     /// Records a failure and returns how long to wait: 1 s, 2 s, 4 s … capped at 256 s.
-    pub fn backoff(&self, key: &str) -> Duration {
+    pub fn backoff(&self, key: &ResourceKey) -> Duration {
         let n = self.failures.lock().map_or(0, |mut f| {
-            let n = f.entry(key.to_string()).or_default();
+            let n = f.entry(key.clone()).or_default();
             *n = n.saturating_add(1);
             *n
         });
         backoff_for(n)
     }
 
-    pub fn succeeded(&self, key: &str) {
+    pub fn succeeded(&self, key: &ResourceKey) {
         if let Ok(mut f) = self.failures.lock() {
             f.remove(key);
         }
     }
 
-    /// Drops per-resource state of resources not in `live` (`namespace/name`); returns the
-    /// sizes left: (inline key cache, backoff entries).
-    pub fn retain(&self, live: &HashSet<String>) -> (usize, usize) {
+    /// Drops per-resource state of resources not in `live`; returns the sizes left: (inline
+    /// key cache, backoff entries).
+    pub fn retain(&self, live: &HashSet<ResourceKey>) -> (usize, usize) {
         let inline = self.reconcile.inline_keys.retain(live);
         // Children are swept by what their own caches still hold (deleted with their owner).
         self.reconcile.live.forget_gone();

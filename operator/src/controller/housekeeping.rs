@@ -5,6 +5,7 @@
 //! by resource (mode-Inline keys, backoff counters) would grow with every create/delete until the
 //! operator is OOM-killed; the sweep keeps only what the watch cache still holds.
 
+use crate::reconcile::names::ResourceKey;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,17 +58,13 @@ pub fn crd_missing(error: &watcher::Error) -> bool {
     }
 }
 
-/// `namespace/name` of every resource in the watch cache, decodable or not.
-fn live_keys(state: &[Arc<DeserializeGuard<WorkOSConvexAuth>>]) -> HashSet<String> {
+/// The key of every resource in the watch cache, decodable or not.
+fn live_keys(state: &[Arc<DeserializeGuard<WorkOSConvexAuth>>]) -> HashSet<ResourceKey> {
     state
         .iter()
         .map(|guard| match &guard.0 {
-            Ok(resource) => super::reconciler::key(resource),
-            Err(invalid) => format!(
-                "{}/{}",
-                invalid.metadata.namespace.as_deref().unwrap_or_default(),
-                invalid.metadata.name.as_deref().unwrap_or_default()
-            ),
+            Ok(resource) => ResourceKey::of_meta(&resource.metadata),
+            Err(invalid) => ResourceKey::of_meta(&invalid.metadata),
         })
         .collect()
 }

@@ -10,18 +10,15 @@ use kube::runtime::controller::Action;
 
 use super::context::Shared;
 use crate::api::WorkOSConvexAuth;
+use crate::reconcile::names::ResourceKey;
 use crate::reconcile::{self, Reason};
 
 /// When a reconcile whose namespace ran its share of the workers is tried again.
 pub const NAMESPACE_BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// `namespace/name`: the key of per-resource memory (inline keys, backoff).
-pub fn key(resource: &WorkOSConvexAuth) -> String {
-    format!(
-        "{}/{}",
-        resource.namespace().unwrap_or_default(),
-        resource.name_any()
-    )
+/// The key of a resource's per-resource memory (inline keys, backoff).
+pub fn key(resource: &WorkOSConvexAuth) -> ResourceKey {
+    ResourceKey::of_meta(&resource.metadata)
 }
 
 pub async fn reconcile(
@@ -81,7 +78,10 @@ pub fn error_policy(
     shared: Arc<Shared>,
 ) -> Action {
     shared.metrics.failed(error.reason());
-    let key = guard.0.as_ref().map(key).unwrap_or_default();
+    let key = match &guard.0 {
+        Ok(resource) => key(resource),
+        Err(invalid) => ResourceKey::of_meta(&invalid.metadata),
+    };
     let wait = shared.backoff(&key);
     tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)

@@ -3,6 +3,7 @@
 //! mirror's fetcher, so the same validation and sanitising apply), embeds them, and remembers
 //! them per resource between refreshes.
 
+use crate::reconcile::names::ResourceKey;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -63,9 +64,9 @@ pub async fn keys(
     })
 }
 
-/// The cache's key of a resource: `namespace/name`.
-pub fn cache_key(valid: &Valid) -> String {
-    format!("{}/{}", valid.namespace, valid.name)
+/// The cache's key of a resource.
+pub fn cache_key(valid: &Valid) -> ResourceKey {
+    ResourceKey::new(&valid.namespace, &valid.name)
 }
 
 /// Keys fetched for one resource.
@@ -78,10 +79,10 @@ struct Held {
     fetched: Instant,
 }
 
-/// Per-resource memory of fetched keys, keyed by `namespace/name`.
+/// Per-resource memory of fetched keys.
 #[derive(Debug, Default)]
 pub struct InlineKeyCache {
-    held: Mutex<HashMap<String, Held>>,
+    held: Mutex<HashMap<ResourceKey, Held>>,
 }
 
 /// Keys to embed, their ids, and whether they were fetched just now.
@@ -96,7 +97,7 @@ impl InlineKeyCache {
     pub async fn get(
         &self,
         fetcher: &Fetcher,
-        key: &str,
+        key: &ResourceKey,
         urls: &[String],
         refresh: Duration,
         max_stale: Duration,
@@ -119,7 +120,7 @@ impl InlineKeyCache {
             Ok((keys, kids)) => {
                 if let Ok(mut map) = self.held.lock() {
                     map.insert(
-                        key.to_string(),
+                        key.clone(),
                         Held {
                             urls: urls.to_vec(),
                             keys: keys.clone(),
@@ -132,7 +133,7 @@ impl InlineKeyCache {
             }
             Err(e) => match held {
                 Some(h) if h.fetched.elapsed() < max_stale => {
-                    tracing::warn!(resource = key, error = %e, "refreshing inline keys failed; keeping the last good ones");
+                    tracing::warn!(resource = %key, error = %e, "refreshing inline keys failed; keeping the last good ones");
                     Ok(Fetched {
                         keys: h.keys,
                         kids: h.kids,
@@ -143,7 +144,7 @@ impl InlineKeyCache {
         }
     }
 
-    pub fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &ResourceKey) {
         if let Ok(mut map) = self.held.lock() {
             map.remove(key);
         }
@@ -151,7 +152,7 @@ impl InlineKeyCache {
 
     /// Drops the keys of every resource not in `live` (deleted resources: without a finalizer
     /// the controller is never called for them); returns how many entries remain.
-    pub fn retain(&self, live: &HashSet<String>) -> usize {
+    pub fn retain(&self, live: &HashSet<ResourceKey>) -> usize {
         self.held.lock().map_or(0, |mut map| {
             map.retain(|key, _| live.contains(key));
             map.len()

@@ -43,6 +43,37 @@ pub fn mirror_service_url(resource: &str, namespace: &str, cluster_domain: &str)
     )
 }
 
+/// A resource's identity in the operator's per-resource memory (inline keys, the Convex sync's
+/// last confirmation, the failure backoff): one type, so every map and the sweep agree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of an object's metadata (a decoded resource, or one that cannot be decoded).
+    pub fn of_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        Self::new(
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
+impl std::fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// Default ConfigMap name: `<resource>-convex-auth`.
 pub fn config_map_name(resource: &str, configured: Option<&str>) -> String {
     configured.map_or_else(|| format!("{resource}-convex-auth"), str::to_string)

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
 
+use super::names::ResourceKey;
 use super::policy::{NotAllowed, Policy, check_convex};
 use super::read::SourceMissing;
 use super::urls::JwksUrls;
@@ -133,24 +134,24 @@ struct Confirmed {
     in_use: Option<bool>,
 }
 
-/// Per resource (`namespace/name`): the last confirmation, so a settled resource asks nothing.
+/// Per resource: the last confirmation, so a settled resource asks nothing.
 #[derive(Debug, Default)]
 pub struct SyncMemory {
-    confirmed: Mutex<HashMap<String, Confirmed>>,
+    confirmed: Mutex<HashMap<ResourceKey, Confirmed>>,
 }
 
 impl SyncMemory {
     /// What a recent confirmation of the same values found out about the deployed config.
-    fn recent(&self, key: &str, digest: u64) -> Option<Option<bool>> {
+    fn recent(&self, key: &ResourceKey, digest: u64) -> Option<Option<bool>> {
         self.lock()
             .get(key)
             .filter(|c| c.digest == digest && c.at.elapsed() < CONFIRM_EVERY)
             .map(|c| c.in_use)
     }
 
-    fn remember(&self, key: &str, digest: u64, in_use: Option<bool>) {
+    fn remember(&self, key: &ResourceKey, digest: u64, in_use: Option<bool>) {
         self.lock().insert(
-            key.to_string(),
+            key.clone(),
             Confirmed {
                 digest,
                 at: Instant::now(),
@@ -159,16 +160,16 @@ impl SyncMemory {
         );
     }
 
-    fn forget(&self, key: &str) {
+    fn forget(&self, key: &ResourceKey) {
         self.lock().remove(key);
     }
 
     /// Drops what is remembered of resources that are gone.
-    pub fn retain(&self, live: &HashSet<String>) {
+    pub fn retain(&self, live: &HashSet<ResourceKey>) {
         self.lock().retain(|key, _| live.contains(key));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Confirmed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, Confirmed>> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts).
         self.confirmed
             .lock()
@@ -220,7 +221,7 @@ async fn sync_with_key(
 ) -> Result<Synced, SyncFailed> {
     let desired = desired_values(valid, urls)?;
     let variables: Vec<Variable> = desired.iter().map(|(v, _)| *v).collect();
-    let key = format!("{}/{}", valid.namespace, valid.name);
+    let key = ResourceKey::new(&valid.namespace, &valid.name);
     let digest = digest(&target.url, &desired, config);
     if let Some(in_use) = ctx.memory.recent(&key, digest) {
         return Ok(Synced {
