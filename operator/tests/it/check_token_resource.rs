@@ -135,13 +135,8 @@ async fn reads_the_config_map_the_status_names() {
     assert_eq!(err, "--resource \"no-slash\" is not NAMESPACE/NAME");
 
     // --context picks the kubeconfig's context: the named one is used, an unknown one refused.
-    let contexts = std::env::temp_dir().join(format!("wca-check-token-{ns}.kubeconfig"));
-    std::fs::copy(cp.kubeconfig(), &contexts).unwrap();
-    let config = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", contexts.to_str().unwrap(), "config"];
-        all.extend_from_slice(args);
-        cp.kubectl_ok(&all).unwrap();
-    };
+    let contexts = cp.kubeconfig_copy(&format!("check-token-{ns}")).unwrap();
+    let config = |args: &[&str]| cp.kubectl_config(&contexts, args).unwrap();
     config(&[
         "set-context",
         "tenant",

@@ -145,6 +145,17 @@ impl Scenario {
             .unwrap()
     }
 
+    /// Creates Secret `name` holding `string_data` (stringData) in the scenario's namespace.
+    pub(crate) async fn create_secret(&self, name: &str, string_data: serde_json::Value) {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data}))
+                .unwrap();
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
     pub(crate) async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         let patch = json!({"spec": spec});
         self.api::<WorkOSConvexAuth>()
@@ -564,14 +575,8 @@ async fn a_missing_secret_is_reported_then_recovered_from() {
         )),
         "{message}"
     );
-    let secret: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "workos"}, "stringData": {"client-id": "client_01FROMSECRET"}}),
-    )
-    .unwrap();
-    s.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    s.create_secret("workos", json!({"client-id": "client_01FROMSECRET"}))
+        .await;
     s.condition("acme", "Ready", "True").await;
     assert!(
         s.config_json("acme-convex-auth")
@@ -642,13 +647,7 @@ async fn annotations_are_refused_by_default_and_applied_once_listed() {
 async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
     let s = Scenario::new("no-echo").await;
     let leaked = "postgres://admin:S3cr3t@db";
-    let secret: Secret =
-        serde_json::from_value(json!({"metadata": {"name": "db"}, "stringData": {"url": leaked}}))
-            .unwrap();
-    s.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    s.create_secret("db", json!({"url": leaked})).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "db-config"}, "data": {"url": leaked}}))
             .unwrap();

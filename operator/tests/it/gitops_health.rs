@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 use wca_test_harness::{repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
@@ -108,14 +106,8 @@ async fn kstatus_and_argo_cd_read_ready_progress_and_stalls_from_the_status() {
     assert_eq!((k.as_str(), a.as_str()), ("Failed", "Degraded"));
 
     // The edit that helps: Stalled goes, and both tools say so.
-    let secret: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "workos"}, "stringData": {"client-id": "client_01FROMSECRET"}}),
-    )
-    .unwrap();
-    s.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    s.create_secret("workos", json!({"client-id": "client_01FROMSECRET"}))
+        .await;
     s.condition("no-secret", "Ready", "True").await;
     let stored = s.api::<WorkOSConvexAuth>().get("no-secret").await.unwrap();
     let types: Vec<String> = stored

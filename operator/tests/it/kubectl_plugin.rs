@@ -383,13 +383,8 @@ async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     assert_eq!(text(&out.stdout), "{\"providers\":[]}");
 
     // The context's namespace when -n is not given, and --context to pick that context.
-    let with_namespace = std::env::temp_dir().join(format!("wca-plugin-{ns}.kubeconfig"));
-    std::fs::copy(cp.kubeconfig(), &with_namespace).unwrap();
-    let set = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", with_namespace.to_str().unwrap(), "config"];
-        all.extend_from_slice(args);
-        cp.kubectl_ok(&all).unwrap();
-    };
+    let with_namespace = cp.kubeconfig_copy(&format!("plugin-{ns}")).unwrap();
+    let set = |args: &[&str]| cp.kubectl_config(&with_namespace, args).unwrap();
     set(&[
         "set-context",
         "tenant",

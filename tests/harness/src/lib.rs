@@ -308,6 +308,22 @@ impl ControlPlane {
         run_ok(self.kubectl().args(args))
     }
 
+    /// A copy of this control plane's kubeconfig at `tag`'s own path, for a test that adds
+    /// contexts to it (`kubectl_config`) without touching the shared file.
+    pub fn kubeconfig_copy(&self, tag: &str) -> anyhow::Result<PathBuf> {
+        let copy = std::env::temp_dir().join(format!("wca-{tag}.kubeconfig"));
+        std::fs::copy(self.kubeconfig(), &copy)?;
+        Ok(copy)
+    }
+
+    /// `kubectl --kubeconfig FILE config ARGS…` (set-context, set-cluster, …).
+    pub fn kubectl_config(&self, file: &Path, args: &[&str]) -> anyhow::Result<String> {
+        let file = file.to_str().context("kubeconfig path is UTF-8")?;
+        let mut all = vec!["--kubeconfig", file, "config"];
+        all.extend_from_slice(args);
+        self.kubectl_ok(&all)
+    }
+
     /// `kubectl apply --server-side -f -` of a YAML stream; returns kubectl's output.
     pub fn kubectl_apply(&self, yaml: &str) -> anyhow::Result<String> {
         use std::io::Write;
