@@ -297,7 +297,86 @@ pub fn validate(
         .namespace()
         .unwrap_or_else(|| "default".to_string());
     check_printable(spec)?;
+    let client_id = client_id(spec, resolved_client_id)?;
+    let (refresh_interval, max_stale) = proxy_timing(spec)?;
+    check_ingress_switch(spec)?;
+    check_name(&name, spec.jwks.mode)?;
+    check_domains(spec)?;
+    if spec.ingress.enabled
+        && let Some(path) = &spec.ingress.path
+    {
+        check_path("spec.ingress.path", path)?;
+    }
+    let providers = plan(&IssuerInput {
+        client_id: &client_id,
+        auth_domain: spec.auth_domain.as_deref(),
+        authkit_domain: spec.authkit_domain.as_deref(),
+        algorithm: spec.algorithm,
+        extra_issuers: &spec.extra_issuers,
+    })?;
+    let (ingress, route) = exposure(spec, &namespace)?;
+    let path_prefix = ingress
+        .as_ref()
+        .map(|i| i.path.as_str())
+        .or(route.as_ref().map(|r| r.path.as_str()));
+    let routes = routes(
+        &client_id,
+        &spec.jwks.upstream_base,
+        spec.authkit_domain.as_deref(),
+        path_prefix,
+    );
+    let mode = spec.jwks.mode;
+    if mode == JwksMode::Proxy {
+        check_mirror_routes(&routes)?;
+    }
+    let served_urls = served_urls(mode, &routes, |routes| {
+        proxy_base(spec, ingress.as_ref(), route.as_ref(), || {
+            names::mirror_service_url(&name, &namespace, cluster_domain)
+        })
+        .with_paths(routes)
+    });
+    let convex = spec.convex.as_ref().map(convex_target).transpose()?;
+    if let Some(url) = &spec.jwks.public_url {
+        check_public_url(url)?;
+    }
+    let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
+    pod_template::check_syntax(&pod_template)?;
+    let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
+        image: spec.proxy.image.clone(),
+        replicas: spec.proxy.replicas,
+        resources: spec.proxy.resources.clone(),
+        pod_template,
+        ingress,
+        route,
+    });
+    Ok(Valid {
+        config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
+        uid: resource.metadata.uid.clone(),
+        client_id,
+        mode,
+        providers,
+        routes,
+        own_hosts: [&spec.auth_domain, &spec.authkit_domain]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        served_urls,
+        refresh_interval,
+        max_stale,
+        mirror,
+        convex,
+        name,
+        namespace,
+    })
+}
 
+/// The client id: `spec.clientId`, or the value read from `spec.clientIdFrom` (never echoed:
+/// it may be anything stored under that key).
+fn client_id(
+    spec: &WorkOSConvexAuthSpec,
+    resolved_client_id: Option<&str>,
+) -> Result<String, InvalidField> {
     let (client_id, field) = match (&spec.client_id, &spec.client_id_from) {
         (Some(id), None) => (id.trim().to_string(), "spec.clientId"),
         (None, Some(source)) => {
@@ -333,7 +412,11 @@ pub fn validate(
         }
     };
     check_client_id(field, &client_id)?;
+    Ok(client_id)
+}
 
+/// `spec.proxy.refreshInterval` and `maxStale`, parsed and in order; `replicas` not negative.
+fn proxy_timing(spec: &WorkOSConvexAuthSpec) -> Result<(Duration, Duration), InvalidField> {
     let duration = |field: &str, value: &str| {
         parse_duration(value)
             .map_err(|e| InvalidField::new(field, e.to_string(), "write it like 30s, 5m or 24h"))
@@ -361,6 +444,11 @@ pub fn validate(
             "use 0 or more",
         ));
     }
+    Ok((refresh_interval, max_stale))
+}
+
+/// An enabled Ingress needs mode Proxy and a host.
+fn check_ingress_switch(spec: &WorkOSConvexAuthSpec) -> Result<(), InvalidField> {
     if spec.ingress.enabled && spec.jwks.mode != JwksMode::Proxy {
         return Err(InvalidField::new(
             "spec.ingress.enabled",
@@ -375,12 +463,16 @@ pub fn validate(
             "set spec.ingress.host to the name Convex reaches the mirror at",
         ));
     }
-    check_name(&name, spec.jwks.mode)?;
+    Ok(())
+}
+
+/// `authDomain` and `authkitDomain` are DNS names: the CRD's host-name pattern admits
+/// `10.0.0.1`, and no top-level domain is all digits.
+fn check_domains(spec: &WorkOSConvexAuthSpec) -> Result<(), InvalidField> {
     for (field, domain) in [
         ("spec.authDomain", &spec.auth_domain),
         ("spec.authkitDomain", &spec.authkit_domain),
     ] {
-        // The CRD's host-name pattern admits `10.0.0.1`; no top-level domain is all digits.
         if let Some(domain) = domain
             && domain
                 .rsplit('.')
@@ -394,18 +486,15 @@ pub fn validate(
             ));
         }
     }
-    if spec.ingress.enabled
-        && let Some(path) = &spec.ingress.path
-    {
-        check_path("spec.ingress.path", path)?;
-    }
-    let providers = plan(&IssuerInput {
-        client_id: &client_id,
-        auth_domain: spec.auth_domain.as_deref(),
-        authkit_domain: spec.authkit_domain.as_deref(),
-        algorithm: spec.algorithm,
-        extra_issuers: &spec.extra_issuers,
-    })?;
+    Ok(())
+}
+
+/// How the mirror is exposed: the Ingress plan, or the HTTPRoute plan (not both, mode Proxy;
+/// the Ingress path is checked before the providers are planned).
+fn exposure(
+    spec: &WorkOSConvexAuthSpec,
+    namespace: &str,
+) -> Result<(Option<IngressPlan>, Option<RoutePlan>), InvalidField> {
     let ingress = spec.ingress.enabled.then(|| IngressPlan {
         host: spec.ingress.host.clone().unwrap_or_default(),
         path: spec.ingress.path.clone().unwrap_or_else(|| "/".to_string()),
@@ -416,7 +505,7 @@ pub fn validate(
     let route = spec
         .http_route
         .as_ref()
-        .map(|r| route_plan(r, &namespace))
+        .map(|r| route_plan(r, namespace))
         .transpose()?;
     if route.is_some() && spec.ingress.enabled {
         return Err(InvalidField::new(
@@ -432,93 +521,90 @@ pub fn validate(
             "remove spec.httpRoute or use spec.jwks.mode: Proxy",
         ));
     }
-    let route_prefix = route.as_ref().map(|r| r.path.as_str());
-    let routes = routes(
-        &client_id,
-        &spec.jwks.upstream_base,
-        spec.authkit_domain.as_deref(),
-        ingress.as_ref().map(|i| i.path.as_str()).or(route_prefix),
-    );
-    let mode = spec.jwks.mode;
-    // The mirror parses its routes at start-up and exits on a bad one: parse them the same way
-    // here, so a spec it would refuse never reaches a Deployment that crash-loops.
-    if mode == JwksMode::Proxy {
-        for route in &routes {
-            format!("{}={}", route.path, route.upstream)
-                .parse::<MirrorSpec>()
-                .map_err(|e| {
-                    // The reason alone: the URL may hold credentials.
-                    let reason = match e {
-                        ConfigError::Url { reason, .. } => reason,
-                        other => other.to_string(),
-                    };
-                    InvalidField::new(
-                        "spec.jwks.upstreamBase",
-                        format!("the mirror would refuse it: {reason}"),
-                        "use a plain https:// URL without credentials, like https://api.workos.com",
-                    )
-                })?;
-        }
+    Ok((ingress, route))
+}
+
+/// The mirror parses its routes at start-up and exits on a bad one: parse them the same way
+/// here, so a spec it would refuse never reaches a Deployment that crash-loops.
+fn check_mirror_routes(routes: &[MirrorRoute]) -> Result<(), InvalidField> {
+    for route in routes {
+        format!("{}={}", route.path, route.upstream)
+            .parse::<MirrorSpec>()
+            .map_err(|e| {
+                // The reason alone: the URL may hold credentials.
+                let reason = match e {
+                    ConfigError::Url { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                InvalidField::new(
+                    "spec.jwks.upstreamBase",
+                    format!("the mirror would refuse it: {reason}"),
+                    "use a plain https:// URL without credentials, like https://api.workos.com",
+                )
+            })?;
     }
-    let served_urls = match mode {
+    Ok(())
+}
+
+/// Where Convex fetches the keys in modes Direct (from the upstream) and Proxy (`proxied`: the
+/// mirror's base URL with each route's path); `None` in mode Inline.
+fn served_urls(
+    mode: JwksMode,
+    routes: &[MirrorRoute],
+    proxied: impl FnOnce(&[MirrorRoute]) -> JwksUrls,
+) -> Option<JwksUrls> {
+    match mode {
         JwksMode::Direct => Some(JwksUrls {
             workos: routes[0].upstream.clone(),
             authkit: routes.get(1).map(|r| r.upstream.clone()),
             cluster_internal: false,
         }),
-        JwksMode::Proxy => {
-            let route_host = route.as_ref().and_then(|r| r.hostnames.first());
-            let (base, cluster_internal) = match (&spec.jwks.public_url, &ingress, route_host) {
-                (Some(url), _, _) => (url.trim_end_matches('/').to_string(), false),
-                (None, Some(ingress), _) => (format!("https://{}", ingress.host), false),
-                (None, None, Some(host)) => (format!("https://{host}"), false),
-                (None, None, None) => (
-                    names::mirror_service_url(&name, &namespace, cluster_domain),
-                    true,
-                ),
-            };
-            Some(JwksUrls {
-                workos: format!("{base}{}", routes[0].path),
-                authkit: routes.get(1).map(|r| format!("{base}{}", r.path)),
-                cluster_internal,
-            })
-        }
+        JwksMode::Proxy => Some(proxied(routes)),
         JwksMode::Inline => None,
-    };
-    let convex = spec.convex.as_ref().map(convex_target).transpose()?;
-    if let Some(url) = &spec.jwks.public_url {
-        check_public_url(url)?;
     }
-    let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
-    pod_template::check_syntax(&pod_template)?;
-    let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
-        image: spec.proxy.image.clone(),
-        replicas: spec.proxy.replicas,
-        resources: spec.proxy.resources.clone(),
-        pod_template,
-        ingress,
-        route,
-    });
-    Ok(Valid {
-        config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
-        uid: resource.metadata.uid.clone(),
-        client_id,
-        mode,
-        providers,
-        routes,
-        own_hosts: [&spec.auth_domain, &spec.authkit_domain]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-        served_urls,
-        refresh_interval,
-        max_stale,
-        mirror,
-        convex,
-        name,
-        namespace,
-    })
+}
+
+/// The mirror's base URL: `publicUrl`, else the Ingress host, else the route's first hostname,
+/// else the in-cluster Service URL (`in_cluster`).
+fn proxy_base(
+    spec: &WorkOSConvexAuthSpec,
+    ingress: Option<&IngressPlan>,
+    route: Option<&RoutePlan>,
+    in_cluster: impl FnOnce() -> String,
+) -> MirrorBase {
+    let route_host = route.and_then(|r| r.hostnames.first());
+    match (&spec.jwks.public_url, ingress, route_host) {
+        (Some(url), _, _) => MirrorBase::public(url.trim_end_matches('/').to_string()),
+        (None, Some(ingress), _) => MirrorBase::public(format!("https://{}", ingress.host)),
+        (None, None, Some(host)) => MirrorBase::public(format!("https://{host}")),
+        (None, None, None) => MirrorBase {
+            url: in_cluster(),
+            cluster_internal: true,
+        },
+    }
+}
+
+/// The base URL the mirror is reached at, and whether only the cluster can reach it.
+struct MirrorBase {
+    url: String,
+    cluster_internal: bool,
+}
+
+impl MirrorBase {
+    fn public(url: String) -> Self {
+        Self {
+            url,
+            cluster_internal: false,
+        }
+    }
+
+    fn with_paths(self, routes: &[MirrorRoute]) -> JwksUrls {
+        JwksUrls {
+            workos: format!("{}{}", self.url, routes[0].path),
+            authkit: routes.get(1).map(|r| format!("{}{}", self.url, r.path)),
+            cluster_internal: self.cluster_internal,
+        }
+    }
 }
 
 /// The mirrored documents: WorkOS's keys for the client, and the AuthKit domain's if one is
