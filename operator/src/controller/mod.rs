@@ -39,7 +39,7 @@ use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
 use crate::reconcile::live::Child;
 use crate::reconcile::sync::SyncMemory;
-use crate::reconcile::{self, BuildContext, InlineKeyCache, LiveChildren};
+use crate::reconcile::{self, BuildContext, InlineKeyCache, LiveChildren, LiveWriters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -194,6 +194,62 @@ fn owned_watch<K: Child>(
     watcher(scoped::<K>(client, ns), config.clone()).modify(K::trim)
 }
 
+/// Registers the watch of every child kind, each filling its store in [`LiveChildren`] and
+/// triggering its owner's reconcile. Every writer is named without `..`: a kind added to
+/// [`LiveWriters`] does not compile until it is watched here.
+fn watch_children(
+    controller: Controller<DeserializeGuard<WorkOSConvexAuth>>,
+    writers: LiveWriters,
+    client: &Client,
+    ns: Option<&str>,
+    owned: &watcher::Config,
+    routes: bool,
+) -> Controller<DeserializeGuard<WorkOSConvexAuth>> {
+    let LiveWriters {
+        config_maps,
+        deployments,
+        services,
+        pod_disruption_budgets,
+        ingresses,
+        http_routes,
+        network_policies,
+    } = writers;
+    let controller = controller
+        .owns_stream(triggers::reflected(
+            config_maps,
+            owned_watch::<ConfigMap>(client, ns, owned),
+        ))
+        .owns_stream(triggers::reflected(
+            deployments,
+            owned_watch::<Deployment>(client, ns, owned),
+        ))
+        .owns_stream(triggers::reflected(
+            services,
+            owned_watch::<Service>(client, ns, owned),
+        ))
+        .owns_stream(triggers::reflected(
+            pod_disruption_budgets,
+            owned_watch::<PodDisruptionBudget>(client, ns, owned),
+        ))
+        .owns_stream(triggers::reflected(
+            ingresses,
+            owned_watch::<Ingress>(client, ns, owned),
+        ))
+        .owns_stream(triggers::reflected(
+            network_policies,
+            owned_watch::<NetworkPolicy>(client, ns, owned),
+        ));
+    // Without the Gateway API there is nothing to watch (its store stays empty and unused).
+    if routes {
+        controller.owns_stream(triggers::reflected(
+            http_routes,
+            owned_watch::<HTTPRoute>(client, ns, owned),
+        ))
+    } else {
+        controller
+    }
+}
+
 /// Fails with install instructions when the CRD is missing, instead of retrying a watch forever.
 pub async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), ControllerError> {
     match scoped::<WorkOSConvexAuth>(client, namespace)
@@ -300,39 +356,14 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         scoped::<DeserializeGuard<WorkOSConvexAuth>>(&client, ns),
         watch.clone(),
     ));
-    let controller = Controller::for_stream(triggers, resources)
-        .owns_stream(triggers::reflected(
-            writers.config_maps,
-            owned_watch::<ConfigMap>(&client, ns, &owned),
-        ))
-        .owns_stream(triggers::reflected(
-            writers.deployments,
-            owned_watch::<Deployment>(&client, ns, &owned),
-        ))
-        .owns_stream(triggers::reflected(
-            writers.services,
-            owned_watch::<Service>(&client, ns, &owned),
-        ))
-        .owns_stream(triggers::reflected(
-            writers.pod_disruption_budgets,
-            owned_watch::<PodDisruptionBudget>(&client, ns, &owned),
-        ))
-        .owns_stream(triggers::reflected(
-            writers.ingresses,
-            owned_watch::<Ingress>(&client, ns, &owned),
-        ))
-        .owns_stream(triggers::reflected(
-            writers.network_policies,
-            owned_watch::<NetworkPolicy>(&client, ns, &owned),
-        ));
-    let controller = if gateway_api.usable() {
-        controller.owns_stream(triggers::reflected(
-            writers.http_routes,
-            owned_watch::<HTTPRoute>(&client, ns, &owned),
-        ))
-    } else {
-        controller
-    };
+    let controller = watch_children(
+        Controller::for_stream(triggers, resources),
+        writers,
+        &client,
+        ns,
+        &owned,
+        gateway_api.usable(),
+    );
     let controller = controller
         // A new leader looks at every resource: changes made while it followed were not reconciled.
         .reconcile_all_on(leadership.on_becoming_leader())

@@ -96,10 +96,24 @@ pub async fn apply_children(
     valid: &Valid,
     children: &Children,
 ) -> Result<Applied, ApplyError> {
+    // Every child kind, named without `..`: a kind added to `Children` does not compile until it
+    // is applied (or removed) here.
+    let Children {
+        config: _,
+        config_map,
+        deployment,
+        service,
+        pod_disruption_budget,
+        ingress,
+        http_route,
+        network_policy,
+        jwks_url: _,
+        cluster_internal_url: _,
+    } = children;
     let (ns, uid) = (valid.namespace.as_str(), owner_uid(valid));
     let mut conflicts = Vec::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let (config_map, _) = apply(&config_maps, live, uid, &children.config_map)
+    let (config_map, _) = apply(&config_maps, live, uid, config_map)
         .await
         .map_err(|e| rejected(ChildKind::ConfigMap, ns, &valid.config_map_name, e))?;
     if config_map == Change::Conflict {
@@ -121,21 +135,21 @@ pub async fn apply_children(
         live,
     };
     let deployment = child()
-        .apply_or_remove(children.deployment.as_ref(), &mut conflicts)
+        .apply_or_remove(deployment.as_ref(), &mut conflicts)
         .await?;
     child()
-        .apply_or_remove(children.service.as_ref(), &mut conflicts)
+        .apply_or_remove(service.as_ref(), &mut conflicts)
         .await?;
     child()
-        .apply_or_remove(children.pod_disruption_budget.as_ref(), &mut conflicts)
+        .apply_or_remove(pod_disruption_budget.as_ref(), &mut conflicts)
         .await?;
     child()
-        .apply_or_remove(children.ingress.as_ref(), &mut conflicts)
+        .apply_or_remove(ingress.as_ref(), &mut conflicts)
         .await?;
     child()
-        .apply_or_remove(children.network_policy.as_ref(), &mut conflicts)
+        .apply_or_remove(network_policy.as_ref(), &mut conflicts)
         .await?;
-    if children.http_route.is_some() && !live.routes_watched() {
+    if http_route.is_some() && !live.routes_watched() {
         return Err(ApplyError::Rejected {
             child: conflict(ChildKind::HttpRoute, ns, &mirror).to_string(),
             message: "the operator does not watch HTTPRoutes: the Gateway API CRDs were not installed (or its RBAC did not allow listing httproutes) when it started; install them (kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml) and restart the operator, or use spec.ingress".to_string(),
@@ -144,7 +158,7 @@ pub async fn apply_children(
     // Without the Gateway API there is no HTTPRoute to apply, nor one to remove.
     let route = if live.routes_watched() {
         child()
-            .apply_or_remove(children.http_route.as_ref(), &mut conflicts)
+            .apply_or_remove(http_route.as_ref(), &mut conflicts)
             .await?
     } else {
         None
@@ -200,14 +214,22 @@ pub async fn remove_mirror(
         client,
         live,
     };
-    child().remove::<Ingress>().await?;
-    child().remove::<NetworkPolicy>().await?;
-    if live.routes_watched() {
-        child().remove::<HTTPRoute>().await?;
+    // Front first (what routes traffic goes before what serves it); every kind named, so a new
+    // kind does not compile until it says whether a refused resource keeps it.
+    for kind in ChildKind::ALL {
+        match kind {
+            ChildKind::ConfigMap => {} // plain data: a refused resource keeps its config
+            ChildKind::Ingress => _ = child().remove::<Ingress>().await?,
+            ChildKind::NetworkPolicy => _ = child().remove::<NetworkPolicy>().await?,
+            ChildKind::HttpRoute if live.routes_watched() => {
+                _ = child().remove::<HTTPRoute>().await?
+            }
+            ChildKind::HttpRoute => {}
+            ChildKind::PodDisruptionBudget => _ = child().remove::<PodDisruptionBudget>().await?,
+            ChildKind::Service => _ = child().remove::<Service>().await?,
+            ChildKind::Deployment => _ = child().remove::<Deployment>().await?,
+        }
     }
-    child().remove::<PodDisruptionBudget>().await?;
-    child().remove::<Service>().await?;
-    child().remove::<Deployment>().await?;
     Ok(())
 }
 

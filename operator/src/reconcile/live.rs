@@ -38,6 +38,18 @@ pub enum ChildKind {
 }
 
 impl ChildKind {
+    /// Every kind, in the order a refused resource's mirror is taken down: what routes traffic
+    /// before what serves it.
+    pub const ALL: [ChildKind; 7] = [
+        ChildKind::ConfigMap,
+        ChildKind::Ingress,
+        ChildKind::NetworkPolicy,
+        ChildKind::HttpRoute,
+        ChildKind::PodDisruptionBudget,
+        ChildKind::Service,
+        ChildKind::Deployment,
+    ];
+
     /// The API resource, plural, as RBAC rules name it.
     pub fn resource(self) -> &'static str {
         match self {
@@ -245,14 +257,26 @@ impl LiveChildren {
     /// Waits until every store has had its first list (an empty store would send every apply
     /// down the slow path of a create that finds the object). Fails only when the watches stopped.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        store_ready(&self.config_maps).await?;
-        store_ready(&self.deployments).await?;
-        store_ready(&self.services).await?;
-        store_ready(&self.pod_disruption_budgets).await?;
-        store_ready(&self.ingresses).await?;
-        store_ready(&self.network_policies).await?;
-        if self.routes_watched {
-            store_ready(&self.http_routes).await?;
+        // Every store, named without `..`: a new kind's store cannot be left out.
+        let LiveChildren {
+            config_maps,
+            deployments,
+            services,
+            pod_disruption_budgets,
+            ingresses,
+            http_routes,
+            network_policies,
+            routes_watched,
+            applied: _,
+        } = self;
+        store_ready(config_maps).await?;
+        store_ready(deployments).await?;
+        store_ready(services).await?;
+        store_ready(pod_disruption_budgets).await?;
+        store_ready(ingresses).await?;
+        store_ready(network_policies).await?;
+        if *routes_watched {
+            store_ready(http_routes).await?;
         }
         Ok(())
     }
