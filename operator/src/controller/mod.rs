@@ -194,6 +194,106 @@ fn owned_watch<K: Child>(
     watcher(scoped::<K>(client, ns), config.clone()).modify(K::trim)
 }
 
+/// Says at start-up whether `spec.httpRoute` can be served, and what to do if not.
+fn log_gateway_api(gateway_api: Availability) {
+    match gateway_api {
+        Availability::Installed => {
+            tracing::info!("Gateway API installed: watching HTTPRoutes (spec.httpRoute)")
+        }
+        Availability::NotInstalled => tracing::info!(
+            "Gateway API CRDs not installed: HTTPRoutes are not watched, and a resource with spec.httpRoute reports it; install them and restart to use spec.httpRoute"
+        ),
+        Availability::Forbidden => tracing::warn!(
+            "Gateway API installed, but this operator may not list HTTPRoutes (RBAC): spec.httpRoute is unavailable until its role allows get, list, watch, create, patch and delete on httproutes.gateway.networking.k8s.io"
+        ),
+    }
+}
+
+/// What every reconcile shares: the clients, the policy, the build context, the caches.
+fn reconcile_context(
+    client: &Client,
+    args: &RunArgs,
+    reporter: Reporter,
+    policy: reconcile::Policy,
+    live: LiveChildren,
+) -> Result<reconcile::Context, ControllerError> {
+    Ok(reconcile::Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        fetcher: Fetcher::new(FetchLimits::for_reconcile(), policy.upstream.clone())?,
+        deployments: Deployments::new(policy.convex.clone(), DeploymentLimits::for_reconcile())
+            .map_err(ControllerError::Deployments)?,
+        synced: SyncMemory::default(),
+        build: BuildContext {
+            default_image: args.proxy_image.clone(),
+            mirror_upstream: policy.upstream.clone(),
+            mirror_network_policy: args.mirror_network_policy(),
+            mirror_pod: policy.mirror_pod.clone(),
+            cluster_domain: args.cluster_domain.clone(),
+            egress: policy.upstream.egress.clone(),
+        },
+        secret_resync: args.secret_resync,
+        inline_keys: InlineKeyCache::default(),
+        policy,
+        live,
+    })
+}
+
+/// ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back, by
+/// name only: a metadata watch, so what tenants store in ConfigMaps never reaches the
+/// operator's memory (the client id is read with a GET when a resource reconciles).
+fn watch_referenced_config_maps(
+    controller: Controller<DeserializeGuard<WorkOSConvexAuth>>,
+    referencing: kube::runtime::reflector::Store<DeserializeGuard<WorkOSConvexAuth>>,
+    client: &Client,
+    ns: Option<&str>,
+    watch: watcher::Config,
+) -> Controller<DeserializeGuard<WorkOSConvexAuth>> {
+    let config_map_names =
+        watcher(scoped::<PartialObjectMeta<ConfigMap>>(client, ns), watch).touched_objects();
+    controller.watches_stream(config_map_names, move |cm| {
+        let (cm_ns, cm_name) = (cm.namespace(), cm.name_any());
+        referencing
+            .state()
+            .into_iter()
+            .filter(|guard| {
+                guard.0.as_ref().is_ok_and(|r| {
+                    r.namespace() == cm_ns
+                        && r.spec
+                            .client_id_from
+                            .as_ref()
+                            .and_then(|s| s.config_map_key_ref.as_ref())
+                            .is_some_and(|k| k.name == cm_name)
+                })
+            })
+            .map(|guard| ObjectRef::from_obj(&*guard))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// What the controller's queue reports: a watch (or its re-list) failed, which kube-runtime
+/// retries; until it works again no change reaches the reconciles, so readiness reports it.
+/// Reconcile failures are logged (with their backoff) by the error policy.
+fn note_queue_result<T, E: std::error::Error + 'static>(
+    result: Result<T, kube::runtime::controller::Error<E, watcher::Error>>,
+    watch_health: &housekeeping::WatchHealth,
+    metrics: &metrics::Metrics,
+) {
+    match result {
+        Err(kube::runtime::controller::Error::QueueError(error)) => {
+            if housekeeping::crd_missing(&error) {
+                tracing::error!(%error, "the WorkOSConvexAuth CRD was removed from the cluster: nothing is reconciled and /readyz fails until it is installed again (kubectl apply --server-side -f crds/workos-convex.io_workosconvexauths.yaml, or the Helm chart)");
+            } else {
+                tracing::warn!(%error, "watch failed; retrying");
+            }
+            watch_health.failed();
+            metrics.watch_failed();
+        }
+        Err(error) => tracing::debug!(%error, "reconcile queue"),
+        Ok(_) => {}
+    }
+}
+
 /// Registers the watch of every child kind, each filling its store in [`LiveChildren`] and
 /// triggering its owner's reconcile. Every writer is named without `..`: a kind added to
 /// [`LiveWriters`] does not compile until it is watched here.
@@ -294,17 +394,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     // HTTPRoutes are watched only where the apiserver serves them: clusters without the
     // Gateway API CRDs run everything else.
     let gateway_api = crate::gateway::availability(&client, ns).await?;
-    match gateway_api {
-        Availability::Installed => {
-            tracing::info!("Gateway API installed: watching HTTPRoutes (spec.httpRoute)")
-        }
-        Availability::NotInstalled => tracing::info!(
-            "Gateway API CRDs not installed: HTTPRoutes are not watched, and a resource with spec.httpRoute reports it; install them and restart to use spec.httpRoute"
-        ),
-        Availability::Forbidden => tracing::warn!(
-            "Gateway API installed, but this operator may not list HTTPRoutes (RBAC): spec.httpRoute is unavailable until its role allows get, list, watch, create, patch and delete on httproutes.gateway.networking.k8s.io"
-        ),
-    }
+    log_gateway_api(gateway_api);
     // The children's watch caches: filled by the watches below, read by every reconcile.
     let (live, writers) = LiveChildren::with_routes(gateway_api.usable());
     let metrics = Arc::new(metrics::Metrics::new(
@@ -313,29 +403,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     ));
     let ctx = Arc::new(
         context::Shared::new(
-            reconcile::Context {
-                client: client.clone(),
-                recorder: Recorder::new(client.clone(), reporter),
-                fetcher: Fetcher::new(FetchLimits::for_reconcile(), policy.upstream.clone())?,
-                deployments: Deployments::new(
-                    policy.convex.clone(),
-                    DeploymentLimits::for_reconcile(),
-                )
-                .map_err(ControllerError::Deployments)?,
-                synced: SyncMemory::default(),
-                build: BuildContext {
-                    default_image: args.proxy_image.clone(),
-                    mirror_upstream: policy.upstream.clone(),
-                    mirror_network_policy: args.mirror_network_policy(),
-                    mirror_pod: policy.mirror_pod.clone(),
-                    cluster_domain: args.cluster_domain.clone(),
-                    egress: policy.upstream.egress.clone(),
-                },
-                secret_resync: args.secret_resync,
-                inline_keys: InlineKeyCache::default(),
-                policy,
-                live,
-            },
+            reconcile_context(&client, &args, reporter, policy, live)?,
             metrics.clone(),
             leadership.clone(),
         )
@@ -373,30 +441,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
                 .concurrency(args.max_concurrent_reconciles),
         );
     let store = controller.store();
-    // ConfigMaps named by spec.clientIdFrom are not ours (no labels): watch all and map back,
-    // by name only: a metadata watch, so what tenants store in ConfigMaps never reaches the
-    // operator's memory (the client id is read with a GET when a resource reconciles).
-    let referencing = store.clone();
-    let config_map_names =
-        watcher(scoped::<PartialObjectMeta<ConfigMap>>(&client, ns), watch).touched_objects();
-    let controller = controller.watches_stream(config_map_names, move |cm| {
-        let (cm_ns, cm_name) = (cm.namespace(), cm.name_any());
-        referencing
-            .state()
-            .into_iter()
-            .filter(|guard| {
-                guard.0.as_ref().is_ok_and(|r| {
-                    r.namespace() == cm_ns
-                        && r.spec
-                            .client_id_from
-                            .as_ref()
-                            .and_then(|s| s.config_map_key_ref.as_ref())
-                            .is_some_and(|k| k.name == cm_name)
-                })
-            })
-            .map(|guard| ObjectRef::from_obj(&*guard))
-            .collect::<Vec<_>>()
-    });
+    let controller = watch_referenced_config_maps(controller, store.clone(), &client, ns, watch);
 
     let watch_health = Arc::new(housekeeping::WatchHealth::default());
     tokio::spawn(housekeeping::run(
@@ -426,25 +471,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .shutdown_on_signal()
         .run(reconciler::reconcile, reconciler::error_policy, ctx)
         .for_each(|result| {
-            let (watch_health, metrics) = (watch_health.clone(), ctx_metrics.clone());
-            async move {
-                match result {
-                    // A watch (or its re-list) failed: kube-runtime retries it; until it works
-                    // again no change reaches the reconciles, so readiness reports it.
-                    Err(kube::runtime::controller::Error::QueueError(error)) => {
-                        if housekeeping::crd_missing(&error) {
-                            tracing::error!(%error, "the WorkOSConvexAuth CRD was removed from the cluster: nothing is reconciled and /readyz fails until it is installed again (kubectl apply --server-side -f crds/workos-convex.io_workosconvexauths.yaml, or the Helm chart)");
-                        } else {
-                            tracing::warn!(%error, "watch failed; retrying");
-                        }
-                        watch_health.failed();
-                        metrics.watch_failed();
-                    }
-                    // Reconcile failures are logged (with their backoff) by the error policy.
-                    Err(error) => tracing::debug!(%error, "reconcile queue"),
-                    Ok(_) => {}
-                }
-            }
+            note_queue_result(result, &watch_health, &ctx_metrics);
+            std::future::ready(())
         })
         .await;
     if let Some(election) = election {
