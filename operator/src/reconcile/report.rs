@@ -162,76 +162,15 @@ pub fn plan(
         key_ids,
         convex,
     } = done;
-    let namespaced_config_map = format!("{}/{}", valid.namespace, valid.config_map_name);
     let env_driven = valid.convex.is_some();
-    let mut notices = Vec::new();
-    match applied.config_map {
-        Change::Created => notices.push(Notice {
-            warning: false,
-            reason: Reason::ConfigCreated,
-            note: format!(
-                "created ConfigMap {namespaced_config_map} with the Convex auth config; push it with npx convex deploy"
-            ),
-        }),
-        Change::Updated => notices.push(Notice {
-            warning: false,
-            reason: Reason::ConfigUpdated,
-            note: if env_driven {
-                format!(
-                    "updated ConfigMap {namespaced_config_map}; new values reach the deployment through its environment variables, push auth.config.ts again only if its providers changed"
-                )
-            } else {
-                format!(
-                    "updated ConfigMap {namespaced_config_map}; push the new config with npx convex deploy"
-                )
-            },
-        }),
-        Change::Unchanged | Change::Conflict => {}
-    }
-    if !applied.conflicts.is_empty() && !already_reported(resource, Reason::Conflict) {
-        let list: Vec<String> = applied.conflicts.iter().map(|c| c.to_string()).collect();
-        notices.push(Notice {
-            warning: true,
-            reason: Reason::Conflict,
-            note: format!(
-                "left untouched, not controlled by this resource: {}",
-                list.join(", ")
-            ),
-        });
-    }
-    let previous_kids = resource
-        .status
-        .as_ref()
-        .map(|s| s.key_ids.clone())
-        .unwrap_or_default();
-    if !previous_kids.is_empty() && !key_ids.is_empty() && previous_kids != key_ids {
-        let (warning, then) = if env_driven {
-            (
-                false,
-                format!(
-                    "spec.convex sets {} on the deployment, no push needed",
-                    Variable::JwksUrl.name()
-                ),
-            )
-        } else {
-            (
-                true,
-                format!(
-                    "ConfigMap {} is updated: push it to Convex again (npx convex deploy)",
-                    valid.config_map_name
-                ),
-            )
-        };
-        notices.push(Notice {
-            warning,
-            reason: Reason::KeysRotated,
-            note: format!(
-                "WorkOS signing keys changed ({} → {}); {then}",
-                previous_kids.join(","),
-                key_ids.join(","),
-            ),
-        });
-    }
+    let mut notices: Vec<Notice> = [
+        config_notice(applied.config_map, &valid, env_driven),
+        conflict_notice(resource, &applied),
+        rotation_notice(resource, &valid, &key_ids, env_driven),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut findings = findings(&children, &applied);
     if let Some(unreachable) = valid
         .convex
@@ -244,23 +183,137 @@ pub fn plan(
     let mut convex_next = None;
     if let Some(outcome) = &convex {
         let (finding, next) = convex_finding(outcome, &valid.namespace, &valid.config_map_name);
-        if let Ok(synced) = outcome
-            && !synced.written.is_empty()
-        {
-            notices.push(Notice {
-                warning: false,
-                reason: Reason::VariablesUpdated,
-                note: format!(
-                    "set {} on {}; the deployment re-evaluated its auth config with them",
-                    names(&synced.written),
-                    synced.url
-                ),
-            });
-        }
+        notices.extend(variables_notice(outcome));
         notices.extend(warning_unless_reported(resource, &finding));
         findings.push(finding);
         convex_next = Some(next);
     }
+    let next = next_reconcile(resource, &valid, &findings, secret_resync, convex_next);
+    Report {
+        observed: Some(Observed {
+            generation: resource.metadata.generation,
+            jwks_url: Some(children.jwks_url.clone()),
+            issuers: children.issuers(),
+            config_map_name: Some(valid.config_map_name.clone()),
+            key_ids,
+            findings,
+        }),
+        notices,
+        next,
+    }
+}
+
+/// `ConfigCreated` or `ConfigUpdated`, saying what to push (nothing new when the deployment
+/// reads its values from variables).
+fn config_notice(change: Change, valid: &Valid, env_driven: bool) -> Option<Notice> {
+    let config_map = format!("{}/{}", valid.namespace, valid.config_map_name);
+    match change {
+        Change::Created => Some(Notice {
+            warning: false,
+            reason: Reason::ConfigCreated,
+            note: format!(
+                "created ConfigMap {config_map} with the Convex auth config; push it with npx convex deploy"
+            ),
+        }),
+        Change::Updated => Some(Notice {
+            warning: false,
+            reason: Reason::ConfigUpdated,
+            note: if env_driven {
+                format!(
+                    "updated ConfigMap {config_map}; new values reach the deployment through its environment variables, push auth.config.ts again only if its providers changed"
+                )
+            } else {
+                format!(
+                    "updated ConfigMap {config_map}; push the new config with npx convex deploy"
+                )
+            },
+        }),
+        Change::Unchanged | Change::Conflict => None,
+    }
+}
+
+/// One `Conflict` warning naming the objects left untouched, unless already reported.
+fn conflict_notice(resource: &WorkOSConvexAuth, applied: &Applied) -> Option<Notice> {
+    if applied.conflicts.is_empty() || already_reported(resource, Reason::Conflict) {
+        return None;
+    }
+    let list: Vec<String> = applied.conflicts.iter().map(|c| c.to_string()).collect();
+    Some(Notice {
+        warning: true,
+        reason: Reason::Conflict,
+        note: format!(
+            "left untouched, not controlled by this resource: {}",
+            list.join(", ")
+        ),
+    })
+}
+
+/// `KeysRotated` when the embedded keys (mode Inline) changed since the last status.
+fn rotation_notice(
+    resource: &WorkOSConvexAuth,
+    valid: &Valid,
+    key_ids: &[String],
+    env_driven: bool,
+) -> Option<Notice> {
+    let previous_kids = resource
+        .status
+        .as_ref()
+        .map(|s| s.key_ids.clone())
+        .unwrap_or_default();
+    if previous_kids.is_empty() || key_ids.is_empty() || previous_kids == key_ids {
+        return None;
+    }
+    let (warning, then) = if env_driven {
+        (
+            false,
+            format!(
+                "spec.convex sets {} on the deployment, no push needed",
+                Variable::JwksUrl.name()
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "ConfigMap {} is updated: push it to Convex again (npx convex deploy)",
+                valid.config_map_name
+            ),
+        )
+    };
+    Some(Notice {
+        warning,
+        reason: Reason::KeysRotated,
+        note: format!(
+            "WorkOS signing keys changed ({} → {}); {then}",
+            previous_kids.join(","),
+            key_ids.join(","),
+        ),
+    })
+}
+
+/// `VariablesUpdated` when the sync wrote variables.
+fn variables_notice(outcome: &Result<Synced, SyncFailed>) -> Option<Notice> {
+    let synced = outcome.as_ref().ok().filter(|s| !s.written.is_empty())?;
+    Some(Notice {
+        warning: false,
+        reason: Reason::VariablesUpdated,
+        note: format!(
+            "set {} on {}; the deployment re-evaluated its auth config with them",
+            names(&synced.written),
+            synced.url
+        ),
+    })
+}
+
+/// When to look again: mode Inline on its refresh, a mirror without pods sooner, a Secret on
+/// `--secret-resync` (it is never watched), and whatever the Convex sync asks for.
+fn next_reconcile(
+    resource: &WorkOSConvexAuth,
+    valid: &Valid,
+    findings: &[Finding],
+    secret_resync: Duration,
+    convex_next: Option<Next>,
+) -> Next {
     let mirror_unavailable = findings.iter().any(|f| {
         f.condition == ConditionType::ProxyAvailable && !f.holds && f.reason == Reason::Unavailable
     });
@@ -274,7 +327,6 @@ pub fn plan(
         _ if mirror_unavailable => UNAVAILABLE_RESYNC,
         _ => RESYNC,
     };
-    // A Secret is never watched: it is read again every `--secret-resync`, whatever the mode.
     let after = if uses_secret {
         after.min(secret_resync)
     } else {
@@ -282,22 +334,10 @@ pub fn plan(
     };
     // A sync waiting for an edit (a value too large) keeps the regular schedule: in mode
     // Inline new keys may fit again.
-    let next = match convex_next {
+    match convex_next {
         None | Some(Next::AwaitChange) => Next::Requeue(after),
         Some(Next::Requeue(convex)) => Next::Requeue(after.min(convex)),
         Some(retry) => retry,
-    };
-    Report {
-        observed: Some(Observed {
-            generation: resource.metadata.generation,
-            jwks_url: Some(children.jwks_url.clone()),
-            issuers: children.issuers(),
-            config_map_name: Some(valid.config_map_name.clone()),
-            key_ids,
-            findings,
-        }),
-        notices,
-        next,
     }
 }
 
