@@ -175,18 +175,7 @@ pub async fn apply_children(
         .unwrap_or(0);
     // Only while nothing serves the keys: the pods say why (one list, never in steady state).
     let mirror_pods = if deployment.is_some() && available_replicas == 0 {
-        let selector = names::mirror_selector(&valid.name)
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
-            .iter()
-            .map(pod_state)
-            .collect()
+        mirror_pod_states(client, valid).await?
     } else {
         Vec::new()
     };
@@ -197,6 +186,22 @@ pub async fn apply_children(
         mirror_pods,
         route_parents,
     })
+}
+
+/// The state of each of the mirror's pods (listed by its selector).
+async fn mirror_pod_states(client: &Client, valid: &Valid) -> kube::Result<Vec<PodState>> {
+    let selector = names::mirror_selector(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Api::<Pod>::namespaced(client.clone(), &valid.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .map(pod_state)
+        .collect())
 }
 
 /// Removes the mirror's Ingress, PodDisruptionBudget, Service and Deployment, where this

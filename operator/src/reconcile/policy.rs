@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use super::Valid;
 use super::pod_template::{MirrorPodDefaults, reserved_label};
 use super::validate::{IngressPlan, MirrorPlan, RoutePlan};
-use crate::api::MirrorPodTemplate;
+use crate::api::{MirrorPodMetadata, MirrorPodSpec, MirrorPodTemplate};
 use crate::convex::generate::WORKOS_API_HOST;
 use crate::jwks::UpstreamRules;
 
@@ -380,55 +380,69 @@ fn check_mirror(proxy: &MirrorPlan, policy: &Policy) -> Result<(), NotAllowed> {
 /// Labels and annotations only from the admin's lists (never the operator's own labels), node
 /// selector keys the operator pins unchanged, a priority class only when allowed.
 fn check_pod_template(template: &MirrorPodTemplate, policy: &Policy) -> Result<(), NotAllowed> {
-    const FIELD: &str = "spec.proxy.podTemplate";
     if let Some(metadata) = &template.metadata {
-        if let Some(key) = metadata.labels.keys().find(|k| reserved_label(k)) {
+        check_pod_metadata(metadata, policy)?;
+    }
+    match &template.spec {
+        Some(spec) => check_pod_placement(spec, policy),
+        None => Ok(()),
+    }
+}
+
+const POD_TEMPLATE: &str = "spec.proxy.podTemplate";
+
+/// Label and annotation keys from the admin's lists only, never the operator's own labels.
+fn check_pod_metadata(metadata: &MirrorPodMetadata, policy: &Policy) -> Result<(), NotAllowed> {
+    const FIELD: &str = POD_TEMPLATE;
+    if let Some(key) = metadata.labels.keys().find(|k| reserved_label(k)) {
+        return Err(NotAllowed::new(
+            format!("{FIELD}.metadata.labels[{key:?}]"),
+            "the operator sets this label on every mirror pod: its Deployment selects the pods by it",
+            "remove it",
+        ));
+    }
+    for (kind, keys, allowed, flag, value) in [
+        (
+            "labels",
+            &metadata.labels,
+            &policy.pod_labels,
+            "--allowed-proxy-pod-labels",
+            "policy.proxy.podLabels",
+        ),
+        (
+            "annotations",
+            &metadata.annotations,
+            &policy.pod_annotations,
+            "--allowed-proxy-pod-annotations",
+            "policy.proxy.podAnnotations",
+        ),
+    ] {
+        if let Some(key) = keys.keys().find(|k| !key_listed(k, allowed)) {
+            let problem = if allowed.is_empty() {
+                format!(
+                    "the operator sets no mirror pod {kind} unless the cluster admin lists their keys"
+                )
+            } else {
+                format!(
+                    "the key is not among the {kind} the operator may set ({})",
+                    list(allowed)
+                )
+            };
             return Err(NotAllowed::new(
-                format!("{FIELD}.metadata.labels[{key:?}]"),
-                "the operator sets this label on every mirror pod: its Deployment selects the pods by it",
-                "remove it",
+                format!("{FIELD}.metadata.{kind}[{key:?}]"),
+                problem,
+                format!(
+                    "remove it, or ask the cluster admin to list the key in {flag} (chart value {value})"
+                ),
             ));
         }
-        for (kind, keys, allowed, flag, value) in [
-            (
-                "labels",
-                &metadata.labels,
-                &policy.pod_labels,
-                "--allowed-proxy-pod-labels",
-                "policy.proxy.podLabels",
-            ),
-            (
-                "annotations",
-                &metadata.annotations,
-                &policy.pod_annotations,
-                "--allowed-proxy-pod-annotations",
-                "policy.proxy.podAnnotations",
-            ),
-        ] {
-            if let Some(key) = keys.keys().find(|k| !key_listed(k, allowed)) {
-                let problem = if allowed.is_empty() {
-                    format!(
-                        "the operator sets no mirror pod {kind} unless the cluster admin lists their keys"
-                    )
-                } else {
-                    format!(
-                        "the key is not among the {kind} the operator may set ({})",
-                        list(allowed)
-                    )
-                };
-                return Err(NotAllowed::new(
-                    format!("{FIELD}.metadata.{kind}[{key:?}]"),
-                    problem,
-                    format!(
-                        "remove it, or ask the cluster admin to list the key in {flag} (chart value {value})"
-                    ),
-                ));
-            }
-        }
     }
-    let Some(spec) = &template.spec else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+/// Node selector keys the operator pins unchanged; a priority class only when allowed.
+fn check_pod_placement(spec: &MirrorPodSpec, policy: &Policy) -> Result<(), NotAllowed> {
+    const FIELD: &str = POD_TEMPLATE;
     let pinned = &policy.mirror_pod.node_selector;
     if let Some((key, value)) = spec
         .node_selector
