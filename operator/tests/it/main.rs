@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod architecture_map;
 mod chart_rbac;
 mod chart_values;
 mod check_token;
