@@ -159,14 +159,12 @@ pub enum ConfigError {
     Server(#[from] LimitsError),
 }
 
-impl FromStr for MirrorSpec {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (path, url) = s
-            .split_once('=')
-            .ok_or_else(|| ConfigError::NotPathEqualsUrl(s.to_string()))?;
-        let (path, url) = (path.trim(), url.trim());
+impl MirrorSpec {
+    /// What the mirror refuses to start with: a path that is not one of WorkOS's JWKS paths, a
+    /// URL that does not parse, is not http(s) or carries credentials. The controller checks its
+    /// routes with this before it writes them into a Deployment.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let (path, url) = (self.path.as_str(), self.url.as_str());
         if !is_workos_jwks_path(path) {
             return Err(ConfigError::Path(path.to_string()));
         }
@@ -182,10 +180,30 @@ impl FromStr for MirrorSpec {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad("credentials in the URL are refused"));
         }
-        Ok(Self {
-            path: path.to_string(),
-            url: url.to_string(),
-        })
+        Ok(())
+    }
+}
+
+/// `PATH=URL`, as `--mirror` takes it.
+impl std::fmt::Display for MirrorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.path, self.url)
+    }
+}
+
+impl FromStr for MirrorSpec {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (path, url) = s
+            .split_once('=')
+            .ok_or_else(|| ConfigError::NotPathEqualsUrl(s.to_string()))?;
+        let spec = Self {
+            path: path.trim().to_string(),
+            url: url.trim().to_string(),
+        };
+        spec.check()?;
+        Ok(spec)
     }
 }
 

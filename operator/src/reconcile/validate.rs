@@ -30,8 +30,9 @@ pub struct Valid {
     /// The providers Convex needs, checked; `build` adds the JWKS URLs.
     pub providers: ProviderPlan,
     /// Each document the mirror serves (mode Proxy) or the operator fetches (mode Inline),
-    /// WorkOS's first; in mode Direct, what Convex fetches.
-    pub routes: Vec<MirrorRoute>,
+    /// WorkOS's first; in mode Direct, what Convex fetches. The mirror's own route type: in mode
+    /// Proxy, checked as the mirror checks its `--mirror` flags, and written as those flags.
+    pub routes: Vec<MirrorSpec>,
     /// `spec.authDomain` and `spec.authkitDomain`: hosts of the resource's own that it may
     /// fetch keys from.
     pub own_hosts: Vec<String>,
@@ -53,13 +54,6 @@ pub struct Valid {
 pub struct ConvexTarget {
     pub url: String,
     pub admin_key: KeyRef,
-}
-
-/// One mirrored document: the path the mirror serves it under, and where it comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MirrorRoute {
-    pub path: String,
-    pub upstream: String,
 }
 
 /// The mirror's Deployment, as `spec.proxy` and `spec.ingress` ask for it.
@@ -112,7 +106,7 @@ impl Valid {
 
     /// The upstream URLs, in route order.
     pub fn upstreams(&self) -> Vec<String> {
-        self.routes.iter().map(|r| r.upstream.clone()).collect()
+        self.routes.iter().map(|r| r.url.clone()).collect()
     }
 
     /// The mirror's Ingress, if it has one.
@@ -526,22 +520,20 @@ fn exposure(
 
 /// The mirror parses its routes at start-up and exits on a bad one: parse them the same way
 /// here, so a spec it would refuse never reaches a Deployment that crash-loops.
-fn check_mirror_routes(routes: &[MirrorRoute]) -> Result<(), InvalidField> {
+fn check_mirror_routes(routes: &[MirrorSpec]) -> Result<(), InvalidField> {
     for route in routes {
-        format!("{}={}", route.path, route.upstream)
-            .parse::<MirrorSpec>()
-            .map_err(|e| {
-                // The reason alone: the URL may hold credentials.
-                let reason = match e {
-                    ConfigError::Url { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                InvalidField::new(
-                    "spec.jwks.upstreamBase",
-                    format!("the mirror would refuse it: {reason}"),
-                    "use a plain https:// URL without credentials, like https://api.workos.com",
-                )
-            })?;
+        route.check().map_err(|e| {
+            // The reason alone: the URL may hold credentials.
+            let reason = match e {
+                ConfigError::Url { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            InvalidField::new(
+                "spec.jwks.upstreamBase",
+                format!("the mirror would refuse it: {reason}"),
+                "use a plain https:// URL without credentials, like https://api.workos.com",
+            )
+        })?;
     }
     Ok(())
 }
@@ -550,13 +542,13 @@ fn check_mirror_routes(routes: &[MirrorRoute]) -> Result<(), InvalidField> {
 /// mirror's base URL with each route's path); `None` in mode Inline.
 fn served_urls(
     mode: JwksMode,
-    routes: &[MirrorRoute],
-    proxied: impl FnOnce(&[MirrorRoute]) -> JwksUrls,
+    routes: &[MirrorSpec],
+    proxied: impl FnOnce(&[MirrorSpec]) -> JwksUrls,
 ) -> Option<JwksUrls> {
     match mode {
         JwksMode::Direct => Some(JwksUrls {
-            workos: routes[0].upstream.clone(),
-            authkit: routes.get(1).map(|r| r.upstream.clone()),
+            workos: routes[0].url.clone(),
+            authkit: routes.get(1).map(|r| r.url.clone()),
             cluster_internal: false,
         }),
         JwksMode::Proxy => Some(proxied(routes)),
@@ -598,7 +590,7 @@ impl MirrorBase {
         }
     }
 
-    fn with_paths(self, routes: &[MirrorRoute]) -> JwksUrls {
+    fn with_paths(self, routes: &[MirrorSpec]) -> JwksUrls {
         JwksUrls {
             workos: format!("{}{}", self.url, routes[0].path),
             authkit: routes.get(1).map(|r| format!("{}{}", self.url, r.path)),
@@ -635,17 +627,17 @@ fn routes(
     upstream_base: &str,
     authkit_domain: Option<&str>,
     prefix: Option<&str>,
-) -> Vec<MirrorRoute> {
+) -> Vec<MirrorSpec> {
     let prefix = prefix.map_or("", |p| p.trim_end_matches('/'));
     let path = workos_jwks_path(client_id);
-    let mut routes = vec![MirrorRoute {
+    let mut routes = vec![MirrorSpec {
         path: format!("{prefix}{path}"),
-        upstream: format!("{}{path}", upstream_base.trim_end_matches('/')),
+        url: format!("{}{path}", upstream_base.trim_end_matches('/')),
     }];
     if let Some(domain) = authkit_domain {
-        routes.push(MirrorRoute {
+        routes.push(MirrorSpec {
             path: format!("{prefix}{AUTHKIT_JWKS_PATH}"),
-            upstream: format!("https://{domain}{AUTHKIT_JWKS_PATH}"),
+            url: format!("https://{domain}{AUTHKIT_JWKS_PATH}"),
         });
     }
     routes

@@ -42,10 +42,7 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
         format!("0.0.0.0:{}", names::MIRROR_PORT),
     ];
     for route in &valid.routes {
-        args.extend([
-            "--mirror".to_string(),
-            format!("{}={}", route.path, route.upstream),
-        ]);
+        args.extend(["--mirror".to_string(), route.to_string()]);
     }
     args.extend([
         "--refresh".to_string(),
