@@ -355,74 +355,85 @@ fn convex_finding(
     let push = format!(
         "kubectl get configmap -n {namespace} {config_map} -o jsonpath='{{.data.auth\\.config\\.ts}}' > convex/auth.config.ts && npx convex deploy"
     );
-    let failing = |reason: Reason, message: String, retry: bool| {
-        let next = if retry {
-            Next::Retry(Error::Waiting {
-                reason,
-                message: message.clone(),
-            })
-        } else {
-            Next::AwaitChange
-        };
-        (
-            Finding::fails(ConditionType::ConvexSynced, reason, message),
-            next,
-        )
+    let failed = match outcome {
+        Ok(synced) => return synced_finding(synced, &push),
+        Err(failed) => failed,
     };
-    let synced = match outcome {
-        Ok(synced) => synced,
-        Err(SyncFailed::AdminKeyMissing(missing)) => {
-            return failing(Reason::AdminKeyMissing, missing.to_string(), true);
-        }
-        Err(SyncFailed::Forbidden(forbidden)) => {
-            return failing(Reason::Forbidden, forbidden.to_string(), true);
-        }
-        Err(SyncFailed::NotAllowed(refused)) => {
-            return failing(Reason::NotAllowed, refused.to_string(), false);
-        }
-        Err(unmarked @ SyncFailed::KeyNotForUrl { .. }) => {
-            // Fixed on the Secret, which is not watched: asked again with backoff.
-            return failing(Reason::AdminKeyNotForDeployment, unmarked.to_string(), true);
-        }
-        Err(too_large @ SyncFailed::ValueTooLarge { .. }) => {
-            return failing(Reason::ValueTooLarge, too_large.to_string(), false);
-        }
-        Err(SyncFailed::Deployment { url, error }) => {
-            let (reason, fix) = match error {
-                DeploymentError::AdminKeyRefused { .. } => (
-                    Reason::AdminKeyRefused,
-                    "store an admin key of this deployment in spec.convex.adminKeySecretRef (Convex Cloud: a deploy key from the deployment's settings; self-hosted: the output of generate_admin_key.sh)".to_string(),
-                ),
-                DeploymentError::Refused { code, .. }
-                    if code == "InvalidAuthConfig"
-                        || code == "AuthConfigMissingEnvironmentVariable" =>
-                {
-                    (
-                        Reason::ChangeRefused,
-                        format!("the deployed auth config does not evaluate with these values; push the generated one: {push}"),
-                    )
-                }
-                DeploymentError::Refused { .. } => (
-                    Reason::ChangeRefused,
-                    "see the deployment's message; the change is retried".to_string(),
-                ),
-                DeploymentError::NotAllowed(_) => (
-                    Reason::DeploymentUnreachable,
-                    "use the deployment's public https URL, or ask the cluster admin to allow its address (--allowed-convex-networks, chart value policy.convex.allowedNetworks; --allow-http-convex, chart value policy.convex.allowHttp)".to_string(),
-                ),
-                // The operator's own limits, not the deployment's: nothing to fix.
-                DeploymentError::Busy(_) | DeploymentError::RateLimited => (
-                    Reason::DeploymentUnreachable,
-                    "the operator is busy with other deployments; retried with backoff".to_string(),
-                ),
-                _ => (
-                    Reason::DeploymentUnreachable,
-                    "check spec.convex.url and that the operator's pods can reach it; retried with backoff".to_string(),
-                ),
-            };
-            return failing(reason, format!("{url}: {error}; {fix}"), true);
-        }
+    let (reason, message, retry) = sync_failure(failed, &push);
+    let next = if retry {
+        Next::Retry(Error::Waiting {
+            reason,
+            message: message.clone(),
+        })
+    } else {
+        Next::AwaitChange
     };
+    (
+        Finding::fails(ConditionType::ConvexSynced, reason, message),
+        next,
+    )
+}
+
+/// A failed sync: its reason, message, and whether to retry (with backoff) rather than wait
+/// for an edit of the resource.
+fn sync_failure(failed: &SyncFailed, push: &str) -> (Reason, String, bool) {
+    match failed {
+        SyncFailed::AdminKeyMissing(missing) => {
+            (Reason::AdminKeyMissing, missing.to_string(), true)
+        }
+        SyncFailed::Forbidden(forbidden) => (Reason::Forbidden, forbidden.to_string(), true),
+        SyncFailed::NotAllowed(refused) => (Reason::NotAllowed, refused.to_string(), false),
+        // Fixed on the Secret, which is not watched: asked again with backoff.
+        unmarked @ SyncFailed::KeyNotForUrl { .. } => {
+            (Reason::AdminKeyNotForDeployment, unmarked.to_string(), true)
+        }
+        too_large @ SyncFailed::ValueTooLarge { .. } => {
+            (Reason::ValueTooLarge, too_large.to_string(), false)
+        }
+        SyncFailed::Deployment { url, error } => {
+            let (reason, fix) = deployment_fix(error, push);
+            (reason, format!("{url}: {error}; {fix}"), true)
+        }
+    }
+}
+
+/// What a Convex deployment's answer means for the reader, and what to do about it.
+fn deployment_fix(error: &DeploymentError, push: &str) -> (Reason, String) {
+    match error {
+        DeploymentError::AdminKeyRefused { .. } => (
+            Reason::AdminKeyRefused,
+            "store an admin key of this deployment in spec.convex.adminKeySecretRef (Convex Cloud: a deploy key from the deployment's settings; self-hosted: the output of generate_admin_key.sh)".to_string(),
+        ),
+        DeploymentError::Refused { code, .. }
+            if code == "InvalidAuthConfig" || code == "AuthConfigMissingEnvironmentVariable" =>
+        {
+            (
+                Reason::ChangeRefused,
+                format!("the deployed auth config does not evaluate with these values; push the generated one: {push}"),
+            )
+        }
+        DeploymentError::Refused { .. } => (
+            Reason::ChangeRefused,
+            "see the deployment's message; the change is retried".to_string(),
+        ),
+        DeploymentError::NotAllowed(_) => (
+            Reason::DeploymentUnreachable,
+            "use the deployment's public https URL, or ask the cluster admin to allow its address (--allowed-convex-networks, chart value policy.convex.allowedNetworks; --allow-http-convex, chart value policy.convex.allowHttp)".to_string(),
+        ),
+        // The operator's own limits, not the deployment's: nothing to fix.
+        DeploymentError::Busy(_) | DeploymentError::RateLimited => (
+            Reason::DeploymentUnreachable,
+            "the operator is busy with other deployments; retried with backoff".to_string(),
+        ),
+        _ => (
+            Reason::DeploymentUnreachable,
+            "check spec.convex.url and that the operator's pods can reach it; retried with backoff".to_string(),
+        ),
+    }
+}
+
+/// A sync that set the variables: whether the deployed config reads them.
+fn synced_finding(synced: &Synced, push: &str) -> (Finding, Next) {
     let variables = names(&synced.variables);
     match synced.in_use {
         Some(false) => (
