@@ -19,18 +19,8 @@ pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// A DNS name without a leading or trailing dot (`cluster.local`, `k8s.example.internal`).
 pub fn parse_cluster_domain(domain: &str) -> Result<String, String> {
-    let ok = !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    ok.then(|| domain.to_string())
+    crate::convex::generate::is_dns_name(domain)
+        .then(|| domain.to_string())
         .ok_or_else(|| format!("{domain:?} is not a DNS domain like cluster.local"))
 }
 

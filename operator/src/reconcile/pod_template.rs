@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{LocalObjectReference, PodSpec, Toleration};
 
 use super::names;
 use crate::api::{MirrorPodMetadata, MirrorPodSpec, MirrorPodTemplate};
-use crate::convex::generate::InvalidField;
+use crate::convex::generate::{InvalidField, is_dns_name};
 
 /// What every mirror pod gets from the operator's flags (chart values `mirror.*`), before the
 /// resource's own `spec.proxy.podTemplate` is added.
@@ -70,18 +70,7 @@ fn check_key(field: &str, key: &str) -> Result<(), InvalidField> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        p.len() <= 253
-            && p.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
-    });
-    if prefix_ok && is_name_part(name) {
+    if prefix.is_none_or(is_dns_name) && is_name_part(name) {
         return Ok(());
     }
     Err(InvalidField::new(
@@ -136,14 +125,13 @@ pub fn place(pod: &mut PodSpec, defaults: &MirrorPodDefaults, template: &MirrorP
     let pull_secrets = defaults
         .image_pull_secrets
         .iter()
-        .map(|name| LocalObjectReference { name: name.clone() })
-        .chain(own.image_pull_secrets.iter().cloned());
-    pod.node_selector = non_empty_map(node_selector);
-    pod.tolerations = non_empty(joined(
-        defaults.tolerations.iter().cloned(),
-        &own.tolerations,
+        .map(|name| LocalObjectReference { name: name.clone() });
+    let tolerations = defaults.tolerations.iter().chain(&own.tolerations).cloned();
+    pod.node_selector = (!node_selector.is_empty()).then_some(node_selector);
+    pod.tolerations = non_empty(unique(tolerations));
+    pod.image_pull_secrets = non_empty(unique(
+        pull_secrets.chain(own.image_pull_secrets.iter().cloned()),
     ));
-    pod.image_pull_secrets = non_empty(joined(pull_secrets, &[]));
     pod.affinity = own.affinity.clone();
     pod.topology_spread_constraints = non_empty(own.topology_spread_constraints.clone());
     pod.priority_class_name = own
@@ -152,9 +140,10 @@ pub fn place(pod: &mut PodSpec, defaults: &MirrorPodDefaults, template: &MirrorP
         .or_else(|| defaults.priority_class_name.clone());
 }
 
-fn joined<T: PartialEq + Clone>(first: impl Iterator<Item = T>, then: &[T]) -> Vec<T> {
+/// `items` in order, each once.
+fn unique<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut all: Vec<T> = Vec::new();
-    for item in first.chain(then.iter().cloned()) {
+    for item in items {
         if !all.contains(&item) {
             all.push(item);
         }
@@ -164,10 +153,6 @@ fn joined<T: PartialEq + Clone>(first: impl Iterator<Item = T>, then: &[T]) -> V
 
 fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
     (!items.is_empty()).then_some(items)
-}
-
-fn non_empty_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
-    (!map.is_empty()).then_some(map)
 }
 
 #[cfg(test)]

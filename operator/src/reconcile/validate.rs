@@ -191,17 +191,15 @@ fn convex_target(spec: &ConvexSpec) -> Result<ConvexTarget, InvalidField> {
     let fix = "write the deployment's URL as the dashboard shows it, e.g. https://happy-otter-123.convex.cloud";
     let url = url::Url::parse(&spec.url)
         .map_err(|e| InvalidField::new(field, format!("{:?} is not a URL: {e}", spec.url), fix))?;
-    let problem = if !matches!(url.scheme(), "http" | "https") {
-        Some("has a scheme other than http or https")
-    } else if url.host_str().is_none_or(str::is_empty) {
-        Some("has no host")
-    } else if !url.username().is_empty() || url.password().is_some() {
-        Some("carries credentials (the admin key goes in spec.convex.adminKeySecretRef)")
-    } else if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        Some("has a path, query or fragment")
-    } else {
-        None
-    };
+    let problem = base_url_problem(&url).or_else(|| {
+        if has_credentials(&url) {
+            Some("carries credentials (the admin key goes in spec.convex.adminKeySecretRef)")
+        } else if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            Some("has a path, query or fragment")
+        } else {
+            None
+        }
+    });
     if let Some(problem) = problem {
         // Credentials may be in it: the URL is not quoted.
         return Err(InvalidField::new(field, format!("the URL {problem}"), fix));
@@ -212,6 +210,21 @@ fn convex_target(spec: &ConvexSpec) -> Result<ConvexTarget, InvalidField> {
     })
 }
 
+/// What makes a URL unusable as a base for HTTP requests: another scheme than http(s), no host.
+fn base_url_problem(url: &url::Url) -> Option<&'static str> {
+    if !matches!(url.scheme(), "http" | "https") {
+        Some("has a scheme other than http or https")
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("has no host")
+    } else {
+        None
+    }
+}
+
+fn has_credentials(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
 /// `spec.jwks.publicUrl` must be a base URL Convex can fetch from: the CRD's pattern admits only
 /// http(s), but `render` and `check-token -f` read files the apiserver never saw.
 fn check_public_url(url: &str) -> Result<(), InvalidField> {
@@ -219,17 +232,15 @@ fn check_public_url(url: &str) -> Result<(), InvalidField> {
     let fix = "write the base URL Convex reaches the mirror at, e.g. https://jwks.example.com";
     let parsed = url::Url::parse(url)
         .map_err(|e| InvalidField::new(field, format!("{url:?} is not a URL: {e}"), fix))?;
-    let problem = if !matches!(parsed.scheme(), "http" | "https") {
-        Some("has a scheme other than http or https")
-    } else if parsed.host_str().is_none_or(str::is_empty) {
-        Some("has no host")
-    } else if !parsed.username().is_empty() || parsed.password().is_some() {
-        Some("carries credentials")
-    } else if parsed.query().is_some() || parsed.fragment().is_some() {
-        Some("has a query or fragment, which the JWKS path would be appended to")
-    } else {
-        None
-    };
+    let problem = base_url_problem(&parsed).or_else(|| {
+        if has_credentials(&parsed) {
+            Some("carries credentials")
+        } else if parsed.query().is_some() || parsed.fragment().is_some() {
+            Some("has a query or fragment, which the JWKS path would be appended to")
+        } else {
+            None
+        }
+    });
     match problem {
         // Credentials may be in it: the URL is not quoted.
         Some(problem) => Err(InvalidField::new(field, format!("the URL {problem}"), fix)),

@@ -136,24 +136,15 @@ async fn reads_the_config_map_the_status_names() {
 
     // --context picks the kubeconfig's context: the named one is used, an unknown one refused.
     let contexts = cp.kubeconfig_copy(&format!("check-token-{ns}")).unwrap();
-    let config = |args: &[&str]| cp.kubectl_config(&contexts, args).unwrap();
-    config(&[
-        "set-context",
-        "tenant",
-        "--cluster",
-        "wca-local",
-        "--user",
-        "wca-admin",
-    ]);
-    config(&["set-cluster", "gone", "--server", "https://127.0.0.1:1"]);
-    config(&[
-        "set-context",
-        "elsewhere",
-        "--cluster",
-        "gone",
-        "--user",
-        "wca-admin",
-    ]);
+    cp.add_context(&contexts, "tenant", "wca-local", None)
+        .unwrap();
+    cp.kubectl_config(
+        &contexts,
+        &["set-cluster", "gone", "--server", "https://127.0.0.1:1"],
+    )
+    .unwrap();
+    cp.add_context(&contexts, "elsewhere", "gone", None)
+        .unwrap();
     let in_context = |context: &str| {
         let mut a = args(&format!("{ns}/acme"), &contexts);
         a.cluster.context = Some(context.to_string());

@@ -384,17 +384,8 @@ async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
 
     // The context's namespace when -n is not given, and --context to pick that context.
     let with_namespace = cp.kubeconfig_copy(&format!("plugin-{ns}")).unwrap();
-    let set = |args: &[&str]| cp.kubectl_config(&with_namespace, args).unwrap();
-    set(&[
-        "set-context",
-        "tenant",
-        "--cluster",
-        "wca-local",
-        "--user",
-        "wca-admin",
-        "--namespace",
-        &ns,
-    ]);
+    cp.add_context(&with_namespace, "tenant", "wca-local", Some(&ns))
+        .unwrap();
     let out = plugin(&[
         "config",
         "acme",

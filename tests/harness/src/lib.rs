@@ -324,6 +324,29 @@ impl ControlPlane {
         self.kubectl_ok(&all)
     }
 
+    /// Adds context `name` to the kubeconfig `file`: cluster `cluster` (`wca-local` is this
+    /// control plane's), this control plane's admin user, and `namespace` if given.
+    pub fn add_context(
+        &self,
+        file: &Path,
+        name: &str,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut args = vec![
+            "set-context",
+            name,
+            "--cluster",
+            cluster,
+            "--user",
+            "wca-admin",
+        ];
+        if let Some(namespace) = namespace {
+            args.extend(["--namespace", namespace]);
+        }
+        self.kubectl_config(file, &args).map(drop)
+    }
+
     /// `kubectl apply --server-side -f -` of a YAML stream; returns kubectl's output.
     pub fn kubectl_apply(&self, yaml: &str) -> anyhow::Result<String> {
         use std::io::Write;

@@ -262,6 +262,21 @@ pub fn check_client_id(field: &str, client_id: &str) -> Result<(), InvalidField>
 
 /// A bare host name: no scheme, no path, no port, lower-case labels, and a dot (Convex needs a
 /// real top-level domain) unless it is `localhost`.
+/// An RFC 1123 DNS name (a DNS-1123 subdomain, as Kubernetes says): at most 253 characters,
+/// dot-separated labels of 1–63 lower-case letters, digits and '-', not starting or ending
+/// with '-'.
+pub fn is_dns_name(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
+}
+
 pub fn check_hostname(field: &str, host: &str) -> Result<(), InvalidField> {
     if let Some((scheme, _)) = host.split_once("://") {
         return Err(InvalidField::new(
@@ -277,15 +292,7 @@ pub fn check_hostname(field: &str, host: &str) -> Result<(), InvalidField> {
             "give the host name only, e.g. auth.example.com",
         ));
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    if host.len() > 253 || !host.split('.').all(label_ok) {
+    if !is_dns_name(host) {
         return Err(InvalidField::new(
             field,
             format!("{host:?} is not a valid host name"),
