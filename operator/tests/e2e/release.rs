@@ -34,6 +34,15 @@ pub struct Published {
 }
 
 /// The registry, started once per test binary, with one release pushed to it.
+/// Held while a test runs `image/release.sh` or inspects the working tree after it: the script
+/// writes SBOMs beside the manifests for a moment (cargo-cyclonedx), so a second run in another
+/// test would show up as files "left behind" by the first.
+fn release_tree() -> std::sync::MutexGuard<'static, ()> {
+    static TREE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TREE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn published() -> &'static Published {
     static PUBLISHED: OnceLock<Published> = OnceLock::new();
     PUBLISHED.get_or_init(|| {
@@ -61,7 +70,10 @@ pub fn published() -> &'static Published {
                 .current_dir(&p.keys),
         )
         .expect("cosign generate-key-pair");
-        p.stdout = run_ok(&mut p.release(&p.dist)).expect("image/release.sh");
+        p.stdout = {
+            let _tree = release_tree();
+            run_ok(&mut p.release(&p.dist)).expect("image/release.sh")
+        };
         p.digest = p
             .stdout
             .lines()
@@ -230,7 +242,9 @@ fn the_release_writes_every_artifact_and_pushes_the_image_and_the_chart() {
     )
     .expect("every checksum matches");
 
-    // Nothing left behind in the working tree (cargo-cyclonedx writes beside every manifest).
+    // Nothing left behind in the working tree (cargo-cyclonedx writes beside every manifest),
+    // checked while no other test runs the release script.
+    let _tree = release_tree();
     let status = run_ok(
         Command::new("git")
             .args(["status", "--porcelain", "--ignored"])
@@ -461,7 +475,10 @@ fn the_release_is_idempotent() {
     let p = published();
     // Its own directory: the other tests read the first run's files meanwhile.
     let again_dir = p.dist.with_file_name("dist-again");
-    let stdout = run_ok(&mut p.release(&again_dir)).expect("image/release.sh, again");
+    let stdout = {
+        let _tree = release_tree();
+        run_ok(&mut p.release(&again_dir)).expect("image/release.sh, again")
+    };
     let pushed = |out: &str| -> Vec<String> {
         out.lines()
             .filter(|l| l.starts_with("pushed "))
