@@ -167,12 +167,12 @@ pub fn render(input: &str, options: &RenderOptions) -> Result<String, RenderErro
             Some(comment) => format!("{comment}{config_map}"),
             None => config_map,
         });
-        documents.extend(c.deployment.as_ref().map(to_yaml));
-        documents.extend(c.service.as_ref().map(to_yaml));
-        documents.extend(c.pod_disruption_budget.as_ref().map(to_yaml));
-        documents.extend(c.ingress.as_ref().map(to_yaml));
-        documents.extend(c.http_route.as_ref().map(to_yaml));
-        documents.extend(c.network_policy.as_ref().map(to_yaml));
+        documents.extend(c.mirror.deployment.as_ref().map(to_yaml));
+        documents.extend(c.mirror.service.as_ref().map(to_yaml));
+        documents.extend(c.mirror.pod_disruption_budget.as_ref().map(to_yaml));
+        documents.extend(c.mirror.ingress.as_ref().map(to_yaml));
+        documents.extend(c.mirror.http_route.as_ref().map(to_yaml));
+        documents.extend(c.mirror.network_policy.as_ref().map(to_yaml));
     }
     Ok(documents.iter().map(|d| format!("---\n{d}")).collect())
 }

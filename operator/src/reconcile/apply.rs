@@ -9,15 +9,13 @@
 use std::fmt::{self, Debug};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
-use super::children::Children;
+use super::children::{Children, MirrorChildren};
 use super::live::{Child, ChildKind, LiveChildren};
 use super::names::{self, FIELD_MANAGER};
 use super::pods::{PodState, pod_state};
@@ -96,78 +94,19 @@ pub async fn apply_children(
     valid: &Valid,
     children: &Children,
 ) -> Result<Applied, ApplyError> {
-    // Every child kind, named without `..`: a kind added to `Children` does not compile until it
-    // is applied (or removed) here.
+    // Every field named, without `..`: a child added to `Children` does not compile until it is
+    // applied here (the mirror's parts are named in `apply_mirror`).
     let Children {
         config: _,
         config_map,
-        deployment,
-        service,
-        pod_disruption_budget,
-        ingress,
-        http_route,
-        network_policy,
+        mirror,
         jwks_url: _,
         cluster_internal_url: _,
     } = children;
-    let (ns, uid) = (valid.namespace.as_str(), owner_uid(valid));
     let mut conflicts = Vec::new();
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let (config_map, _) = apply(&config_maps, live, uid, config_map)
-        .await
-        .map_err(|e| rejected(ChildKind::ConfigMap, ns, &valid.config_map_name, e))?;
-    if config_map == Change::Conflict {
-        conflicts.push(conflict(ChildKind::ConfigMap, ns, &valid.config_map_name));
-    }
-    // A renamed ConfigMap (spec.configMap.name changed) leaves the old one behind: remove it.
-    let labels = [
-        ("app.kubernetes.io/instance", valid.name.as_str()),
-        ("app.kubernetes.io/component", names::COMPONENT_CONFIG),
-    ];
-    remove_others(&config_maps, live, uid, &labels, &valid.config_map_name).await?;
-
-    let mirror = names::mirror_name(&valid.name);
-    let child = || Wanted {
-        ns,
-        uid,
-        name: &mirror,
-        client,
-        live,
-    };
-    let deployment = child()
-        .apply_or_remove(deployment.as_ref(), &mut conflicts)
-        .await?;
-    child()
-        .apply_or_remove(service.as_ref(), &mut conflicts)
-        .await?;
-    child()
-        .apply_or_remove(pod_disruption_budget.as_ref(), &mut conflicts)
-        .await?;
-    child()
-        .apply_or_remove(ingress.as_ref(), &mut conflicts)
-        .await?;
-    child()
-        .apply_or_remove(network_policy.as_ref(), &mut conflicts)
-        .await?;
-    if http_route.is_some() && !live.routes_watched() {
-        return Err(ApplyError::Rejected {
-            child: conflict(ChildKind::HttpRoute, ns, &mirror).to_string(),
-            message: "the operator does not watch HTTPRoutes: the Gateway API CRDs were not installed (or its RBAC did not allow listing httproutes) when it started; install them (kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml) and restart the operator, or use spec.ingress".to_string(),
-        });
-    }
-    // Without the Gateway API there is no HTTPRoute to apply, nor one to remove.
-    let route = if live.routes_watched() {
-        child()
-            .apply_or_remove(http_route.as_ref(), &mut conflicts)
-            .await?
-    } else {
-        None
-    };
-    let route_parents = route
-        .and_then(|r| r.status)
-        .map(|s| s.parents)
-        .unwrap_or_default();
-
+    let config_map = apply_config_map(client, live, valid, config_map, &mut conflicts).await?;
+    let MirrorApplied { deployment, route } =
+        apply_mirror(client, live, valid, mirror, &mut conflicts).await?;
     let available_replicas = deployment
         .as_ref()
         .and_then(|d| d.status.as_ref())
@@ -184,8 +123,117 @@ pub async fn apply_children(
         conflicts,
         available_replicas,
         mirror_pods,
-        route_parents,
+        route_parents: route
+            .and_then(|r| r.status)
+            .map(|s| s.parents)
+            .unwrap_or_default(),
     })
+}
+
+/// A resource the policy refuses keeps only its ConfigMap (plain data): its mirror is pruned by
+/// the same apply as ever, with every part absent.
+pub async fn prune_mirror(
+    client: &Client,
+    live: &LiveChildren,
+    valid: &Valid,
+) -> Result<(), ApplyError> {
+    let mut conflicts = Vec::new();
+    apply_mirror(
+        client,
+        live,
+        valid,
+        &MirrorChildren::default(),
+        &mut conflicts,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies the ConfigMap, then removes the ones this resource controls under another name (a
+/// renamed `spec.configMap.name` leaves the old one behind).
+async fn apply_config_map(
+    client: &Client,
+    live: &LiveChildren,
+    valid: &Valid,
+    config_map: &ConfigMap,
+    conflicts: &mut Vec<Conflict>,
+) -> Result<Change, ApplyError> {
+    let (ns, uid) = (valid.namespace.as_str(), owner_uid(valid));
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let (change, _) = apply(&config_maps, live, uid, config_map)
+        .await
+        .map_err(|e| rejected(ChildKind::ConfigMap, ns, &valid.config_map_name, e))?;
+    if change == Change::Conflict {
+        conflicts.push(conflict(ChildKind::ConfigMap, ns, &valid.config_map_name));
+    }
+    let labels = [
+        ("app.kubernetes.io/instance", valid.name.as_str()),
+        ("app.kubernetes.io/component", names::COMPONENT_CONFIG),
+    ];
+    remove_others(&config_maps, live, uid, &labels, &valid.config_map_name).await?;
+    Ok(change)
+}
+
+/// What status needs of the mirror's parts as applied.
+struct MirrorApplied {
+    deployment: Option<Deployment>,
+    route: Option<HTTPRoute>,
+}
+
+/// Applies each wanted part of the mirror and removes each absent one this resource controls.
+async fn apply_mirror(
+    client: &Client,
+    live: &LiveChildren,
+    valid: &Valid,
+    mirror: &MirrorChildren,
+    conflicts: &mut Vec<Conflict>,
+) -> Result<MirrorApplied, ApplyError> {
+    // Every part named, without `..`: a new kind does not compile until it is applied here.
+    let MirrorChildren {
+        deployment,
+        service,
+        pod_disruption_budget,
+        ingress,
+        http_route,
+        network_policy,
+    } = mirror;
+    let name = names::mirror_name(&valid.name);
+    let child = || Wanted {
+        ns: &valid.namespace,
+        uid: owner_uid(valid),
+        name: &name,
+        client,
+        live,
+    };
+    let deployment = child()
+        .apply_or_remove(deployment.as_ref(), conflicts)
+        .await?;
+    child().apply_or_remove(service.as_ref(), conflicts).await?;
+    let budget = pod_disruption_budget.as_ref();
+    child().apply_or_remove(budget, conflicts).await?;
+    child().apply_or_remove(ingress.as_ref(), conflicts).await?;
+    child()
+        .apply_or_remove(network_policy.as_ref(), conflicts)
+        .await?;
+    // Without the Gateway API there is no HTTPRoute to apply, nor one to remove.
+    let route = match (http_route, live.routes_watched()) {
+        (_, true) => {
+            child()
+                .apply_or_remove(http_route.as_ref(), conflicts)
+                .await?
+        }
+        (None, false) => None,
+        (Some(_), false) => return Err(routes_not_watched(&valid.namespace, &name)),
+    };
+    Ok(MirrorApplied { deployment, route })
+}
+
+/// A wanted HTTPRoute the operator cannot apply: it started without the Gateway API.
+fn routes_not_watched(ns: &str, name: &str) -> ApplyError {
+    ApplyError::Rejected {
+        child: conflict(ChildKind::HttpRoute, ns, name).to_string(),
+        message: "the operator does not watch HTTPRoutes: the Gateway API CRDs were not installed (or its RBAC did not allow listing httproutes) when it started; install them (kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml) and restart the operator, or use spec.ingress".to_string(),
+    }
 }
 
 /// The state of each of the mirror's pods (listed by its selector).
@@ -202,40 +250,6 @@ async fn mirror_pod_states(client: &Client, valid: &Valid) -> kube::Result<Vec<P
         .iter()
         .map(pod_state)
         .collect())
-}
-
-/// Removes the mirror's Ingress, PodDisruptionBudget, Service and Deployment, where this
-/// resource controls them (a resource the policy refuses keeps only its ConfigMap).
-pub async fn remove_mirror(
-    client: &Client,
-    live: &LiveChildren,
-    valid: &Valid,
-) -> kube::Result<()> {
-    let mirror = names::mirror_name(&valid.name);
-    let child = || Wanted {
-        ns: &valid.namespace,
-        uid: owner_uid(valid),
-        name: &mirror,
-        client,
-        live,
-    };
-    // Front first (what routes traffic goes before what serves it); every kind named, so a new
-    // kind does not compile until it says whether a refused resource keeps it.
-    for kind in ChildKind::ALL {
-        match kind {
-            ChildKind::ConfigMap => {} // plain data: a refused resource keeps its config
-            ChildKind::Ingress => _ = child().remove::<Ingress>().await?,
-            ChildKind::NetworkPolicy => _ = child().remove::<NetworkPolicy>().await?,
-            ChildKind::HttpRoute if live.routes_watched() => {
-                _ = child().remove::<HTTPRoute>().await?
-            }
-            ChildKind::HttpRoute => {}
-            ChildKind::PodDisruptionBudget => _ = child().remove::<PodDisruptionBudget>().await?,
-            ChildKind::Service => _ = child().remove::<Service>().await?,
-            ChildKind::Deployment => _ = child().remove::<Deployment>().await?,
-        }
-    }
-    Ok(())
 }
 
 fn owner_uid(valid: &Valid) -> &str {

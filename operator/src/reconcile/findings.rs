@@ -1,9 +1,10 @@
 //! Pure: the conditions that describe what applying the children achieved.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use super::Children;
-use super::apply::Applied;
+use super::apply::{Applied, Conflict};
 use super::live::ChildKind;
 use super::names;
 use super::pods::PodState;
@@ -77,16 +78,39 @@ fn explain_unavailable(pods: &[PodState], namespace: &str, resource: &str) -> St
 
 /// `ConfigReady`, and in mode Proxy `ProxyAvailable` and `PublicJwksUrl`.
 pub fn findings(children: &Children, applied: &Applied) -> Vec<Finding> {
+    let (config_conflicts, mirror_conflicts): (Vec<_>, Vec<_>) = applied
+        .conflicts
+        .iter()
+        .partition(|c| c.kind == ChildKind::ConfigMap);
+    let mut findings = vec![config_finding(children, config_conflicts.first().copied())];
+    let Some(deployment) = &children.mirror.deployment else {
+        return findings;
+    };
+    findings.push(proxy_finding(
+        children,
+        applied,
+        deployment,
+        &mirror_conflicts,
+    ));
+    findings.push(public_url_finding(children));
+    if let Some(route) = &children.mirror.http_route {
+        let (ns, name) = (route.namespace().unwrap_or_default(), route.name_any());
+        findings.push(route_finding(
+            &format!("HTTPRoute {ns}/{name}"),
+            &applied.route_parents,
+        ));
+    }
+    findings
+}
+
+/// `ConfigReady`: the ConfigMap holds the config, or an object not ours is in its way.
+fn config_finding(children: &Children, in_the_way: Option<&Conflict>) -> Finding {
     let config_map = format!(
         "{}/{}",
         children.config_map.namespace().unwrap_or_default(),
         children.config_map.name_any()
     );
-    let (config_conflicts, mirror_conflicts): (Vec<_>, Vec<_>) = applied
-        .conflicts
-        .iter()
-        .partition(|c| c.kind == ChildKind::ConfigMap);
-    let mut findings = vec![match config_conflicts.first() {
+    match in_the_way {
         Some(object) => Finding::fails(
             ConditionType::ConfigReady,
             Reason::Conflict,
@@ -102,48 +126,82 @@ pub fn findings(children: &Children, applied: &Applied) -> Vec<Finding> {
                 children.config.providers.len()
             ),
         ),
-    }];
-    let Some(deployment) = &children.deployment else {
-        return findings;
-    };
+    }
+}
+
+/// `ProxyAvailable`: how many mirror pods serve the keys, and if none, why.
+fn proxy_finding(
+    children: &Children,
+    applied: &Applied,
+    deployment: &Deployment,
+    conflicts: &[&Conflict],
+) -> Finding {
     let wanted = deployment
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(1);
-    findings.push(if !mirror_conflicts.is_empty() {
-        let list: Vec<String> = mirror_conflicts.iter().map(|c| c.to_string()).collect();
+    if !conflicts.is_empty() {
+        let list: Vec<String> = conflicts.iter().map(|c| c.to_string()).collect();
         Finding::fails(
             ConditionType::ProxyAvailable,
             Reason::Conflict,
-            format!("{} exist and are not controlled by this WorkOSConvexAuth; they were left untouched: delete or rename them", list.join(", ")),
+            format!(
+                "{} exist and are not controlled by this WorkOSConvexAuth; they were left untouched: delete or rename them",
+                list.join(", ")
+            ),
         )
     } else if wanted == 0 {
-        Finding::fails(ConditionType::ProxyAvailable, Reason::ScaledToZero, "spec.proxy.replicas is 0: nothing serves the keys")
+        Finding::fails(
+            ConditionType::ProxyAvailable,
+            Reason::ScaledToZero,
+            "spec.proxy.replicas is 0: nothing serves the keys",
+        )
     } else if applied.available_replicas > 0 {
-        Finding::holds(ConditionType::ProxyAvailable, Reason::Available, format!("{}/{wanted} mirror pods available", applied.available_replicas))
+        Finding::holds(
+            ConditionType::ProxyAvailable,
+            Reason::Available,
+            format!(
+                "{}/{wanted} mirror pods available",
+                applied.available_replicas
+            ),
+        )
     } else {
         let namespace = children.config_map.namespace().unwrap_or_default();
-        let resource = deployment.labels().get("app.kubernetes.io/instance").cloned().unwrap_or_default();
-        Finding::fails(ConditionType::ProxyAvailable, Reason::Unavailable, format!("0/{wanted} mirror pods available: {}", explain_unavailable(&applied.mirror_pods, &namespace, &resource)))
-    });
-    findings.push(if children.cluster_internal_url {
+        let resource = deployment
+            .labels()
+            .get("app.kubernetes.io/instance")
+            .cloned()
+            .unwrap_or_default();
+        Finding::fails(
+            ConditionType::ProxyAvailable,
+            Reason::Unavailable,
+            format!(
+                "0/{wanted} mirror pods available: {}",
+                explain_unavailable(&applied.mirror_pods, &namespace, &resource)
+            ),
+        )
+    }
+}
+
+/// `PublicJwksUrl`: whether a Convex deployment outside the cluster can fetch the keys.
+fn public_url_finding(children: &Children) -> Finding {
+    if children.cluster_internal_url {
         Finding::fails(
             ConditionType::PublicJwksUrl,
             Reason::ClusterInternalUrl,
-            format!("Convex fetches the keys from {}, which only a Convex backend inside this cluster can reach; for Convex Cloud set spec.jwks.publicUrl or enable spec.ingress", children.jwks_url),
+            format!(
+                "Convex fetches the keys from {}, which only a Convex backend inside this cluster can reach; for Convex Cloud set spec.jwks.publicUrl or enable spec.ingress",
+                children.jwks_url
+            ),
         )
     } else {
-        Finding::holds(ConditionType::PublicJwksUrl, Reason::PublicUrl, format!("Convex fetches the keys from {}", children.jwks_url))
-    });
-    if let Some(route) = &children.http_route {
-        let (ns, name) = (route.namespace().unwrap_or_default(), route.name_any());
-        findings.push(route_finding(
-            &format!("HTTPRoute {ns}/{name}"),
-            &applied.route_parents,
-        ));
+        Finding::holds(
+            ConditionType::PublicJwksUrl,
+            Reason::PublicUrl,
+            format!("Convex fetches the keys from {}", children.jwks_url),
+        )
     }
-    findings
 }
 
 /// `PublicJwksUrl` for a resource with `spec.convex`: when that deployment is outside the cluster

@@ -38,18 +38,6 @@ pub enum ChildKind {
 }
 
 impl ChildKind {
-    /// Every kind, in the order a refused resource's mirror is taken down: what routes traffic
-    /// before what serves it.
-    pub const ALL: [ChildKind; 7] = [
-        ChildKind::ConfigMap,
-        ChildKind::Ingress,
-        ChildKind::NetworkPolicy,
-        ChildKind::HttpRoute,
-        ChildKind::PodDisruptionBudget,
-        ChildKind::Service,
-        ChildKind::Deployment,
-    ];
-
     /// The API resource, plural, as RBAC rules name it.
     pub fn resource(self) -> &'static str {
         match self {

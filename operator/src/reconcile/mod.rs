@@ -98,7 +98,7 @@ async fn pipeline(resource: &WorkOSConvexAuth, ctx: &Context) -> Result<Done, St
     if let Err(refused) = admitted {
         // Nothing refused may keep running: the mirror and its routes go (only objects this
         // resource controls); the ConfigMap, plain data, stays.
-        apply::remove_mirror(&ctx.client, &ctx.live, &valid).await?;
+        apply::prune_mirror(&ctx.client, &ctx.live, &valid).await?;
         return Err(refused);
     }
     let keys = fetch::keys(&valid, &ctx.inline_keys, &ctx.fetcher).await?;

@@ -20,6 +20,7 @@ spec:
     let resource = parse_resources(yaml).unwrap().remove(0);
     let children = children_of(&resource, &RenderOptions::default()).unwrap();
     let pod = children
+        .mirror
         .deployment
         .unwrap()
         .spec

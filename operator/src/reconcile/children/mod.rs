@@ -118,17 +118,25 @@ impl JwksUrls {
 pub struct Children {
     pub config: AuthConfig,
     pub config_map: ConfigMap,
+    pub mirror: MirrorChildren,
+    /// The JWKS URL the WorkOS providers use.
+    pub jwks_url: String,
+    /// Set when the URL is the in-cluster Service URL: only a Convex backend inside the cluster
+    /// can reach it.
+    pub cluster_internal_url: bool,
+}
+
+/// The JWKS mirror's objects, each absent where this resource wants none. The default, every
+/// part absent, is what a refused resource gets: the apply then removes whatever of them it
+/// controls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MirrorChildren {
     pub deployment: Option<Deployment>,
     pub service: Option<Service>,
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
     pub http_route: Option<HTTPRoute>,
     pub network_policy: Option<NetworkPolicy>,
-    /// The JWKS URL the WorkOS providers use.
-    pub jwks_url: String,
-    /// Set when the URL is the in-cluster Service URL: only a Convex backend inside the cluster
-    /// can reach it.
-    pub cluster_internal_url: bool,
 }
 
 impl Children {
@@ -150,16 +158,18 @@ pub fn build(valid: &Valid, urls: &JwksUrls, ctx: &BuildContext) -> Children {
     let mirror = valid.mirror.as_ref();
     Children {
         config_map: config_map::config_map(valid, &config, &urls.workos),
-        deployment: mirror.map(|m| mirror::deployment(valid, m, ctx)),
-        service: mirror.map(|_| mirror::service(valid)),
-        pod_disruption_budget: mirror
-            .filter(|m| m.replicas > 1)
-            .map(|_| mirror::pod_disruption_budget(valid)),
-        ingress: valid.ingress().map(|i| ingress::ingress(valid, i)),
-        http_route: valid.route().map(|r| http_route::http_route(valid, r)),
-        network_policy: mirror
-            .and(ctx.mirror_network_policy.as_deref())
-            .map(|from| mirror::network_policy(valid, from)),
+        mirror: MirrorChildren {
+            deployment: mirror.map(|m| mirror::deployment(valid, m, ctx)),
+            service: mirror.map(|_| mirror::service(valid)),
+            pod_disruption_budget: mirror
+                .filter(|m| m.replicas > 1)
+                .map(|_| mirror::pod_disruption_budget(valid)),
+            ingress: valid.ingress().map(|i| ingress::ingress(valid, i)),
+            http_route: valid.route().map(|r| http_route::http_route(valid, r)),
+            network_policy: mirror
+                .and(ctx.mirror_network_policy.as_deref())
+                .map(|from| mirror::network_policy(valid, from)),
+        },
         config,
         jwks_url: urls.workos.clone(),
         cluster_internal_url: urls.cluster_internal,

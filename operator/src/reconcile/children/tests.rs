@@ -12,12 +12,12 @@ fn proxy_mode_defaults_to_the_in_cluster_service_url() {
         "http://acme-jwks.apps.svc.cluster.local/sso/jwks/client_01A"
     );
     assert!(c.cluster_internal_url);
-    assert!(c.deployment.is_some() && c.service.is_some());
+    assert!(c.mirror.deployment.is_some() && c.mirror.service.is_some());
     assert!(
-        c.pod_disruption_budget.is_some(),
+        c.mirror.pod_disruption_budget.is_some(),
         "2 replicas by default get a PDB"
     );
-    assert!(c.ingress.is_none());
+    assert!(c.mirror.ingress.is_none());
     assert_eq!(
         c.issuers(),
         [
@@ -39,7 +39,7 @@ fn proxy_mode_prefers_public_url_then_ingress_host() {
         c.jwks_url,
         "https://jwks.acme.com/workos/sso/jwks/client_01A"
     );
-    assert!(c.ingress.is_some());
+    assert!(c.mirror.ingress.is_some());
 }
 
 #[test]
@@ -52,10 +52,10 @@ fn direct_mode_points_at_workos_and_runs_no_mirror() {
         "https://acme.authkit.app/oauth2/jwks"
     );
     assert!(
-        c.deployment.is_none()
-            && c.service.is_none()
-            && c.ingress.is_none()
-            && c.pod_disruption_budget.is_none()
+        c.mirror.deployment.is_none()
+            && c.mirror.service.is_none()
+            && c.mirror.ingress.is_none()
+            && c.mirror.pod_disruption_budget.is_none()
     );
 }
 
@@ -75,7 +75,7 @@ fn inline_mode_embeds_the_keys_as_a_data_url() {
         .decode(encoded)
         .unwrap();
     assert_eq!(String::from_utf8(decoded).unwrap(), doc);
-    assert!(c.deployment.is_none());
+    assert!(c.mirror.deployment.is_none());
     let without_authkit_keys = JwksUrls::embedded(
         &valid("{clientId: client_01A, authkitDomain: acme.authkit.app, jwks: {mode: Inline}}"),
         &keys,
@@ -113,8 +113,11 @@ fn deployment_is_hardened_and_runs_the_mirror_with_the_spec_settings() {
     let c = children(
         "{clientId: client_01A, authkitDomain: acme.authkit.app, proxy: {replicas: 1, refreshInterval: 90s}}",
     );
-    assert!(c.pod_disruption_budget.is_none(), "one replica gets no PDB");
-    let d = serde_json::to_value(c.deployment.unwrap()).unwrap();
+    assert!(
+        c.mirror.pod_disruption_budget.is_none(),
+        "one replica gets no PDB"
+    );
+    let d = serde_json::to_value(c.mirror.deployment.unwrap()).unwrap();
     let pod = &d["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(pod["automountServiceAccountToken"], false);
@@ -172,7 +175,7 @@ fn ingress_carries_class_tls_and_annotations() {
     let c = children(
         "{clientId: client_01A, ingress: {enabled: true, host: jwks.acme.com, className: nginx, tlsSecretName: jwks-tls, annotations: {a: b}}}",
     );
-    let i = serde_json::to_value(c.ingress.unwrap()).unwrap();
+    let i = serde_json::to_value(c.mirror.ingress.unwrap()).unwrap();
     assert_eq!(i["spec"]["ingressClassName"], "nginx");
     assert_eq!(i["spec"]["tls"][0]["secretName"], "jwks-tls");
     assert_eq!(i["spec"]["tls"][0]["hosts"][0], "jwks.acme.com");
@@ -188,8 +191,8 @@ fn the_http_route_sends_its_hosts_and_prefix_to_the_mirror_service() {
     let c = children(
         "{clientId: client_01A, httpRoute: {parentRefs: [{name: public, namespace: infra, sectionName: https}], hostnames: [jwks.acme.com], path: /workos}}",
     );
-    assert!(c.ingress.is_none());
-    let r = serde_json::to_value(c.http_route.unwrap()).unwrap();
+    assert!(c.mirror.ingress.is_none());
+    let r = serde_json::to_value(c.mirror.http_route.unwrap()).unwrap();
     assert_eq!(r["apiVersion"], "gateway.networking.k8s.io/v1");
     assert_eq!(r["kind"], "HTTPRoute");
     assert_eq!(r["metadata"]["name"], "acme-jwks");
@@ -233,6 +236,7 @@ fn the_pod_template_and_the_operator_wide_defaults_reach_the_mirror_pod() {
         let v = valid(spec);
         let urls = v.served_urls.clone().expect("mode Proxy");
         let template = build(&v, &urls, ctx)
+            .mirror
             .deployment
             .expect("a mirror")
             .spec
@@ -341,7 +345,7 @@ fn the_mirror_pods_get_the_operators_egress_proxy() {
     let env = |ctx: &BuildContext| {
         let v = valid("{clientId: client_01A}");
         let urls = v.served_urls.clone().expect("mode Proxy");
-        let deployment = build(&v, &urls, ctx).deployment.expect("a mirror");
+        let deployment = build(&v, &urls, ctx).mirror.deployment.expect("a mirror");
         let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
         container
             .env
@@ -380,14 +384,20 @@ fn the_mirror_pods_get_the_operators_egress_proxy() {
 #[test]
 fn a_network_policy_admits_the_mirrors_namespace_and_the_listed_ones_on_its_port() {
     let spec = "{clientId: client_01A}";
-    assert!(children(spec).network_policy.is_none(), "off by default");
+    assert!(
+        children(spec).mirror.network_policy.is_none(),
+        "off by default"
+    );
     let ctx = BuildContext {
         mirror_network_policy: Some(vec!["traefik".into(), "apps".into(), "convex".into()]),
         ..context()
     };
     let v = valid(spec);
     let urls = v.served_urls.clone().expect("mode Proxy");
-    let policy = build(&v, &urls, &ctx).network_policy.expect("a policy");
+    let policy = build(&v, &urls, &ctx)
+        .mirror
+        .network_policy
+        .expect("a policy");
     let policy = serde_json::to_value(policy).unwrap();
     assert_eq!(policy["metadata"]["name"], "acme-jwks");
     assert_eq!(policy["metadata"]["ownerReferences"][0]["uid"], "uid-1");
@@ -409,5 +419,5 @@ fn a_network_policy_admits_the_mirrors_namespace_and_the_listed_ones_on_its_port
     // Mode Direct runs no mirror: no policy either.
     let direct = valid("{clientId: client_01A, jwks: {mode: Direct}}");
     let urls = direct.served_urls.clone().expect("mode Direct");
-    assert!(build(&direct, &urls, &ctx).network_policy.is_none());
+    assert!(build(&direct, &urls, &ctx).mirror.network_policy.is_none());
 }
