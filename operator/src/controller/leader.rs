@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
@@ -305,6 +306,42 @@ fn remaining(renewed: Timestamp, now: Timestamp, deadline: Duration) -> Option<D
     deadline.checked_sub(age).filter(|left| !left.is_zero())
 }
 
+/// The Lease's releases (no holder left): a follower starts afresh on one instead of sleeping
+/// out the holder's term.
+fn releases(leases: Api<Lease>, lease_name: &str) -> BoxStream<'static, ()> {
+    let watch = watcher::Config::default().fields(&format!("metadata.name={lease_name}"));
+    watcher(leases, watch)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|lease| async move {
+            let lease = lease.ok()?;
+            let holder = lease.spec.and_then(|s| s.holder_identity);
+            holder.is_none_or(|h| h.is_empty()).then_some(())
+        })
+        .boxed()
+}
+
+/// Until when the Lease, read back, confirms this process as its holder; `None` when it does
+/// not or the read did not answer in time.
+async fn confirmed_until(
+    leases: &Api<Lease>,
+    args: &LeaderElectionArgs,
+    identity: &str,
+) -> Option<Instant> {
+    // Bounded: a partition can leave the read hanging (no reset, no answer), and leadership
+    // must still lapse on time. The deadline counts from when the read was sent: the renewal
+    // it reports is at least that old by then.
+    let asked = Instant::now();
+    let confirmation = tokio::time::timeout(
+        args.retry_period,
+        confirmed(leases, &args.lease_name, identity, args.renew_deadline),
+    );
+    match confirmation.await {
+        Ok(Some(left)) => Some(asked + left),
+        _ => None,
+    }
+}
+
 async fn elect(
     client: Client,
     args: LeaderElectionArgs,
@@ -313,18 +350,7 @@ async fn elect(
     mut stop: watch::Receiver<bool>,
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &args.namespace());
-    // Releases of the Lease: a follower starts afresh on one instead of sleeping out the
-    // holder's term.
-    let watch = watcher::Config::default().fields(&format!("metadata.name={}", args.lease_name));
-    let mut releases = watcher(leases.clone(), watch)
-        .default_backoff()
-        .applied_objects()
-        .filter_map(|lease| async move {
-            let lease = lease.ok()?;
-            let holder = lease.spec.and_then(|s| s.holder_identity);
-            holder.is_none_or(|h| h.is_empty()).then_some(())
-        })
-        .boxed();
+    let mut releases = releases(leases.clone(), &args.lease_name);
     let mut manager = Arc::new(build(&client, &args, &identity).await);
     let (mut holds, mut task) = hold(manager.clone(), args.retry_period);
     let mut tick = tokio::time::interval(args.retry_period);
@@ -346,21 +372,14 @@ async fn elect(
             }
             _ = tick.tick() => {}
         }
-        let holds_now = *holds.borrow();
-        // Bounded: a partition can leave the read hanging (no reset, no answer), and leadership
-        // must still lapse on time. The deadline counts from when the read was sent: the
-        // renewal it reports is at least that old by then.
-        let asked = Instant::now();
-        let confirmation = tokio::time::timeout(
-            args.retry_period,
-            confirmed(&leases, &args.lease_name, &identity, args.renew_deadline),
-        );
-        if holds_now && let Ok(Some(left)) = confirmation.await {
-            valid_until = Some(asked + left);
-        }
-        if !holds_now {
-            valid_until = None;
-        }
+        valid_until = if *holds.borrow() {
+            // Not confirmed: the last confirmation stands, and lapses on time.
+            confirmed_until(&leases, &args, &identity)
+                .await
+                .or(valid_until)
+        } else {
+            None
+        };
         let leading = valid_until.is_some_and(|until| Instant::now() < until);
         leadership.set(leading, valid_until, &identity);
     }

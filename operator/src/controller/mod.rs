@@ -377,11 +377,6 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         .map_err(ControllerError::LeaderElection)?;
     let ns = args.namespace.as_deref();
     check_crd(&client, ns).await?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let reporter = Reporter {
-        controller: "workos-convex-auth".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let policy = args.policy().map_err(ControllerError::Policy)?;
     let election = args
         .leader_election
@@ -390,60 +385,27 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
     let leadership = election
         .as_ref()
         .map_or_else(|| Arc::new(Leadership::always()), |e| e.leadership.clone());
-    let admin_connections = Arc::<crate::http_serve::ConnectionStats>::default();
     // HTTPRoutes are watched only where the apiserver serves them: clusters without the
     // Gateway API CRDs run everything else.
     let gateway_api = crate::gateway::availability(&client, ns).await?;
     log_gateway_api(gateway_api);
     // The children's watch caches: filled by the watches below, read by every reconcile.
     let (live, writers) = LiveChildren::with_routes(gateway_api.usable());
+    let admin_connections = Arc::<crate::http_serve::ConnectionStats>::default();
     let metrics = Arc::new(metrics::Metrics::new(
         leadership.clone(),
         admin_connections.clone(),
     ));
+    let reconcile_ctx = reconcile_context(&client, &args, reporter(), policy, live)?;
     let ctx = Arc::new(
-        context::Shared::new(
-            reconcile_context(&client, &args, reporter, policy, live)?,
-            metrics.clone(),
-            leadership.clone(),
-        )
-        .with_namespace_share(args.namespace_share()),
+        context::Shared::new(reconcile_ctx, metrics.clone(), leadership.clone())
+            .with_namespace_share(args.namespace_share()),
     );
+    let controller = controller(&client, &args, writers, &leadership, gateway_api.usable());
 
-    // Lists are consistent reads (the default), not "any" (`resourceVersion=0`): after an
-    // apiserver restart its watch cache can list an older resourceVersion than it can watch
-    // from, and a watcher listing "any" then gets 410 Expired again and again and never
-    // catches up (seen in tests/it/control_plane_faults.rs). Since Kubernetes 1.31 consistent
-    // lists are served from the watch cache too.
-    let watch = watcher::Config::default();
-    let owned = watch.clone().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        crate::reconcile::names::APP_NAME
-    ));
-    let (resources, triggers) = triggers::reflect_and_trigger(watcher(
-        scoped::<DeserializeGuard<WorkOSConvexAuth>>(&client, ns),
-        watch.clone(),
-    ));
-    let controller = watch_children(
-        Controller::for_stream(triggers, resources),
-        writers,
-        &client,
-        ns,
-        &owned,
-        gateway_api.usable(),
-    );
-    let controller = controller
-        // A new leader looks at every resource: changes made while it followed were not reconciled.
-        .reconcile_all_on(leadership.on_becoming_leader())
-        .trigger_backoff(watch_backoff())
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(args.max_concurrent_reconciles),
-        );
-    let store = controller.store();
-    let controller = watch_referenced_config_maps(controller, store.clone(), &client, ns, watch);
-
+    let ready = Arc::new(AtomicBool::new(false));
     let watch_health = Arc::new(housekeeping::WatchHealth::default());
+    let store = controller.store();
     tokio::spawn(housekeeping::run(
         store,
         ctx.clone(),
@@ -455,32 +417,94 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), Contro
         metrics,
         connections: admin_connections,
     };
-    let addr = args.admin_addr;
-    let listener =
-        crate::http_serve::bind(addr).map_err(|source| ControllerError::Admin { addr, source })?;
-    let admin = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        serve_admin_state(listener, admin_state, admin_limits, shutdown).await;
-    });
-    tracing::info!(namespace = ns.unwrap_or("(all)"), admin = %addr, "controller starting");
+    let admin = spawn_admin(args.admin_addr, admin_state, admin_limits)?;
+    tracing::info!(namespace = ns.unwrap_or("(all)"), admin = %args.admin_addr, "controller starting");
 
-    let ctx_metrics = ctx.metrics.clone();
-    controller
-        .shutdown_on_signal()
-        .run(reconciler::reconcile, reconciler::error_policy, ctx)
-        .for_each(|result| {
-            note_queue_result(result, &watch_health, &ctx_metrics);
-            std::future::ready(())
-        })
-        .await;
+    run_until_shutdown(controller, ctx, &watch_health).await;
     if let Some(election) = election {
         election.stop(std::time::Duration::from_secs(5)).await;
     }
     admin.abort();
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// Reconciles until SIGTERM or Ctrl-C, noting each queue result for the health and metrics.
+async fn run_until_shutdown(
+    controller: Controller<DeserializeGuard<WorkOSConvexAuth>>,
+    ctx: Arc<context::Shared>,
+    watch_health: &housekeeping::WatchHealth,
+) {
+    let ctx_metrics = ctx.metrics.clone();
+    controller
+        .shutdown_on_signal()
+        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .for_each(|result| {
+            note_queue_result(result, watch_health, &ctx_metrics);
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// How the operator signs its Events: `POD_NAME` tells the replicas apart.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: "workos-convex-auth".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
+/// The controller: the resources' watch, every child's, the referenced ConfigMaps', and how it
+/// queues.
+fn controller(
+    client: &Client,
+    args: &RunArgs,
+    writers: LiveWriters,
+    leadership: &Leadership,
+    routes: bool,
+) -> Controller<DeserializeGuard<WorkOSConvexAuth>> {
+    let ns = args.namespace.as_deref();
+    // Lists are consistent reads (the default), not "any" (`resourceVersion=0`): after an
+    // apiserver restart its watch cache can list an older resourceVersion than it can watch
+    // from, and a watcher listing "any" then gets 410 Expired again and again and never
+    // catches up (seen in tests/it/control_plane_faults.rs). Since Kubernetes 1.31 consistent
+    // lists are served from the watch cache too.
+    let watch = watcher::Config::default();
+    let owned = watch.clone().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        crate::reconcile::names::APP_NAME
+    ));
+    let (resources, triggers) = triggers::reflect_and_trigger(watcher(
+        scoped::<DeserializeGuard<WorkOSConvexAuth>>(client, ns),
+        watch.clone(),
+    ));
+    let controller = Controller::for_stream(triggers, resources);
+    let controller = watch_children(controller, writers, client, ns, &owned, routes)
+        // A new leader looks at every resource: changes made while it followed were not reconciled.
+        .reconcile_all_on(leadership.on_becoming_leader())
+        .trigger_backoff(watch_backoff())
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(args.max_concurrent_reconciles),
+        );
+    let store = controller.store();
+    watch_referenced_config_maps(controller, store, client, ns, watch)
+}
+
+/// Binds the admin server (health, readiness, metrics) and serves it until Ctrl-C.
+fn spawn_admin(
+    addr: std::net::SocketAddr,
+    state: admin::AdminState,
+    limits: ServerLimits,
+) -> Result<tokio::task::JoinHandle<()>, ControllerError> {
+    let listener =
+        crate::http_serve::bind(addr).map_err(|source| ControllerError::Admin { addr, source })?;
+    Ok(tokio::spawn(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        serve_admin_state(listener, state, limits, shutdown).await;
+    }))
 }
 
 #[cfg(test)]

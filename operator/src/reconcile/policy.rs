@@ -141,31 +141,10 @@ pub fn dangerous_annotation(key: &str) -> Option<&'static str> {
         );
     }
     match prefix {
-        "nginx.ingress.kubernetes.io" | "ingress.kubernetes.io" => {
-            let sends_elsewhere = name.starts_with("auth-")
-                || name.starts_with("mirror-")
-                || name.starts_with("canary")
-                || name.starts_with("proxy-redirect-")
-                || matches!(
-                    name,
-                    "permanent-redirect"
-                        | "permanent-redirect-code"
-                        | "temporal-redirect"
-                        | "temporal-redirect-code"
-                        | "rewrite-target"
-                        | "app-root"
-                        | "server-alias"
-                        | "use-regex"
-                        | "default-backend"
-                        | "custom-http-errors"
-                        | "upstream-vhost"
-                        | "service-upstream"
-                        | "x-forwarded-prefix"
-                );
-            sends_elsewhere.then_some(
+        "nginx.ingress.kubernetes.io" | "ingress.kubernetes.io" => nginx_sends_elsewhere(name)
+            .then_some(
                 "it sends requests to another place, authenticates them elsewhere, or widens which requests the Ingress takes",
-            )
-        }
+            ),
         "traefik.ingress.kubernetes.io" => matches!(
             name,
             "router.priority" | "router.middlewares" | "router.entrypoints" | "router.pathmatcher"
@@ -193,6 +172,31 @@ pub fn dangerous_annotation(key: &str) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// The ingress-nginx annotations (and their legacy `ingress.kubernetes.io` twins) that route,
+/// mirror, authenticate or rewrite requests somewhere else than this Ingress's backend.
+fn nginx_sends_elsewhere(name: &str) -> bool {
+    name.starts_with("auth-")
+        || name.starts_with("mirror-")
+        || name.starts_with("canary")
+        || name.starts_with("proxy-redirect-")
+        || matches!(
+            name,
+            "permanent-redirect"
+                | "permanent-redirect-code"
+                | "temporal-redirect"
+                | "temporal-redirect-code"
+                | "rewrite-target"
+                | "app-root"
+                | "server-alias"
+                | "use-regex"
+                | "default-backend"
+                | "custom-http-errors"
+                | "upstream-vhost"
+                | "service-upstream"
+                | "x-forwarded-prefix"
+        )
 }
 
 /// Whether the admin's list admits `key`: listed exactly, or under a listed `prefix*` and not

@@ -312,29 +312,10 @@ pub fn validate(
     {
         check_path("spec.ingress.path", path)?;
     }
-    let providers = plan(&IssuerInput {
-        client_id: &client_id,
-        auth_domain: spec.auth_domain.as_deref(),
-        authkit_domain: spec.authkit_domain.as_deref(),
-        algorithm: spec.algorithm,
-        extra_issuers: &spec.extra_issuers,
-    })?;
+    let providers = providers(spec, &client_id)?;
     let (ingress, route) = exposure(spec, &namespace)?;
-    let path_prefix = ingress
-        .as_ref()
-        .map(|i| i.path.as_str())
-        .or(route.as_ref().map(|r| r.path.as_str()));
-    let routes = routes(
-        &client_id,
-        &spec.jwks.upstream_base,
-        spec.authkit_domain.as_deref(),
-        path_prefix,
-    );
-    let mode = spec.jwks.mode;
-    if mode == JwksMode::Proxy {
-        check_mirror_routes(&routes)?;
-    }
-    let served_urls = served_urls(mode, &routes, |routes| {
+    let routes = mirror_routes(spec, &client_id, ingress.as_ref(), route.as_ref())?;
+    let served_urls = served_urls(spec.jwks.mode, &routes, |routes| {
         proxy_base(spec, ingress.as_ref(), route.as_ref(), || {
             names::mirror_service_url(&name, &namespace, cluster_domain)
         })
@@ -344,21 +325,11 @@ pub fn validate(
     if let Some(url) = &spec.jwks.public_url {
         check_public_url(url)?;
     }
-    let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
-    pod_template::check_syntax(&pod_template)?;
-    let mirror = (mode == JwksMode::Proxy).then(|| MirrorPlan {
-        image: spec.proxy.image.clone(),
-        replicas: spec.proxy.replicas,
-        resources: spec.proxy.resources.clone(),
-        pod_template,
-        ingress,
-        route,
-    });
+    let mirror = mirror_plan(spec, ingress, route)?;
     Ok(Valid {
         config_map_name: names::config_map_name(&name, spec.config_map.name.as_deref()),
         uid: resource.metadata.uid.clone(),
         client_id,
-        mode,
         providers,
         routes,
         own_hosts: [&spec.auth_domain, &spec.authkit_domain]
@@ -371,9 +342,63 @@ pub fn validate(
         max_stale,
         mirror,
         convex,
+        mode: spec.jwks.mode,
         name,
         namespace,
     })
+}
+
+/// The Convex providers: the issuers the domains and `extraIssuers` give.
+fn providers(spec: &WorkOSConvexAuthSpec, client_id: &str) -> Result<ProviderPlan, InvalidField> {
+    plan(&IssuerInput {
+        client_id,
+        auth_domain: spec.auth_domain.as_deref(),
+        authkit_domain: spec.authkit_domain.as_deref(),
+        algorithm: spec.algorithm,
+        extra_issuers: &spec.extra_issuers,
+    })
+}
+
+/// The mirror's routes (path → upstream), under the Ingress's or HTTPRoute's path prefix; in
+/// mode Proxy checked as the mirror itself will parse them.
+fn mirror_routes(
+    spec: &WorkOSConvexAuthSpec,
+    client_id: &str,
+    ingress: Option<&IngressPlan>,
+    route: Option<&RoutePlan>,
+) -> Result<Vec<MirrorSpec>, InvalidField> {
+    let path_prefix = ingress
+        .map(|i| i.path.as_str())
+        .or(route.map(|r| r.path.as_str()));
+    let routes = routes(
+        client_id,
+        &spec.jwks.upstream_base,
+        spec.authkit_domain.as_deref(),
+        path_prefix,
+    );
+    if spec.jwks.mode == JwksMode::Proxy {
+        check_mirror_routes(&routes)?;
+    }
+    Ok(routes)
+}
+
+/// In mode Proxy, what the mirror's Deployment is made of (its pod template checked for what
+/// Kubernetes would refuse); `None` in the other modes.
+fn mirror_plan(
+    spec: &WorkOSConvexAuthSpec,
+    ingress: Option<IngressPlan>,
+    route: Option<RoutePlan>,
+) -> Result<Option<MirrorPlan>, InvalidField> {
+    let pod_template = spec.proxy.pod_template.clone().unwrap_or_default();
+    pod_template::check_syntax(&pod_template)?;
+    Ok((spec.jwks.mode == JwksMode::Proxy).then(|| MirrorPlan {
+        image: spec.proxy.image.clone(),
+        replicas: spec.proxy.replicas,
+        resources: spec.proxy.resources.clone(),
+        pod_template,
+        ingress,
+        route,
+    }))
 }
 
 /// The client id: `spec.clientId`, or the value read from `spec.clientIdFrom` (never echoed:
