@@ -36,6 +36,30 @@ pub const DRAIN_SECONDS: i64 = 5;
 const PORT_NAME: &str = "http";
 
 pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Deployment {
+    let mut pod = pod_spec(container(valid, mirror, ctx));
+    pod_template::place(&mut pod, &ctx.mirror_pod, &mirror.pod_template);
+    Deployment {
+        metadata: meta(valid),
+        spec: Some(DeploymentSpec {
+            replicas: Some(mirror.replicas),
+            selector: selector(valid),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_template::pod_labels(&valid.name, &mirror.pod_template)),
+                    annotations: pod_template::pod_annotations(&mirror.pod_template),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// `workos-convex-auth proxy` with the resource's routes and timing and the operator's upstream
+/// rules.
+fn mirror_args(valid: &Valid, ctx: &BuildContext) -> Vec<String> {
     let mut args = vec![
         "proxy".to_string(),
         "--listen".to_string(),
@@ -50,13 +74,19 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
     ]);
     args.extend(["--max-stale".to_string(), format_duration(valid.max_stale)]);
     args.extend(ctx.mirror_upstream.to_args());
-    let runtime_default = || {
-        Some(SeccompProfile {
-            type_: "RuntimeDefault".to_string(),
-            localhost_profile: None,
-        })
-    };
-    let container = Container {
+    args
+}
+
+fn runtime_default() -> Option<SeccompProfile> {
+    Some(SeccompProfile {
+        type_: "RuntimeDefault".to_string(),
+        localhost_profile: None,
+    })
+}
+
+/// The mirror's one container: nothing writable, no capability, drained before SIGTERM.
+fn container(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Container {
+    Container {
         name: "jwks-mirror".to_string(),
         image: Some(
             mirror
@@ -64,7 +94,7 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
                 .clone()
                 .unwrap_or_else(|| ctx.default_image.clone()),
         ),
-        args: Some(args),
+        args: Some(mirror_args(valid, ctx)),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
             container_port: names::MIRROR_PORT,
@@ -105,8 +135,12 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
             ..SecurityContext::default()
         }),
         ..Container::default()
-    };
-    let mut pod = PodSpec {
+    }
+}
+
+/// The hardened pod around `container`, before the pod template places it.
+fn pod_spec(container: Container) -> PodSpec {
+    PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         security_context: Some(PodSecurityContext {
@@ -118,24 +152,6 @@ pub fn deployment(valid: &Valid, mirror: &MirrorPlan, ctx: &BuildContext) -> Dep
         }),
         containers: vec![container],
         ..PodSpec::default()
-    };
-    pod_template::place(&mut pod, &ctx.mirror_pod, &mirror.pod_template);
-    Deployment {
-        metadata: meta(valid),
-        spec: Some(DeploymentSpec {
-            replicas: Some(mirror.replicas),
-            selector: selector(valid),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_template::pod_labels(&valid.name, &mirror.pod_template)),
-                    annotations: pod_template::pod_annotations(&mirror.pod_template),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
     }
 }
 
