@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::args::OutputFormat;
 use super::identity::{Identity, JsonType};
-use super::report::{Report, TimeClaim, Verdict};
+use super::report::{JwksSummary, Report, TimeClaim, Verdict};
 use super::walk::StepResult;
 
 /// Renders the report in the chosen format, ending with a newline.
@@ -39,8 +39,30 @@ pub fn json_error(message: &str) -> String {
 /// The report as aligned text, ending with the verdict and the fix.
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
+    token_text(&mut out, r);
+    providers_text(&mut out, r);
+    if let Some(j) = &r.jwks {
+        jwks_text(&mut out, j);
+    }
+    if !r.checks.is_empty() {
+        let _ = writeln!(out, "\nChecks");
+        for c in &r.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let _ = writeln!(out, "  {mark} {:<9} {}", c.name, c.detail);
+        }
+    }
+    out.push('\n');
+    verdict_text(&mut out, r);
+    out
+}
+
+fn or_absent(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "(absent)".into())
+}
+
+/// The token's claims, decoded and not yet trusted.
+fn token_text(out: &mut String, r: &Report) {
     let t = &r.token;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".into());
     let time = |c: &Option<TimeClaim>| {
         c.as_ref().map_or("(absent)".into(), |c| {
             format!("{}  {} ({})", c.unix, c.utc, c.relative)
@@ -53,18 +75,21 @@ pub fn text(r: &Report) -> String {
     };
     let _ = writeln!(out, "Token (decoded, not yet trusted)");
     for (name, value) in [
-        ("alg", opt(&t.alg)),
-        ("kid", opt(&t.kid)),
-        ("iss", opt(&t.iss)),
+        ("alg", or_absent(&t.alg)),
+        ("kid", or_absent(&t.kid)),
+        ("iss", or_absent(&t.iss)),
         ("aud", aud),
-        ("sub", opt(&t.sub)),
+        ("sub", or_absent(&t.sub)),
         ("iat", time(&t.iat)),
         ("nbf", time(&t.nbf)),
         ("exp", time(&t.exp)),
     ] {
         let _ = writeln!(out, "  {name}  {value}");
     }
+}
 
+/// The providers in the order Convex tries them, each with what it made of the token.
+fn providers_text(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "\nProviders, in the order Convex tries them: {}",
@@ -86,38 +111,33 @@ pub fn text(r: &Report) -> String {
         };
         let _ = writeln!(out, "     {label}: {}", p.reason);
     }
+}
 
-    if let Some(j) = &r.jwks {
-        let _ = writeln!(out, "\nJWKS of provider {}: {}", j.provider, j.source);
-        let mut served = Vec::new();
-        if let Some(status) = j.status {
-            served.push(format!("HTTP {status}"));
+/// How the matching provider's JWKS was served, and its key ids or the error.
+fn jwks_text(out: &mut String, j: &JwksSummary) {
+    let _ = writeln!(out, "\nJWKS of provider {}: {}", j.provider, j.source);
+    let mut served = Vec::new();
+    if let Some(status) = j.status {
+        served.push(format!("HTTP {status}"));
+    }
+    if let Some(ct) = &j.content_type {
+        served.push(format!("Content-Type {ct}"));
+    }
+    if !served.is_empty() {
+        let _ = writeln!(out, "  {}", served.join(", "));
+    }
+    match &j.error {
+        Some(e) => {
+            let _ = writeln!(out, "  error: {e}");
         }
-        if let Some(ct) = &j.content_type {
-            served.push(format!("Content-Type {ct}"));
-        }
-        if !served.is_empty() {
-            let _ = writeln!(out, "  {}", served.join(", "));
-        }
-        match &j.error {
-            Some(e) => {
-                let _ = writeln!(out, "  error: {e}");
-            }
-            None => {
-                let _ = writeln!(out, "  kids: {}", j.kids.join(", "));
-            }
+        None => {
+            let _ = writeln!(out, "  kids: {}", j.kids.join(", "));
         }
     }
+}
 
-    if !r.checks.is_empty() {
-        let _ = writeln!(out, "\nChecks");
-        for c in &r.checks {
-            let mark = if c.ok { "ok  " } else { "FAIL" };
-            let _ = writeln!(out, "  {mark} {:<9} {}", c.name, c.detail);
-        }
-    }
-
-    out.push('\n');
+/// The verdict: the identity Convex would see, or why not and the fix.
+fn verdict_text(out: &mut String, r: &Report) {
     match r.verdict {
         Verdict::Accepted => {
             let _ = writeln!(
@@ -138,13 +158,12 @@ pub fn text(r: &Report) -> String {
             } else {
                 "UNCHECKED"
             };
-            let _ = writeln!(out, "{word}: {}", opt(&r.reason));
+            let _ = writeln!(out, "{word}: {}", or_absent(&r.reason));
             if let Some(fix) = &r.fix {
                 let _ = writeln!(out, "Fix: {fix}");
             }
         }
     }
-    out
 }
 
 /// The identity as aligned `name  type  value` lines; values as compact JSON, so strings are
