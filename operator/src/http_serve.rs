@@ -35,7 +35,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// hyper refuses a read buffer smaller than this (`max_buf_size` panics below it).
 const HYPER_MIN_BUF_SIZE: usize = 8192;
@@ -334,14 +334,7 @@ pub async fn serve<F>(
 ) where
     F: Future<Output = ()> + Send,
 {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        // The read buffer never needs to grow past one request head: requests here have no
-        // body worth buffering, and a smaller cap bounds the memory of each connection.
-        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
+    let builder = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let registry = Arc::new(OpenConnections::new());
     let graceful = GracefulShutdown::new();
@@ -357,27 +350,8 @@ pub async fn serve<F>(
             },
             () = &mut shutdown => break,
         };
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            // At the cap: the connection waiting longest without a request makes room. Never a
-            // queue: a queue of waiting connections would be exactly the unbounded memory this
-            // module exists to prevent.
-            Err(_) if registry.evict_longest_waiting() => {
-                stats.evicted.fetch_add(1, Ordering::Relaxed);
-                match tokio::time::timeout(EVICTION_WAIT, Arc::clone(&slots).acquire_owned()).await
-                {
-                    Ok(Ok(slot)) => slot,
-                    _ => {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-            }
-            Err(_) => {
-                stats.refused.fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-                continue;
-            }
+        let Some(slot) = admit(&slots, &registry, &stats).await else {
+            continue; // refused: dropping the stream closes it
         };
         prepare(&stream);
         let open = OpenConnection::new(Arc::clone(&stats));
@@ -407,6 +381,48 @@ pub async fn serve<F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// HTTP/1 only, every connection's head bounded in time and size.
+fn http1_builder(limits: &ServerLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        // The read buffer never needs to grow past one request head: requests here have no
+        // body worth buffering, and a smaller cap bounds the memory of each connection.
+        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
+    builder
+}
+
+/// A connection slot for a new connection, or `None` (refused, counted) when every slot is
+/// taken and none can be freed.
+async fn admit(
+    slots: &Arc<Semaphore>,
+    registry: &OpenConnections,
+    stats: &ConnectionStats,
+) -> Option<OwnedSemaphorePermit> {
+    match Arc::clone(slots).try_acquire_owned() {
+        Ok(slot) => Some(slot),
+        // At the cap: the connection waiting longest without a request makes room. Never a
+        // queue: a queue of waiting connections would be exactly the unbounded memory this
+        // module exists to prevent.
+        Err(_) if registry.evict_longest_waiting() => {
+            stats.evicted.fetch_add(1, Ordering::Relaxed);
+            match tokio::time::timeout(EVICTION_WAIT, Arc::clone(slots).acquire_owned()).await {
+                Ok(Ok(slot)) => Some(slot),
+                _ => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }
+        Err(_) => {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 /// `router`, marking the connection as in a request from a request's head until its response
