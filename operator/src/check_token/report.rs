@@ -135,27 +135,7 @@ const STEPS: [&str; 8] = [
 /// Builds the report: verdict, explanation and fix, and the check list.
 pub fn assemble(f: Findings<'_>) -> Report {
     let token = summary(f.token, f.now);
-    let jwks = f.walk.matched.zip(f.keys).map(|(i, keys)| JwksSummary {
-        provider: i + 1,
-        source: f.jwks_source.clone().unwrap_or_default(),
-        status: keys.as_ref().ok().and_then(|k| k.status),
-        content_type: match keys {
-            Ok(k) => k.content_type.clone(),
-            Err(JwksProblem::ContentType { content_type, .. }) => content_type.clone(),
-            Err(_) => None,
-        },
-        kids: keys
-            .as_ref()
-            .map(|k| {
-                k.set
-                    .keys
-                    .iter()
-                    .filter_map(|k| k.common.key_id.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        error: keys.as_ref().err().map(ToString::to_string),
-    });
+    let jwks = jwks_summary(&f);
     let mut report = Report {
         verdict: Verdict::Unchecked,
         provider: f.walk.matched.map(|i| i + 1),
@@ -190,31 +170,59 @@ pub fn assemble(f: Findings<'_>) -> Report {
             report.identity = identity(&f.token.claims);
             report.checks = passed_checks(&f, &report, STEPS.len());
         }
-        Some(Err(rejection)) => {
-            let Explanation { reason, fix } = explain(
-                rejection,
-                &Evidence {
-                    token: f.token,
-                    providers: f.providers,
-                    positions: f.positions,
-                    jwks_problem: f.keys.and_then(|k| k.as_ref().err()),
-                    jwks_source: f.jwks_source.as_deref(),
-                },
-            );
-            report.verdict = Verdict::Rejected;
-            if let Some(step) = failed_step(rejection) {
-                report.checks = passed_checks(&f, &report, step);
-                report.checks.push(Check {
-                    name: STEPS[step],
-                    ok: false,
-                    detail: reason.clone(),
-                });
-            }
-            report.reason = Some(reason);
-            report.fix = Some(fix);
-        }
+        Some(Err(rejection)) => rejected(&f, &mut report, rejection),
     }
     report
+}
+
+/// How the matching provider's JWKS was served: status, Content-Type, key ids or the error.
+fn jwks_summary(f: &Findings<'_>) -> Option<JwksSummary> {
+    f.walk.matched.zip(f.keys).map(|(i, keys)| JwksSummary {
+        provider: i + 1,
+        source: f.jwks_source.clone().unwrap_or_default(),
+        status: keys.as_ref().ok().and_then(|k| k.status),
+        content_type: match keys {
+            Ok(k) => k.content_type.clone(),
+            Err(JwksProblem::ContentType { content_type, .. }) => content_type.clone(),
+            Err(_) => None,
+        },
+        kids: keys
+            .as_ref()
+            .map(|k| {
+                k.set
+                    .keys
+                    .iter()
+                    .filter_map(|k| k.common.key_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        error: keys.as_ref().err().map(ToString::to_string),
+    })
+}
+
+/// A rejected token: why and the fix, and the checks up to the one that failed.
+fn rejected(f: &Findings<'_>, report: &mut Report, rejection: &Rejection) {
+    let Explanation { reason, fix } = explain(
+        rejection,
+        &Evidence {
+            token: f.token,
+            providers: f.providers,
+            positions: f.positions,
+            jwks_problem: f.keys.and_then(|k| k.as_ref().err()),
+            jwks_source: f.jwks_source.as_deref(),
+        },
+    );
+    report.verdict = Verdict::Rejected;
+    if let Some(step) = failed_step(rejection) {
+        report.checks = passed_checks(f, report, step);
+        report.checks.push(Check {
+            name: STEPS[step],
+            ok: false,
+            detail: reason.clone(),
+        });
+    }
+    report.reason = Some(reason);
+    report.fix = Some(fix);
 }
 
 /// The index in [`STEPS`] a rejection stops at; `None` when it happens before any of them.
