@@ -20,6 +20,7 @@ mod convex_sync;
 mod crd_drift;
 mod drift;
 mod egress_proxy;
+mod function_length;
 mod gateway_api;
 mod gitops_health;
 mod golden;
