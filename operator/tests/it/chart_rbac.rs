@@ -16,22 +16,30 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, Resource};
+use kube::{Client, Config};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use wca_test_harness::{ControlPlane, eventually, repo_root, run_ok};
-use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::controller::{RunArgs, run_with_client};
 use workos_convex_auth::gateway::HTTPRoute;
+
+use super::support::audit;
+use super::support::binary::Admin;
+use super::support::conditions::Want;
+use super::support::fixtures::{SpecExt, from_config_map, from_secret, parent, spec};
+use super::support::scenario::{Ns, run_operator};
+use workos_convex_auth::reconcile::reason::ConditionType::{
+    ConfigReady, ConvexSynced, ProxyAvailable, Ready,
+};
+use workos_convex_auth::reconcile::reason::Reason;
 
 const WAIT: Duration = Duration::from_secs(30);
 const RELEASE_NS: &str = "wca-system";
 const SA: &str = "wca-workos-convex-auth";
 
 fn sa_user() -> String {
-    format!("system:serviceaccount:{RELEASE_NS}:{SA}")
+    audit::service_account(RELEASE_NS, SA)
 }
 
 /// (apiGroup, resource[/subresource], verb)
@@ -110,14 +118,7 @@ impl Installed {
     }
 
     fn start_operator(&self, namespace: Option<&str>) -> JoinHandle<()> {
-        let mut flags = vec![
-            "--proxy-image",
-            "example.com/workos-convex-auth:test",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "text",
-        ];
+        let mut flags = vec![];
         if let Some(namespace) = namespace {
             flags.extend(["--namespace", namespace]);
         }
@@ -150,13 +151,8 @@ impl Installed {
             "the chart elects a leader by default: {election:?}"
         );
         flags.extend(election.iter().map(String::as_str));
-        let args = RunArgs::parse_flags(flags).unwrap();
-        let client = self.operator.clone();
-        tokio::spawn(async move {
-            run_with_client(client, args)
-                .await
-                .expect("the operator runs as the chart's ServiceAccount");
-        })
+        // As the chart's ServiceAccount.
+        run_operator(self.operator.clone(), &Admin::any(), &flags)
     }
 
     fn audit_log(&self) -> PathBuf {
@@ -222,34 +218,26 @@ impl Installed {
 
     /// What the ServiceAccount asked for, from the audit log, and the requests that were denied.
     fn used(&self) -> (BTreeSet<Grant>, Vec<String>) {
-        let log = std::fs::read_to_string(self.audit_log()).unwrap();
         let (mut used, mut denied) = (BTreeSet::new(), Vec::new());
-        for line in log.lines() {
-            let e: Value = serde_json::from_str(line).unwrap();
-            if e["user"]["username"] != sa_user().as_str() {
+        for e in audit::read_existing(&self.audit_log()) {
+            if e.user != sa_user() {
                 continue;
             }
-            let code = e["responseStatus"]["code"].as_i64().unwrap_or(0);
-            if code == 403 {
-                denied.push(format!(
-                    "{} {}: {}",
-                    e["verb"], e["requestURI"], e["responseStatus"]["message"]
-                ));
+            if e.code == 403 {
+                denied.push(format!("{} {}: {}", e.verb, e.request_uri, e.message));
             }
-            let Some(object) = e.get("objectRef") else {
+            let Some(object) = e.object else {
                 continue; // discovery and other non-resource URLs
             };
-            let group = object["apiGroup"].as_str().unwrap_or("").to_string();
-            let mut resource = object["resource"].as_str().unwrap().to_string();
-            if let Some(sub) = object["subresource"].as_str() {
+            let mut resource = object.resource;
+            if let Some(sub) = object.subresource {
                 resource = format!("{resource}/{sub}");
             }
-            let verb = e["verb"].as_str().unwrap().to_string();
             // A server-side apply that creates the object is also authorized as `create`.
-            if verb == "patch" && code == 201 {
-                used.insert((group.clone(), resource.clone(), "create".into()));
+            if e.verb == "patch" && e.code == 201 {
+                used.insert((object.api_group.clone(), resource.clone(), "create".into()));
             }
-            used.insert((group, resource, verb));
+            used.insert((object.api_group, resource, e.verb));
         }
         (used, denied)
     }
@@ -328,107 +316,42 @@ impl Installed {
 /// The controller's scenarios in namespace `ns`, driven by the admin; the operator (running as
 /// the ServiceAccount) must bring each one to its expected state.
 async fn run_scenarios(admin: &Client, ns: &str) {
-    let wca: Api<WorkOSConvexAuth> = Api::namespaced(admin.clone(), ns);
-    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
-    let create = |name: &str, spec: Value| {
-        let wca = wca.clone();
-        let r: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        async move { wca.create(&PostParams::default(), &r).await.unwrap() }
-    };
-    let patch = |name: &'static str, spec: Value| {
-        let wca = wca.clone();
-        async move {
-            wca.patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"spec": spec})),
-            )
-            .await
-            .unwrap();
-        }
-    };
-    let condition = |name: &'static str, type_: &'static str, status: &'static str| {
-        let wca = wca.clone();
-        async move {
-            eventually(WAIT, &format!("{name} {type_}={status}"), || async {
-                let r = wca.get(name).await.ok()?;
-                r.status?
-                    .conditions
-                    .into_iter()
-                    .find(|c| c.type_ == type_ && c.status == status)
-                    .map(|c| c.message)
-            })
-            .await
-            .unwrap()
-        }
-    };
-    async fn present<K>(client: &Client, ns: &str, name: &str, want: bool)
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        let api: Api<K> = Api::namespaced(client.clone(), ns);
-        let what = format!("{} {name} present={want}", K::kind(&()));
-        eventually(WAIT, &what, || async {
-            (api.get_opt(name).await.ok()?.is_some() == want).then_some(())
-        })
-        .await
-        .unwrap();
-    }
-
+    let t = Ns::new(admin.clone(), ns, WAIT);
     // Create: every child (server-side apply creates them), status, an event.
-    create(
-        "acme",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
-    )
-    .await;
-    present::<ConfigMap>(admin, ns, "acme-convex-auth", true).await;
-    present::<Deployment>(admin, ns, "acme-jwks", true).await;
-    present::<Service>(admin, ns, "acme-jwks", true).await;
-    present::<PodDisruptionBudget>(admin, ns, "acme-jwks", true).await;
-    present::<Ingress>(admin, ns, "acme-jwks", true).await;
-    present::<NetworkPolicy>(admin, ns, "acme-jwks", true).await;
-    condition("acme", "ConfigReady", "True").await;
+    t.create("acme", spec("client_01A").ingress("jwks.acme.com"))
+        .await;
+    t.appears::<ConfigMap>("acme-convex-auth").await;
+    t.appears::<Deployment>("acme-jwks").await;
+    t.appears::<Service>("acme-jwks").await;
+    t.appears::<PodDisruptionBudget>("acme-jwks").await;
+    t.appears::<Ingress>("acme-jwks").await;
+    t.appears::<NetworkPolicy>("acme-jwks").await;
+    t.condition("acme", Want::holds(ConfigReady)).await;
 
     // Update, then remove the Ingress; then switch to Direct, removing the mirror.
-    patch("acme", json!({"authDomain": "auth.acme.com"})).await;
-    eventually(WAIT, "updated config", || async {
-        let cm = cms.get("acme-convex-auth").await.ok()?;
-        cm.data?
-            .get("auth.config.json")?
-            .contains("auth.acme.com")
-            .then_some(())
-    })
-    .await
-    .unwrap();
-    patch("acme", json!({"ingress": {"enabled": false}})).await;
-    present::<Ingress>(admin, ns, "acme-jwks", false).await;
-    patch("acme", json!({"jwks": {"mode": "Direct"}})).await;
-    present::<Deployment>(admin, ns, "acme-jwks", false).await;
-    present::<Service>(admin, ns, "acme-jwks", false).await;
-    present::<PodDisruptionBudget>(admin, ns, "acme-jwks", false).await;
-    present::<NetworkPolicy>(admin, ns, "acme-jwks", false).await;
+    t.patch_spec("acme", json!({"authDomain": "auth.acme.com"}))
+        .await;
+    t.config_json_containing("acme-convex-auth", "auth.acme.com")
+        .await;
+    t.patch_spec("acme", json!({"ingress": {"enabled": false}}))
+        .await;
+    t.gone::<Ingress>("acme-jwks").await;
+    t.patch_spec("acme", json!({"jwks": {"mode": "Direct"}}))
+        .await;
+    t.gone::<Deployment>("acme-jwks").await;
+    t.gone::<Service>("acme-jwks").await;
+    t.gone::<PodDisruptionBudget>("acme-jwks").await;
+    t.gone::<NetworkPolicy>("acme-jwks").await;
     // Renaming the ConfigMap removes the old one (found by label).
-    patch("acme", json!({"configMap": {"name": "acme-renamed"}})).await;
-    present::<ConfigMap>(admin, ns, "acme-convex-auth", false).await;
-    condition("acme", "Ready", "True").await;
+    t.patch_spec("acme", json!({"configMap": {"name": "acme-renamed"}}))
+        .await;
+    t.gone::<ConfigMap>("acme-convex-auth").await;
+    t.condition("acme", Want::holds(Ready)).await;
 
     // A ConfigMap it does not control: left alone, reported.
-    let theirs: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "beta-convex-auth"}})).unwrap();
-    cms.create(&PostParams::default(), &theirs).await.unwrap();
-    create(
-        "beta",
-        json!({"clientId": "client_01B", "jwks": {"mode": "Direct"}}),
-    )
-    .await;
-    condition("beta", "ConfigReady", "False").await;
+    t.create_config_map("beta-convex-auth", json!({})).await;
+    t.create("beta", spec("client_01B").direct()).await;
+    t.condition("beta", Want::fails(ConfigReady)).await;
 
     // Objects of every mirror kind in the way, none of them ours: the operator's caches hold
     // only its own children, so each create finds the name taken (409) and one GET says whose.
@@ -440,48 +363,30 @@ async fn run_scenarios(admin: &Client, ns: &str) {
             "spec": {"containers": [{"name": "c", "image": "example.invalid/theirs:1"}]}}}
     }))
     .unwrap();
-    Api::<Deployment>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &deployment)
-        .await
-        .unwrap();
+    t.add(&deployment).await;
     let service: Service = serde_json::from_value(
         json!({"metadata": {"name": theirs}, "spec": {"ports": [{"port": 80}]}}),
     )
     .unwrap();
-    Api::<Service>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &service)
-        .await
-        .unwrap();
+    t.add(&service).await;
     let budget: PodDisruptionBudget = serde_json::from_value(
         json!({"metadata": {"name": theirs}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}}),
     )
     .unwrap();
-    Api::<PodDisruptionBudget>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &budget)
-        .await
-        .unwrap();
+    t.add(&budget).await;
     let ingress: Ingress = serde_json::from_value(json!({
         "metadata": {"name": theirs},
         "spec": {"defaultBackend": {"service": {"name": theirs, "port": {"number": 80}}}}
     }))
     .unwrap();
-    Api::<Ingress>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &ingress)
-        .await
-        .unwrap();
+    t.add(&ingress).await;
     let policy: NetworkPolicy =
         serde_json::from_value(json!({"metadata": {"name": theirs}, "spec": {"podSelector": {}}}))
             .unwrap();
-    Api::<NetworkPolicy>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
-    create(
-        "epsilon",
-        json!({"clientId": "client_01E", "ingress": {"enabled": true, "host": "jwks.epsilon.com"}}),
-    )
-    .await;
-    let message = condition("epsilon", "ProxyAvailable", "False").await;
+    t.add(&policy).await;
+    t.create("epsilon", spec("client_01E").ingress("jwks.epsilon.com"))
+        .await;
+    let message = t.condition("epsilon", Want::fails(ProxyAvailable)).await;
     for kind in [
         "Deployment",
         "Service",
@@ -496,55 +401,48 @@ async fn run_scenarios(admin: &Client, ns: &str) {
     }
 
     // An HTTPRoute: created, then removed when the resource drops it; and one in the way.
-    create(
+    t.create(
         "zeta",
-        json!({"clientId": "client_01Z", "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.zeta.com"]}}),
+        spec("client_01Z").http_route(vec![parent("public", None)], &["jwks.zeta.com"]),
     )
     .await;
-    present::<HTTPRoute>(admin, ns, "zeta-jwks", true).await;
-    patch("zeta", json!({"httpRoute": null})).await;
-    present::<HTTPRoute>(admin, ns, "zeta-jwks", false).await;
+    t.appears::<HTTPRoute>("zeta-jwks").await;
+    t.patch_spec("zeta", json!({"httpRoute": null})).await;
+    t.gone::<HTTPRoute>("zeta-jwks").await;
     let route: HTTPRoute = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "eta-jwks"},
         "spec": {"parentRefs": [{"name": "public"}]}
     }))
     .unwrap();
-    Api::<HTTPRoute>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &route)
-        .await
-        .unwrap();
-    create(
+    t.add(&route).await;
+    t.create(
         "eta",
-        json!({"clientId": "client_01H", "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.eta.com"]}}),
+        spec("client_01H").http_route(vec![parent("public", None)], &["jwks.eta.com"]),
     )
     .await;
-    let message = condition("eta", "ProxyAvailable", "False").await;
+    let message = t.condition("eta", Want::fails(ProxyAvailable)).await;
     assert!(
         message.contains(&format!("HTTPRoute {ns}/eta-jwks")),
         "HTTPRoute named in: {message}"
     );
 
     // clientIdFrom: a Secret missing then present, and a ConfigMap.
-    create("gamma", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
-    let message = condition("gamma", "ConfigReady", "False").await;
+    t.create("gamma", from_secret("workos", "id").direct())
+        .await;
+    let message = t.condition("gamma", Want::fails(ConfigReady)).await;
     assert!(message.contains("does not exist"), "{message}");
     let secret: Secret = serde_json::from_value(
         json!({"metadata": {"name": "workos"}, "stringData": {"id": "client_01SECRET"}}),
     )
     .unwrap();
-    Api::<Secret>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    condition("gamma", "Ready", "True").await;
-    let source: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "workos-id"}, "data": {"id": "client_01CM"}}),
-    )
-    .unwrap();
-    cms.create(&PostParams::default(), &source).await.unwrap();
-    create("delta", json!({"clientIdFrom": {"configMapKeyRef": {"name": "workos-id", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
-    condition("delta", "Ready", "True").await;
+    t.add(&secret).await;
+    t.condition("gamma", Want::holds(Ready)).await;
+    t.create_config_map("workos-id", json!({"id": "client_01CM"}))
+        .await;
+    t.create("delta", from_config_map("workos-id", "id").direct())
+        .await;
+    t.condition("delta", Want::holds(Ready)).await;
 }
 
 #[tokio::test]
@@ -601,42 +499,24 @@ async fn a_secret_the_operator_may_not_read_is_reported_with_the_chart_value() {
     chart.wait_for_rbac("apps").await;
     assert!(!chart.can_i(&["get", "secrets", "-n", "apps"]));
     let operator = chart.start_operator(None);
-    let api: Api<WorkOSConvexAuth> = Api::namespaced(chart.admin.clone(), "apps");
-    let create = |name: &str, spec: Value| {
-        let api = api.clone();
-        let resource: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap();
-        async move { api.create(&PostParams::default(), &resource).await.unwrap() }
-    };
-    let condition_with = |name: &'static str, type_: &'static str, reason: &'static str| {
-        let api = api.clone();
-        async move {
-            eventually(WAIT, &format!("{name} {type_} {reason}"), || async {
-                let status = api.get(name).await.ok()?.status?;
-                status
-                    .conditions
-                    .into_iter()
-                    .find(|c| c.type_ == type_ && c.status == "False" && c.reason == reason)
-                    .map(|c| c.message)
-            })
-            .await
-            .unwrap()
-        }
-    };
-
-    create("from-secret", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
-    let message = condition_with("from-secret", "Ready", "Forbidden").await;
+    let t = Ns::new(chart.admin.clone(), "apps", WAIT);
+    t.create("from-secret", from_secret("workos", "id").direct())
+        .await;
+    let message = t.refused("from-secret", Reason::Forbidden).await;
     assert!(
         message.starts_with("the operator may not get secrets apps/workos (403 Forbidden)")
             && message.contains("rbac.secrets=true"),
         "{message}"
     );
 
-    create("admin-key", json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}, "convex": {"url": "https://happy-animal-123.convex.cloud", "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}}})).await;
-    let message = condition_with("admin-key", "ConvexSynced", "Forbidden").await;
+    let admin_key = spec("client_01A").direct().convex(
+        "https://happy-animal-123.convex.cloud",
+        "convex-admin",
+        "adminKey",
+    );
+    t.create("admin-key", admin_key).await;
+    let forbidden = Want::fails(ConvexSynced).reason(Reason::Forbidden);
+    let message = t.condition("admin-key", forbidden).await;
     assert!(
         message.starts_with("the operator may not get secrets apps/convex-admin (403 Forbidden)"),
         "{message}"

@@ -5,7 +5,6 @@
 use super::support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -38,12 +37,7 @@ fn data_url() -> String {
 }
 
 fn scratch(name: &str, contents: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("check-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", NEXT.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, contents).unwrap();
-    path
+    super::support::process::scratch_file("check-token", name, contents)
 }
 
 fn provider(issuer: &str, app: Option<&str>, jwks: &str) -> Value {
@@ -117,6 +111,13 @@ async fn report(token: &str, args: &CheckTokenArgs) -> Report {
     check_token(token, args)
         .await
         .unwrap_or_else(|e| panic!("input error: {e}"))
+}
+
+/// `token` checked against the config at `config`: rejected, as [`assert_rejected`] says.
+async fn rejected(token: &str, config: &Path, reason: &str, fix: &str) -> Report {
+    let r = report(token, &args(config)).await;
+    assert_rejected(&r, reason, fix);
+    r
 }
 
 /// Asserts a rejection: the reason and the fix each contain the given text.
@@ -234,12 +235,13 @@ async fn matching_table_issuer_audience_application_id_slashes_scheme_and_case()
             let config = config_file(vec![provider(base, app, &d)]);
             let shouting = base.replacen("acme", "ACME", 1).replacen("api.", "API.", 1);
             let token = sign(&claims(&shouting, json!(CID)));
-            let r = report(&token, &args(&config)).await;
-            assert_rejected(
-                &r,
+            let r = rejected(
+                &token,
+                &config,
                 "no provider matches",
                 "only in letter case, and Convex compares case-sensitively",
-            );
+            )
+            .await;
             assert!(
                 r.providers[0]
                     .reason
@@ -322,22 +324,24 @@ async fn unmatched_issuers_get_the_field_that_adds_them() {
         ),
     ];
     for (iss, aud, fix) in cases {
-        let r = report(&sign(&claims(iss, aud)), &args(&config)).await;
-        assert_rejected(&r, &format!("no provider matches iss {iss}"), fix);
+        let r = rejected(
+            &sign(&claims(iss, aud)),
+            &config,
+            &format!("no provider matches iss {iss}"),
+            fix,
+        )
+        .await;
         assert!(r.providers.iter().all(|p| p.result == StepResult::Mismatch));
         assert!(r.jwks.is_none() && r.checks.is_empty());
     }
     // No iss at all.
-    let r = report(
+    rejected(
         &sign(&json!({"sub": "user_01", "exp": NOW + 60})),
-        &args(&config),
-    )
-    .await;
-    assert_rejected(
-        &r,
+        &config,
         "the token has no iss claim",
         "send the access token AuthKit issues",
-    );
+    )
+    .await;
 }
 
 fn user_management() -> String {
@@ -351,27 +355,25 @@ async fn key_and_signature_failures() {
     let ok = claims(&iss, Value::Null);
     let rs = jsonwebtoken::Algorithm::RS256;
 
-    let r = report(
+    let r = rejected(
         &sign_as(&ok, rs, Some("rotated-1"), "rsa-a.pem"),
-        &args(&config),
-    )
-    .await;
-    assert_rejected(
-        &r,
+        &config,
         "kid rotated-1 is not in provider 2's JWKS (it has test-rsa-a, test-rsa-b, test-ec-a)",
         "kid rotated-1 not in the JWKS: the keys rotated or the JWKS URL points at another client",
-    );
+    )
+    .await;
     assert_eq!(
         r.checks.iter().map(|c| (c.name, c.ok)).collect::<Vec<_>>(),
         [("jwks", true), ("kid", false)]
     );
 
-    let r = report(&sign_as(&ok, rs, None, "rsa-a.pem"), &args(&config)).await;
-    assert_rejected(
-        &r,
+    rejected(
+        &sign_as(&ok, rs, None, "rsa-a.pem"),
+        &config,
         "the token header has no kid (provider 2 matched)",
         "WorkOS always sets one",
-    );
+    )
+    .await;
 
     let es = sign_as(
         &ok,
@@ -379,43 +381,39 @@ async fn key_and_signature_failures() {
         Some("test-ec-a"),
         "ec-a.pem",
     );
-    let r = report(&es, &args(&config)).await;
-    assert_rejected(
-        &r,
+    rejected(
+        &es,
+        &config,
         "the token is signed with ES256 but provider 2 expects algorithm RS256",
         "set provider 2's algorithm to ES256 (spec.algorithm: ES256)",
-    );
-
-    let r = report(
-        &sign_as(&ok, rs, Some("test-ec-a"), "rsa-a.pem"),
-        &args(&config),
     )
     .await;
-    assert_rejected(
-        &r,
+
+    rejected(
+        &sign_as(&ok, rs, Some("test-ec-a"), "rsa-a.pem"),
+        &config,
         "the key test-ec-a is for ES256 but the token header says alg RS256",
         "not signed with this key set",
-    );
-
-    let hs = sign_as(&ok, jsonwebtoken::Algorithm::HS256, Some("test-rsa-a"), "");
-    let r = report(&hs, &args(&config)).await;
-    assert_rejected(
-        &r,
-        "the key test-rsa-a is for RS256 but the token header says alg HS256",
-        "not signed with this key set",
-    );
-
-    // rsa-b's signature under rsa-a's kid: the kid is known, the signature is not.
-    let r = report(
-        &sign_as(&ok, rs, Some("test-rsa-a"), "rsa-b.pem"),
-        &args(&config),
     )
     .await;
-    assert_rejected(
-        &r,
+
+    let hs = sign_as(&ok, jsonwebtoken::Algorithm::HS256, Some("test-rsa-a"), "");
+    rejected(
+        &hs,
+        &config,
+        "the key test-rsa-a is for RS256 but the token header says alg HS256",
+        "not signed with this key set",
+    )
+    .await;
+
+    // rsa-b's signature under rsa-a's kid: the kid is known, the signature is not.
+    let r = rejected(
+        &sign_as(&ok, rs, Some("test-rsa-a"), "rsa-b.pem"),
+        &config,
         "the signature does not verify with key test-rsa-a of provider 2",
         "the token was altered",
-    );
+    )
+    .await;
     assert_eq!(
         r.checks.last().map(|c| (c.name, c.ok)),
         Some(("signature", false))
@@ -440,17 +438,23 @@ async fn key_and_signature_failures() {
         forged.split('.').nth(1).unwrap(),
         parts[2]
     );
-    let r = report(&tampered, &args(&config)).await;
-    assert_rejected(&r, "the signature does not verify", "copy it whole");
+    rejected(
+        &tampered,
+        &config,
+        "the signature does not verify",
+        "copy it whole",
+    )
+    .await;
 
     let mut no_sub = ok.clone();
     no_sub.as_object_mut().unwrap().remove("sub");
-    let r = report(&sign(&no_sub), &args(&config)).await;
-    assert_rejected(
-        &r,
+    rejected(
+        &sign(&no_sub),
+        &config,
         "the token has no sub claim",
         "Convex requires sub and exp",
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -476,25 +480,37 @@ async fn time_claims_with_five_seconds_of_skew() {
         r.checks.last().map(|c| (c.name, c.ok)),
         Some(("exp", false))
     );
-    let r = report(&with("nbf", NOW + 6), &args(&config)).await;
-    assert_rejected(
-        &r,
+    rejected(
+        &with("nbf", NOW + 6),
+        &config,
         "not valid before 2027-01-15T08:00:06Z (nbf, in 6s",
         "sync the issuing machine",
-    );
-    let r = report(&with("iat", NOW + 3600), &args(&config)).await;
-    assert_rejected(
-        &r,
+    )
+    .await;
+    rejected(
+        &with("iat", NOW + 3600),
+        &config,
         "issued at 2027-01-15T09:00:00Z (iat, in 1h",
         "no token is issued in the future",
-    );
+    )
+    .await;
 
     // Untrusted extremes: no overflow (a panic in debug builds), a verdict.
-    let r = report(&with("exp", i64::MIN), &args(&config)).await;
-    assert_rejected(&r, "the token expired at", "get a fresh access token");
+    rejected(
+        &with("exp", i64::MIN),
+        &config,
+        "the token expired at",
+        "get a fresh access token",
+    )
+    .await;
     assert_accepted(&report(&with("exp", i64::MAX), &args(&config)).await, 2);
-    let r = report(&with("nbf", i64::MAX), &args(&config)).await;
-    assert_rejected(&r, "not valid before", "sync the issuing machine");
+    rejected(
+        &with("nbf", i64::MAX),
+        &config,
+        "not valid before",
+        "sync the issuing machine",
+    )
+    .await;
 }
 
 /// A JWKS server whose answer is chosen by path: `/ct/<n>` serves the set under

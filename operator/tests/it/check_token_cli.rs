@@ -5,10 +5,11 @@ use super::support;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use base64::Engine;
 use serde_json::{Value, json};
+use support::binary::Binary;
 use support::keys::{key_fixture, sign_rs256};
 
 const CID: &str = "client_01JEXAMPLE0000000000000000";
@@ -35,14 +36,11 @@ fn config() -> PathBuf {
 
 /// Runs the binary with `stdin` piped in.
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .arg("check-token")
+    let mut child = Binary::new("check-token")
         .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdin_piped()
+        .piped()
+        .spawn();
     // The binary may exit before reading (usage errors); a broken pipe is fine then.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()

@@ -4,15 +4,17 @@
 use super::support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
+use support::fixtures::spec;
 use support::keys::{key_fixture, sign_rs256};
+use support::scenario::Ns;
 use wca_test_harness::ControlPlane;
 use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Verdict, check_token};
+use workos_convex_auth::check_token::{CheckTokenArgs, OutputFormat, Report, Verdict, check_token};
 use workos_convex_auth::kubeconfig::ClusterArgs;
 
 const CID: &str = "client_01JEXAMPLE0000000000000000";
@@ -40,19 +42,19 @@ fn args(resource: &str, kubeconfig: &Path) -> CheckTokenArgs {
     }
 }
 
+/// A token from `iss` checked with `args`; an input error as its text.
+async fn check(iss: &str, args: &CheckTokenArgs) -> Result<Report, String> {
+    check_token(&token(iss), args)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[tokio::test]
 async fn reads_the_config_map_the_status_names() {
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "check-token resource").await.unwrap();
-
-    let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    let wca: WorkOSConvexAuth = serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": "acme"}, "spec": {"clientId": CID}
-    }))
-    .unwrap();
-    wcas.create(&PostParams::default(), &wca).await.unwrap();
+    let t = Ns::fresh(cp, "check-token resource", Duration::from_secs(30)).await;
+    let ns = &t.ns;
+    t.create("acme", spec(CID)).await;
 
     let issuer = format!("https://api.workos.com/user_management/{CID}");
     let jwks = format!(
@@ -63,42 +65,26 @@ async fn reads_the_config_map_the_status_names() {
         {"type": "customJwt", "issuer": "https://api.workos.com/", "algorithm": "RS256", "jwks": jwks, "applicationID": CID},
         {"type": "customJwt", "issuer": issuer, "algorithm": "RS256", "jwks": jwks},
     ]});
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "elsewhere"},
-        "data": {"auth.config.json": config.to_string()}
-    }))
-    .unwrap();
-    Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    t.create_config_map("elsewhere", json!({"auth.config.json": config.to_string()}))
+        .await;
+    let acme = args(&format!("{ns}/acme"), cp.kubeconfig());
 
     // Before the status names it, the default `<name>-convex-auth` is looked up and missing.
-    let err = check_token(
-        &token(&issuer),
-        &args(&format!("{ns}/acme"), cp.kubeconfig()),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = check(&issuer, &acme).await.unwrap_err();
     assert!(
         err.starts_with(&format!("cannot read ConfigMap {ns}/acme-convex-auth")),
         "{err}"
     );
 
-    wcas.patch_status(
-        "acme",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"configMapName": "elsewhere"}})),
-    )
-    .await
-    .unwrap();
-    let r = check_token(
-        &token(&issuer),
-        &args(&format!("{ns}/acme"), cp.kubeconfig()),
-    )
-    .await
-    .unwrap();
+    t.api::<WorkOSConvexAuth>()
+        .patch_status(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"configMapName": "elsewhere"}})),
+        )
+        .await
+        .unwrap();
+    let r = check(&issuer, &acme).await.unwrap();
     assert_eq!(r.verdict, Verdict::Accepted);
     assert_eq!(r.provider, Some(2));
     assert_eq!(
@@ -106,32 +92,22 @@ async fn reads_the_config_map_the_status_names() {
         format!("ConfigMap {ns}/elsewhere (auth.config.json)")
     );
 
-    let r = check_token(
-        &token("https://acme.authkit.app"),
-        &args(&format!("{ns}/acme"), cp.kubeconfig()),
-    )
-    .await
-    .unwrap();
+    let r = check("https://acme.authkit.app", &acme).await.unwrap();
     assert_eq!(r.verdict, Verdict::Rejected);
     assert!(r.fix.unwrap().starts_with(
         "token iss is https://acme.authkit.app; add spec.authkitDomain: acme.authkit.app"
     ));
 
-    let err = check_token(
-        &token(&issuer),
-        &args(&format!("{ns}/nope"), cp.kubeconfig()),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = check(&issuer, &args(&format!("{ns}/nope"), cp.kubeconfig()))
+        .await
+        .unwrap_err();
     assert!(
         err.starts_with(&format!("cannot read WorkOSConvexAuth {ns}/nope")),
         "{err}"
     );
-    let err = check_token(&token(&issuer), &args("no-slash", cp.kubeconfig()))
+    let err = check(&issuer, &args("no-slash", cp.kubeconfig()))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
     assert_eq!(err, "--resource \"no-slash\" is not NAMESPACE/NAME");
 
     // --context picks the kubeconfig's context: the named one is used, an unknown one refused.
@@ -150,22 +126,14 @@ async fn reads_the_config_map_the_status_names() {
         a.cluster.context = Some(context.to_string());
         a
     };
-    let r = check_token(&token(&issuer), &in_context("tenant"))
-        .await
-        .unwrap();
+    let r = check(&issuer, &in_context("tenant")).await.unwrap();
     assert_eq!(r.verdict, Verdict::Accepted);
-    let err = check_token(&token(&issuer), &in_context("elsewhere"))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = check(&issuer, &in_context("elsewhere")).await.unwrap_err();
     assert!(
         err.starts_with(&format!("cannot read WorkOSConvexAuth {ns}/acme")),
         "{err}"
     );
-    let err = check_token(&token(&issuer), &in_context("nope"))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = check(&issuer, &in_context("nope")).await.unwrap_err();
     assert!(err.contains("nope"), "{err}");
     let _ = std::fs::remove_file(&contexts);
 }

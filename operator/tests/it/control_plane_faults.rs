@@ -3,7 +3,6 @@
 //! and the CRD deleted and created again. The operator never exits, and catches up after each.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -12,8 +11,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::support::api_proxy::{ApiProxy, Fault};
-use super::support::mirror::metric_value;
-use super::support::process::{KillOnDrop, free_port};
+use super::support::binary::{Admin, Binary};
+use super::support::fixtures::{SpecExt, resource, spec};
+use super::support::process::KillOnDrop;
 use wca_test_harness::{Component, ControlPlane, client_for, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -22,27 +22,20 @@ const WAIT: Duration = Duration::from_secs(90);
 /// `workos-convex-auth run` as its own process, its log in a file.
 struct Operator {
     process: KillOnDrop,
-    admin: String,
+    admin: Admin,
     log: PathBuf,
 }
 
 impl Operator {
     fn start(kubeconfig: &Path, namespace: &str, log: PathBuf) -> Self {
-        let admin = format!("127.0.0.1:{}", free_port());
-        let stdout = std::fs::File::create(&log).unwrap();
-        let stderr = stdout.try_clone().unwrap();
-        let process = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args(["run", "--namespace", namespace, "--admin-addr", &admin])
-            .args(["--log-format", "text"])
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
+        let admin = Admin::free();
+        let process = Binary::operator(kubeconfig, namespace, &admin)
+            .log_format("text")
             .env("RUST_LOG", "info")
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
+            .log_to(&log)
+            .spawn();
         Self {
-            process: KillOnDrop::new(process),
+            process,
             admin,
             log,
         }
@@ -58,46 +51,26 @@ impl Operator {
         );
     }
 
-    async fn get(&self, path: &str) -> Option<reqwest::Response> {
-        reqwest::get(format!("http://{}{path}", self.admin))
-            .await
-            .ok()
-    }
-
-    async fn ready(&self) -> Option<bool> {
-        Some(self.get("/readyz").await?.status() == 200)
-    }
-
     async fn metric(&self, sample: &str) -> f64 {
-        let text = match self.get("/metrics").await {
-            Some(response) => response.text().await.unwrap_or_default(),
-            None => String::new(),
-        };
-        metric_value(&text, sample).unwrap_or(0.0)
+        self.admin.metric(sample).await.unwrap_or(0.0)
     }
 
     async fn wait_ready(&self, want: bool) {
         let what = if want { "ready" } else { "not ready" };
         eventually(WAIT, what, || async {
-            (self.ready().await? == want).then_some(())
+            ((self.admin.status("/readyz").await? == 200) == want).then_some(())
         })
         .await
         .unwrap();
     }
 }
 
-fn resource(name: &str, client_id: &str) -> WorkOSConvexAuth {
-    serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": name},
-        "spec": {"clientId": client_id, "jwks": {"mode": "Direct"}}
-    }))
-    .unwrap()
-}
-
 async fn create(client: &Client, ns: &str, name: &str, client_id: &str) {
     Api::<WorkOSConvexAuth>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &resource(name, client_id))
+        .create(
+            &PostParams::default(),
+            &resource(name, spec(client_id).direct()),
+        )
         .await
         .unwrap();
 }
@@ -125,6 +98,13 @@ async fn generated_for(client: &Client, ns: &str, name: &str, client_id: &str) {
     })
     .await
     .unwrap();
+}
+
+/// [`generated_for`] each `(name, client_id)`, one after another.
+async fn generated(client: &Client, ns: &str, expected: &[(&str, &str)]) {
+    for (name, client_id) in expected {
+        generated_for(client, ns, name, client_id).await;
+    }
 }
 
 async fn namespace(client: &Client, name: &str) {
@@ -164,8 +144,15 @@ async fn an_apiserver_restart_and_an_etcd_restart_are_ridden_out() {
     operator.assert_running();
     cp.start_again(Component::ApiServer).unwrap();
     let back = Instant::now();
-    generated_for(&first, "faults", "during", "client_01DURING").await;
-    generated_for(&first, "faults", "before", "client_01CHANGED").await;
+    generated(
+        &first,
+        "faults",
+        &[
+            ("during", "client_01DURING"),
+            ("before", "client_01CHANGED"),
+        ],
+    )
+    .await;
     eprintln!(
         "apiserver back → changes made during its outage reconciled: {} ms",
         back.elapsed().as_millis()
@@ -183,8 +170,15 @@ async fn an_apiserver_restart_and_an_etcd_restart_are_ridden_out() {
     let back = Instant::now();
     create(&first, "faults", "after-etcd", "client_01AFTERETCD").await;
     change_client_id(&first, "faults", "during", "client_01CHANGEDAGAIN").await;
-    generated_for(&first, "faults", "after-etcd", "client_01AFTERETCD").await;
-    generated_for(&first, "faults", "during", "client_01CHANGEDAGAIN").await;
+    generated(
+        &first,
+        "faults",
+        &[
+            ("after-etcd", "client_01AFTERETCD"),
+            ("during", "client_01CHANGEDAGAIN"),
+        ],
+    )
+    .await;
     eprintln!(
         "etcd back → changes made after it reconciled: {} ms",
         back.elapsed().as_millis()
@@ -238,9 +232,16 @@ async fn throttling_unavailability_and_expired_watches_are_ridden_out() {
     assert!(injected > 0, "the proxy answered 429 and 503");
     proxy.set(Fault::None);
     let healed = Instant::now();
-    generated_for(&admin, &ns, "throttled", "client_01THROTTLED").await;
-    generated_for(&admin, &ns, "steady", "client_01CHANGED").await;
-    generated_for(&admin, &ns, "unavailable", "client_01UNAVAILABLE").await;
+    generated(
+        &admin,
+        &ns,
+        &[
+            ("throttled", "client_01THROTTLED"),
+            ("steady", "client_01CHANGED"),
+            ("unavailable", "client_01UNAVAILABLE"),
+        ],
+    )
+    .await;
     eprintln!(
         "429/503 for 10 s ({injected} answers) → converged {} ms after",
         healed.elapsed().as_millis()

@@ -6,291 +6,28 @@ use super::support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
+use support::binary::LOOPBACK_UPSTREAM;
+use support::conditions::Want;
+use support::fixtures::{SpecExt, from_config_map, from_secret, spec};
 use support::mirror::jwks_of;
-use tokio::task::JoinHandle;
+use support::scenario::Scenario;
 use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 use wca_test_harness::{ControlPlane, eventually};
-use workos_convex_auth::api::WorkOSConvexAuth;
+use workos_convex_auth::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use workos_convex_auth::controller::{RunArgs, run_with_client};
+use workos_convex_auth::reconcile::reason::ConditionType::{
+    ConfigReady, ConvexSynced, ProxyAvailable, PublicJwksUrl, Ready,
+};
+use workos_convex_auth::reconcile::reason::Reason;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-pub(crate) struct Scenario {
-    client: Client,
-    /// The client the operator runs with: `client`, or a ServiceAccount's ([`Scenario::audited`]).
-    operator_client: Client,
-    pub(crate) ns: String,
-    controller: Option<JoinHandle<()>>,
-    policy: Vec<String>,
-    /// Where the operator's admin server listens (`/metrics`).
-    pub(crate) admin_addr: String,
-}
-
-impl Scenario {
-    pub(crate) async fn new(test: &str) -> Self {
-        // The fake WorkOS serves plain http on loopback: allowed here, never by default.
-        Self::with_policy(
-            test,
-            &[
-                "--allow-http-upstream",
-                "--allowed-upstream-networks",
-                "127.0.0.0/8",
-                "--allowed-upstream-hosts",
-                "127.0.0.1",
-                "--allowed-ingress-annotations",
-                "a.example/*,b.example/*",
-            ],
-        )
-        .await
-    }
-
-    /// A scenario whose operator runs with these policy flags (and no others).
-    pub(crate) async fn with_policy(test: &str, policy: &[&str]) -> Self {
-        Self::on(ControlPlane::shared(), test, policy).await
-    }
-
-    /// A scenario on another control plane (one with the CRDs installed).
-    pub(crate) async fn on(cp: &ControlPlane, test: &str, policy: &[&str]) -> Self {
-        let client = cp.client().await.unwrap();
-        let ns = cp.namespace(&client, test).await.unwrap();
-        let mut s = Scenario {
-            operator_client: client.clone(),
-            client,
-            ns,
-            controller: None,
-            policy: policy.iter().map(|f| f.to_string()).collect(),
-            admin_addr: String::new(),
-        };
-        s.start_controller();
-        s
-    }
-
-    /// As [`Scenario::new`], with the operator running as ServiceAccount `default/<namespace>`
-    /// (bound to cluster-admin), so the audit log tells its requests apart
-    /// ([`Scenario::operator_writes`]).
-    pub(crate) async fn audited(test: &str) -> Self {
-        Self::audited_with(test, &[]).await
-    }
-
-    /// As [`Scenario::audited`], with `extra` flags after [`Scenario::new`]'s.
-    pub(crate) async fn audited_with(test: &str, extra: &[&str]) -> Self {
-        let mut s = Self::new(test).await;
-        s.policy.extend(extra.iter().map(|f| f.to_string()));
-        s.stop_controller();
-        let cp = ControlPlane::shared();
-        let kubeconfig = cp.service_account_kubeconfig(&s.ns).unwrap();
-        s.operator_client = wca_test_harness::client_for(&kubeconfig).await.unwrap();
-        s.start_controller();
-        s
-    }
-
-    /// Starts the operator, its admin server on a port of its own (a restarted operator's
-    /// predecessor may still hold the last one for a moment).
-    pub(crate) fn start_controller(&mut self) {
-        self.admin_addr = format!("127.0.0.1:{}", support::process::free_port());
-        let mut flags = vec![
-            "--namespace",
-            &self.ns,
-            "--proxy-image",
-            "example.com/workos-convex-auth:test",
-            "--admin-addr",
-            &self.admin_addr,
-            "--log-format",
-            "text",
-        ];
-        flags.extend(self.policy.iter().map(String::as_str));
-        let args = RunArgs::parse_flags(flags).unwrap();
-        let client = self.operator_client.clone();
-        self.controller = Some(tokio::spawn(async move {
-            run_with_client(client, args)
-                .await
-                .expect("controller runs");
-        }));
-    }
-
-    /// The policy flags of the next [`Scenario::start_controller`].
-    pub(crate) fn set_policy(&mut self, policy: &[&str]) {
-        self.policy = policy.iter().map(|f| f.to_string()).collect();
-    }
-
-    pub(crate) fn stop_controller(&mut self) {
-        if let Some(handle) = self.controller.take() {
-            handle.abort();
-        }
-    }
-
-    pub(crate) fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    pub(crate) async fn create(&self, name: &str, spec: serde_json::Value) -> WorkOSConvexAuth {
-        let r: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        self.api::<WorkOSConvexAuth>()
-            .create(&PostParams::default(), &r)
-            .await
-            .unwrap()
-    }
-
-    /// Creates Secret `name` holding `string_data` (stringData) in the scenario's namespace.
-    pub(crate) async fn create_secret(&self, name: &str, string_data: serde_json::Value) {
-        let secret: Secret =
-            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data}))
-                .unwrap();
-        self.api::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-    }
-
-    pub(crate) async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
-        let patch = json!({"spec": spec});
-        self.api::<WorkOSConvexAuth>()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
-    }
-
-    pub(crate) async fn version<K>(&self, name: &str) -> String
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        self.api::<K>()
-            .get(name)
-            .await
-            .unwrap()
-            .resource_version()
-            .unwrap()
-    }
-
-    /// Waits until the object `name` exists and returns it.
-    pub(crate) async fn appears<K>(&self, name: &str, what: &str) -> K
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        let api = self.api::<K>();
-        eventually(WAIT, what, || async { api.get_opt(name).await.ok()? })
-            .await
-            .unwrap()
-    }
-
-    /// Waits until the object `name` no longer exists.
-    pub(crate) async fn gone<K>(&self, name: &str, what: &str)
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        let api = self.api::<K>();
-        eventually(WAIT, what, || async {
-            api.get_opt(name).await.ok()?.is_none().then_some(())
-        })
-        .await
-        .unwrap();
-    }
-
-    pub(crate) async fn config_json(&self, cm: &str) -> Option<String> {
-        let cm = self.api::<ConfigMap>().get_opt(cm).await.ok()??;
-        cm.data?.get("auth.config.json").cloned()
-    }
-
-    /// Waits for a condition of the resource's status to have `status` and returns its message.
-    pub(crate) async fn condition(&self, name: &str, type_: &str, status: &str) -> String {
-        let api = self.api::<WorkOSConvexAuth>();
-        eventually(
-            WAIT,
-            &format!("{name} condition {type_}={status}"),
-            || async {
-                let r = api.get(name).await.ok()?;
-                let c = r
-                    .status?
-                    .conditions
-                    .into_iter()
-                    .find(|c| c.type_ == type_ && c.status == status)?;
-                Some(c.message)
-            },
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Waits until the resource is refused with `reason` (`Ready=False`) and returns the message.
-    pub(crate) async fn refused(&self, name: &str, reason: &str) -> String {
-        let api = self.api::<WorkOSConvexAuth>();
-        eventually(WAIT, &format!("{name} refused with {reason}"), || async {
-            let r = api.get(name).await.ok()?;
-            let c = r
-                .status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)?;
-            Some(c.message)
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Whether the mirror's Deployment, Service or Ingress of `resource` exists.
-    pub(crate) async fn has_workloads(&self, resource: &str) -> bool {
-        let name = format!("{resource}-jwks");
-        self.api::<Deployment>()
-            .get_opt(&name)
-            .await
-            .unwrap()
-            .is_some()
-            || self
-                .api::<Service>()
-                .get_opt(&name)
-                .await
-                .unwrap()
-                .is_some()
-            || self
-                .api::<Ingress>()
-                .get_opt(&name)
-                .await
-                .unwrap()
-                .is_some()
-    }
-
-    pub(crate) async fn events(&self, reason: &str) -> Vec<String> {
-        let events: Api<Event> = self.api();
-        events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .filter_map(|e| e.note)
-            .collect()
-    }
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        self.stop_controller();
-    }
-}
 
 fn owned_by(meta: &impl Resource, owner: &WorkOSConvexAuth) -> bool {
     meta.owner_references().iter().any(|o| {
@@ -301,10 +38,8 @@ fn owned_by(meta: &impl Resource, owner: &WorkOSConvexAuth) -> bool {
 #[tokio::test]
 async fn create_makes_every_child_with_owner_references_and_status() {
     let s = Scenario::new("create").await;
-    let r = s.create("acme", json!({"clientId": "client_01A"})).await;
-    let cm = s
-        .appears::<ConfigMap>("acme-convex-auth", "ConfigMap")
-        .await;
+    let r = s.create("acme", spec("client_01A")).await;
+    let cm = s.appears::<ConfigMap>("acme-convex-auth").await;
     assert!(owned_by(&cm, &r));
     assert_eq!(
         cm.labels()["app.kubernetes.io/managed-by"],
@@ -316,7 +51,7 @@ async fn create_makes_every_child_with_owner_references_and_status() {
         "http://acme-jwks.{}.svc.cluster.local/sso/jwks/client_01A",
         s.ns
     )));
-    let deployment = s.appears::<Deployment>("acme-jwks", "Deployment").await;
+    let deployment = s.appears::<Deployment>("acme-jwks").await;
     assert!(owned_by(&deployment, &r));
     let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
         .args
@@ -329,29 +64,21 @@ async fn create_makes_every_child_with_owner_references_and_status() {
         "{args:?}"
     );
     // Children are applied one after another: wait for each rather than assume the order.
-    let service = s.appears::<Service>("acme-jwks", "Service").await;
+    let service = s.appears::<Service>("acme-jwks").await;
     assert!(owned_by(&service, &r));
-    let pdb = s
-        .appears::<PodDisruptionBudget>("acme-jwks", "PodDisruptionBudget")
-        .await;
+    let pdb = s.appears::<PodDisruptionBudget>("acme-jwks").await;
     assert!(owned_by(&pdb, &r));
 
     // No kubelet runs here, so the mirror never becomes available: status says so, honestly.
-    let message = s.condition("acme", "ProxyAvailable", "False").await;
+    let message = s.condition("acme", Want::fails(ProxyAvailable)).await;
     assert!(message.contains("0/2 mirror pods available"), "{message}");
-    let warning = s.condition("acme", "PublicJwksUrl", "False").await;
+    let warning = s.condition("acme", Want::fails(PublicJwksUrl)).await;
     assert!(
         warning.contains("only a Convex backend inside this cluster"),
         "{warning}"
     );
-    s.condition("acme", "ConfigReady", "True").await;
-    let status = s
-        .api::<WorkOSConvexAuth>()
-        .get("acme")
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    s.condition("acme", Want::holds(ConfigReady)).await;
+    let status = s.status("acme").await;
     assert_eq!(status.config_map_name.as_deref(), Some("acme-convex-auth"));
     assert_eq!(
         status.issuers,
@@ -362,7 +89,7 @@ async fn create_makes_every_child_with_owner_references_and_status() {
     );
     assert_eq!(status.observed_generation, Some(1));
     assert!(
-        !s.events("ConfigCreated").await.is_empty(),
+        !s.events(Reason::ConfigCreated).await.is_empty(),
         "a Normal event on create"
     );
 }
@@ -375,10 +102,13 @@ async fn a_field_the_spec_drops_is_removed_from_a_created_child() {
     let s = Scenario::new("drop-field").await;
     s.create(
         "acme",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"a.example/keep": "1", "b.example/drop": "2"}}}),
+        spec("client_01A")
+            .ingress("jwks.acme.com")
+            .ingress_annotation("a.example/keep", "1")
+            .ingress_annotation("b.example/drop", "2"),
     )
     .await;
-    let ingress = s.appears::<Ingress>("acme-jwks", "Ingress").await;
+    let ingress = s.appears::<Ingress>("acme-jwks").await;
     assert!(ingress.annotations().contains_key("b.example/drop"));
     s.patch_spec(
         "acme",
@@ -398,38 +128,25 @@ async fn a_field_the_spec_drops_is_removed_from_a_created_child() {
 #[tokio::test]
 async fn spec_updates_and_mode_switches_update_and_remove_children() {
     let s = Scenario::new("switch").await;
-    s.create(
-        "acme",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
-    )
-    .await;
-    s.appears::<Ingress>("acme-jwks", "Ingress").await;
+    s.create("acme", spec("client_01A").ingress("jwks.acme.com"))
+        .await;
+    s.appears::<Ingress>("acme-jwks").await;
 
     s.patch_spec("acme", json!({"authDomain": "auth.acme.com"}))
         .await;
-    eventually(WAIT, "custom-domain issuer in the ConfigMap", || async {
-        s.config_json("acme-convex-auth")
-            .await
-            .filter(|j| j.contains("https://auth.acme.com/user_management/client_01A"))
-    })
-    .await
-    .unwrap();
+    s.config_json_containing(
+        "acme-convex-auth",
+        "https://auth.acme.com/user_management/client_01A",
+    )
+    .await;
     // Events are sent once every child is applied, so shortly after the ConfigMap changes.
-    eventually(WAIT, "a ConfigUpdated event", || async {
-        (!s.events("ConfigUpdated").await.is_empty()).then_some(())
-    })
-    .await
-    .unwrap();
+    s.event(Reason::ConfigUpdated).await;
 
     s.patch_spec("acme", json!({"ingress": {"enabled": false}}))
         .await;
-    s.gone::<Ingress>("acme-jwks", "Ingress removed").await;
+    s.gone::<Ingress>("acme-jwks").await;
     assert!(
-        s.api::<Deployment>()
-            .get_opt("acme-jwks")
-            .await
-            .unwrap()
-            .is_some(),
+        s.exists::<Deployment>("acme-jwks").await,
         "the mirror stays"
     );
 
@@ -461,19 +178,18 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
         json.contains("\"jwks\": \"https://api.workos.com/sso/jwks/client_01A\""),
         "{json}"
     );
-    s.condition("acme", "Ready", "True").await;
+    s.condition("acme", Want::holds(Ready)).await;
 
     s.patch_spec("acme", json!({"configMap": {"name": "renamed"}}))
         .await;
-    s.gone::<ConfigMap>("acme-convex-auth", "old ConfigMap removed")
-        .await;
+    s.gone::<ConfigMap>("acme-convex-auth").await;
     assert!(s.config_json("renamed").await.is_some());
 }
 
 #[tokio::test]
 async fn children_deleted_or_edited_by_hand_are_restored() {
     let s = Scenario::new("drift").await;
-    s.create("acme", json!({"clientId": "client_01A"})).await;
+    s.create("acme", spec("client_01A")).await;
     let original = eventually(WAIT, "ConfigMap", || s.config_json("acme-convex-auth"))
         .await
         .unwrap();
@@ -499,8 +215,7 @@ async fn children_deleted_or_edited_by_hand_are_restored() {
         .delete("acme-jwks", &DeleteParams::default())
         .await
         .unwrap();
-    s.appears::<Service>("acme-jwks", "deleted Service restored")
-        .await;
+    s.appears::<Service>("acme-jwks").await;
     s.api::<ConfigMap>()
         .delete("acme-convex-auth", &DeleteParams::default())
         .await
@@ -515,26 +230,14 @@ async fn children_deleted_or_edited_by_hand_are_restored() {
 #[tokio::test]
 async fn an_existing_object_it_does_not_control_is_left_untouched_and_reported() {
     let s = Scenario::new("conflict").await;
-    let theirs: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "acme-convex-auth"}, "data": {"mine": "yes"}}),
-    )
-    .unwrap();
     let before = s
-        .api::<ConfigMap>()
-        .create(&PostParams::default(), &theirs)
-        .await
-        .unwrap();
-    s.create(
-        "acme",
-        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
-    )
-    .await;
-    let message = s.condition("acme", "ConfigReady", "False").await;
+        .create_config_map("acme-convex-auth", json!({"mine": "yes"}))
+        .await;
+    s.create("acme", spec("client_01A").direct()).await;
+    let message = s.condition("acme", Want::fails(ConfigReady)).await;
+    let theirs = format!("ConfigMap {}/acme-convex-auth", s.ns);
     assert!(
-        message.contains(&format!(
-            "ConfigMap {}/acme-convex-auth exists and is not controlled",
-            s.ns
-        )),
+        message.contains(&format!("{theirs} exists and is not controlled")),
         "{message}"
     );
     assert!(
@@ -548,17 +251,13 @@ async fn an_existing_object_it_does_not_control_is_left_untouched_and_reported()
         "never modified"
     );
     assert_eq!(after.data.unwrap()["mine"], "yes");
-    assert!(!s.events("Conflict").await.is_empty());
+    assert!(!s.events(Reason::Conflict).await.is_empty());
     // Renaming resolves it.
     s.patch_spec("acme", json!({"configMap": {"name": "acme-auth"}}))
         .await;
-    s.condition("acme", "Ready", "True").await;
+    s.condition("acme", Want::holds(Ready)).await;
     assert!(
-        s.api::<ConfigMap>()
-            .get_opt("acme-convex-auth")
-            .await
-            .unwrap()
-            .is_some(),
+        s.exists::<ConfigMap>("acme-convex-auth").await,
         "still there"
     );
 }
@@ -566,18 +265,20 @@ async fn an_existing_object_it_does_not_control_is_left_untouched_and_reported()
 #[tokio::test]
 async fn a_missing_secret_is_reported_then_recovered_from() {
     let s = Scenario::new("secret").await;
-    s.create("acme", json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "client-id"}}, "jwks": {"mode": "Direct"}})).await;
-    let message = s.condition("acme", "ConfigReady", "False").await;
+    s.create("acme", from_secret("workos", "client-id").direct())
+        .await;
+    let message = s.condition("acme", Want::fails(ConfigReady)).await;
+    let missing = format!(
+        "Secret {}/workos (spec.clientIdFrom.secretKeyRef.name)",
+        s.ns
+    );
     assert!(
-        message.contains(&format!(
-            "Secret {}/workos (spec.clientIdFrom.secretKeyRef.name) does not exist",
-            s.ns
-        )),
+        message.contains(&format!("{missing} does not exist")),
         "{message}"
     );
     s.create_secret("workos", json!({"client-id": "client_01FROMSECRET"}))
         .await;
-    s.condition("acme", "Ready", "True").await;
+    s.condition("acme", Want::holds(Ready)).await;
     assert!(
         s.config_json("acme-convex-auth")
             .await
@@ -592,13 +293,7 @@ async fn a_missing_secret_is_reported_then_recovered_from() {
 /// exactly by the admin, the same resources get their Ingress, annotations applied.
 #[tokio::test]
 async fn annotations_are_refused_by_default_and_applied_once_listed() {
-    let upstream = [
-        "--allow-http-upstream",
-        "--allowed-upstream-networks",
-        "127.0.0.0/8",
-        "--allowed-upstream-hosts",
-        "127.0.0.1",
-    ];
+    let upstream = LOOPBACK_UPSTREAM;
     let mut s = Scenario::with_policy("annotations", &upstream).await;
     let keys = [
         "example.com/team",
@@ -611,11 +306,17 @@ async fn annotations_are_refused_by_default_and_applied_once_listed() {
         "ingress.gcp.kubernetes.io/pre-shared-cert",
     ];
     for (i, key) in keys.iter().enumerate() {
-        s.create(&format!("r{i}"), json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": format!("r{i}.acme.com"), "annotations": {*key: "x"}}})).await;
+        s.create(
+            &format!("r{i}"),
+            spec("client_01A")
+                .ingress(format!("r{i}.acme.com"))
+                .ingress_annotation(key, "x"),
+        )
+        .await;
     }
     for (i, key) in keys.iter().enumerate() {
         let name = format!("r{i}");
-        let message = s.refused(&name, "NotAllowed").await;
+        let message = s.refused(&name, Reason::NotAllowed).await;
         assert!(
             message.starts_with(&format!("spec.ingress.annotations[{key:?}]: the operator sets no Ingress annotations unless the cluster admin lists them")),
             "{message}"
@@ -632,9 +333,7 @@ async fn annotations_are_refused_by_default_and_applied_once_listed() {
     s.set_policy(&[&upstream[..], &["--allowed-ingress-annotations", &listed]].concat());
     s.start_controller();
     for (i, key) in keys.iter().enumerate() {
-        let ingress: Ingress = s
-            .appears(&format!("r{i}-jwks"), "the Ingress once listed")
-            .await;
+        let ingress: Ingress = s.appears(&format!("r{i}-jwks")).await;
         assert_eq!(
             ingress.annotations().get(*key).map(String::as_str),
             Some("x"),
@@ -648,20 +347,20 @@ async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
     let s = Scenario::new("no-echo").await;
     let leaked = "postgres://admin:S3cr3t@db";
     s.create_secret("db", json!({"url": leaked})).await;
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "db-config"}, "data": {"url": leaked}}))
-            .unwrap();
-    s.api::<ConfigMap>()
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
-    s.create("from-secret", json!({"clientIdFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "jwks": {"mode": "Direct"}})).await;
-    s.create("from-config-map", json!({"clientIdFrom": {"configMapKeyRef": {"name": "db-config", "key": "url"}}, "jwks": {"mode": "Direct"}})).await;
+    s.create_config_map("db-config", json!({"url": leaked}))
+        .await;
+    s.create("from-secret", from_secret("db", "url").direct())
+        .await;
+    s.create(
+        "from-config-map",
+        from_config_map("db-config", "url").direct(),
+    )
+    .await;
     for (name, kind, object) in [
         ("from-secret", "Secret", "db"),
         ("from-config-map", "ConfigMap", "db-config"),
     ] {
-        let message = s.condition(name, "ConfigReady", "False").await;
+        let message = s.condition(name, Want::fails(ConfigReady)).await;
         assert!(
             message.contains(&format!(
                 "key \"url\" of {kind} \"{object}\" does not hold a WorkOS client id"
@@ -694,22 +393,12 @@ async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
 #[tokio::test]
 async fn a_referenced_config_map_change_re_renders() {
     let s = Scenario::new("configmap ref").await;
-    let source: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "workos"}, "data": {"id": "client_01ONE"}}),
-    )
-    .unwrap();
-    s.api::<ConfigMap>()
-        .create(&PostParams::default(), &source)
-        .await
-        .unwrap();
-    s.create("acme", json!({"clientIdFrom": {"configMapKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}})).await;
-    eventually(WAIT, "first id", || async {
-        s.config_json("acme-convex-auth")
-            .await
-            .filter(|j| j.contains("client_01ONE"))
-    })
-    .await
-    .unwrap();
+    s.create_config_map("workos", json!({"id": "client_01ONE"}))
+        .await;
+    s.create("acme", from_config_map("workos", "id").direct())
+        .await;
+    s.config_json_containing("acme-convex-auth", "client_01ONE")
+        .await;
     s.api::<ConfigMap>()
         .patch(
             "workos",
@@ -718,25 +407,17 @@ async fn a_referenced_config_map_change_re_renders() {
         )
         .await
         .unwrap();
-    eventually(WAIT, "new id", || async {
-        s.config_json("acme-convex-auth")
-            .await
-            .filter(|j| j.contains("client_01TWO"))
-    })
-    .await
-    .unwrap();
+    s.config_json_containing("acme-convex-auth", "client_01TWO")
+        .await;
 }
 
 #[tokio::test]
 async fn a_settled_resource_causes_no_writes_across_resyncs() {
     let mut s = Scenario::new("steady").await;
-    s.create(
-        "acme",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
-    )
-    .await;
-    s.condition("acme", "ConfigReady", "True").await;
-    s.condition("acme", "ProxyAvailable", "False").await;
+    s.create("acme", spec("client_01A").ingress("jwks.acme.com"))
+        .await;
+    s.condition("acme", Want::holds(ConfigReady)).await;
+    s.condition("acme", Want::fails(ProxyAvailable)).await;
     async fn versions(s: &Scenario) -> Vec<String> {
         vec![
             s.version::<WorkOSConvexAuth>("acme").await,
@@ -779,40 +460,40 @@ async fn a_settled_resource_causes_no_writes_across_resyncs() {
     );
 }
 
-#[tokio::test]
-async fn inline_mode_embeds_upstream_keys_and_reports_rotation() {
-    let upstream = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
-    let s = Scenario::new("inline").await;
-    s.create("acme", json!({"clientId": "client_01A", "jwks": {"mode": "Inline", "upstreamBase": upstream.base_url()}, "proxy": {"refreshInterval": "10s"}})).await;
-    let json = eventually(WAIT, "inline config", || s.config_json("acme-convex-auth"))
-        .await
-        .unwrap();
-    let url = json
+/// The JWKS document a config of mode Inline embeds (its `data:` URL decoded).
+fn inline_keys(config_json: &str) -> Option<String> {
+    use base64::Engine;
+    let b64 = config_json
         .lines()
         .find_map(|l| {
             l.trim()
                 .strip_prefix("\"jwks\": \"data:application/json;base64,")
-        })
-        .unwrap()
+        })?
         .trim_end_matches([',', '"']);
-    use base64::Engine;
-    let keys = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(url)
-            .unwrap(),
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(raw).ok()
+}
+
+#[tokio::test]
+async fn inline_mode_embeds_upstream_keys_and_reports_rotation() {
+    let upstream = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
+    let s = Scenario::new("inline").await;
+    s.create(
+        "acme",
+        spec("client_01A")
+            .inline(upstream.base_url())
+            .proxy(|p| p.refresh_interval = "10s".into()),
     )
-    .unwrap();
+    .await;
+    let json = eventually(WAIT, "inline config", || s.config_json("acme-convex-auth"))
+        .await
+        .unwrap();
+    let keys = inline_keys(&json).expect("the keys inline, as a data: URL");
     assert!(keys.contains("\"kid\":\"test-rsa-a\""), "{keys}");
     assert!(!keys.contains("\"d\""), "no private members");
     assert!(upstream.hits("/sso/jwks/client_01A") >= 1);
-    s.condition("acme", "Ready", "True").await;
-    let status = s
-        .api::<WorkOSConvexAuth>()
-        .get("acme")
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    s.condition("acme", Want::holds(Ready)).await;
+    let status = s.status("acme").await;
     assert_eq!(status.key_ids, ["test-rsa-a"]);
 
     upstream.set_document(jwks_of(&["rsa-b.jwk.json"]));
@@ -820,28 +501,13 @@ async fn inline_mode_embeds_upstream_keys_and_reports_rotation() {
         Duration::from_secs(40),
         "rotated key in the ConfigMap",
         || async {
-            let json = s.config_json("acme-convex-auth").await?;
-            let b64 = json
-                .lines()
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix("\"jwks\": \"data:application/json;base64,")
-                })?
-                .trim_end_matches([',', '"'])
-                .to_string();
-            let keys =
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?)
-                    .ok()?;
+            let keys = inline_keys(&s.config_json("acme-convex-auth").await?)?;
             keys.contains("test-rsa-b").then_some(())
         },
     )
     .await
     .unwrap();
-    let rotated = eventually(WAIT, "KeysRotated event", || async {
-        s.events("KeysRotated").await.into_iter().next()
-    })
-    .await
-    .unwrap();
+    let rotated = s.event(Reason::KeysRotated).await;
     assert!(
         rotated.contains("npx convex deploy") && rotated.contains("test-rsa-a → test-rsa-b"),
         "{rotated}"
@@ -881,64 +547,70 @@ async fn the_admin_policy_admits_or_refuses_with_the_field_named() {
         ],
     )
     .await;
-    let within = json!({"clientId": "client_01A", "proxy": {"replicas": 3, "image": "example.com/workos-convex-auth:v2", "resources": {"limits": {"memory": "128Mi"}}}, "ingress": {"enabled": true, "host": "jwks.acme.com", "className": "traefik"}});
+    let within = spec("client_01A")
+        .proxy(|p| {
+            p.replicas = 3;
+            p.image = Some("example.com/workos-convex-auth:v2".into());
+        })
+        .memory_limit("128Mi")
+        .ingress("jwks.acme.com")
+        .ingress_class("traefik");
     s.create("ok", within).await;
-    s.appears::<Ingress>("ok-jwks", "the admitted resource's Ingress")
-        .await;
-    s.appears::<Deployment>("ok-jwks", "the admitted resource's Deployment")
-        .await;
+    s.appears::<Ingress>("ok-jwks").await;
+    s.appears::<Deployment>("ok-jwks").await;
 
-    let cases = [
+    type Change = fn(WorkOSConvexAuthSpec) -> WorkOSConvexAuthSpec;
+    let cases: [(&str, Change, &str); 8] = [
         (
             "class",
-            json!({"ingress": {"enabled": true, "host": "jwks.acme.com", "className": "nginx"}}),
+            |s| s.ingress("jwks.acme.com").ingress_class("nginx"),
             "spec.ingress.className",
         ),
         (
             "host",
-            json!({"ingress": {"enabled": true, "host": "jwks.evil.com", "className": "traefik"}}),
+            |s| s.ingress("jwks.evil.com").ingress_class("traefik"),
             "spec.ingress.host",
         ),
         (
             "snippet",
-            json!({"ingress": {"enabled": true, "host": "jwks.acme.com", "className": "traefik", "annotations": {"nginx.ingress.kubernetes.io/configuration-snippet": "x"}}}),
+            |s| {
+                s.ingress("jwks.acme.com")
+                    .ingress_class("traefik")
+                    .ingress_annotation("nginx.ingress.kubernetes.io/configuration-snippet", "x")
+            },
             "spec.ingress.annotations",
         ),
         (
             "image",
-            json!({"proxy": {"image": "docker.io/evil/miner:latest"}}),
+            |s| s.proxy(|p| p.image = Some("docker.io/evil/miner:latest".into())),
             "spec.proxy.image",
         ),
         (
             "replicas",
-            json!({"proxy": {"replicas": 4}}),
+            |s| s.proxy(|p| p.replicas = 4),
             "spec.proxy.replicas",
         ),
         (
             "memory",
-            json!({"proxy": {"resources": {"limits": {"memory": "1Gi"}}}}),
+            |s| s.memory_limit("1Gi"),
             "spec.proxy.resources.limits.memory",
         ),
         (
             "upstream",
-            json!({"jwks": {"upstreamBase": "https://internal.example"}}),
+            |s| s.upstream("https://internal.example"),
             "spec.jwks.upstreamBase",
         ),
         (
             "http",
-            json!({"jwks": {"upstreamBase": "http://api.workos.com"}}),
+            |s| s.upstream("http://api.workos.com"),
             "spec.jwks.upstreamBase",
         ),
     ];
-    for (name, extra, _) in &cases {
-        let mut spec = json!({"clientId": "client_01A"});
-        for (k, v) in extra.as_object().unwrap() {
-            spec[k] = v.clone();
-        }
-        s.create(name, spec).await;
+    for (name, change, _) in &cases {
+        s.create(name, change(spec("client_01A"))).await;
     }
     for (name, _, field) in &cases {
-        let message = s.refused(name, "NotAllowed").await;
+        let message = s.refused(name, Reason::NotAllowed).await;
         assert!(message.starts_with(field), "{name}: {message}");
         assert!(
             !s.has_workloads(name).await,
@@ -949,14 +621,11 @@ async fn the_admin_policy_admits_or_refuses_with_the_field_named() {
     // Edited out of policy: its Deployment, Service and Ingress go.
     s.patch_spec("ok", json!({"ingress": {"className": "nginx"}}))
         .await;
-    s.refused("ok", "NotAllowed").await;
-    s.gone::<Deployment>("ok-jwks", "the refused resource's Deployment")
-        .await;
-    s.gone::<Ingress>("ok-jwks", "the refused resource's Ingress")
-        .await;
-    s.gone::<Service>("ok-jwks", "the refused resource's Service")
-        .await;
-    let events = s.events("NotAllowed").await;
+    s.refused("ok", Reason::NotAllowed).await;
+    s.gone::<Deployment>("ok-jwks").await;
+    s.gone::<Ingress>("ok-jwks").await;
+    s.gone::<Service>("ok-jwks").await;
+    let events = s.events(Reason::NotAllowed).await;
     assert!(events.len() >= cases.len(), "{events:?}");
 }
 
@@ -969,12 +638,12 @@ async fn the_admin_policy_admits_or_refuses_with_the_field_named() {
 async fn inline_upstreams_cannot_reach_internal_addresses() {
     let upstream = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
     let port = upstream.addr().port();
-    let inline = |base: String| json!({"clientId": "client_01A", "jwks": {"mode": "Inline", "upstreamBase": base}});
+    let inline = |base: String| spec("client_01A").inline(base);
 
     // Default policy: https only, WorkOS or the resource's own domains.
     let strict = Scenario::with_policy("ssrf-default", &[]).await;
     strict.create("http", inline(upstream.base_url())).await;
-    let message = strict.refused("http", "NotAllowed").await;
+    let message = strict.refused("http", Reason::NotAllowed).await;
     assert!(
         message.starts_with("spec.jwks.upstreamBase: scheme \"http\""),
         "{message}"
@@ -982,7 +651,7 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
     strict
         .create("literal", inline(format!("https://127.0.0.1:{port}")))
         .await;
-    let message = strict.refused("literal", "NotAllowed").await;
+    let message = strict.refused("literal", Reason::NotAllowed).await;
     assert!(message.contains("127.0.0.1"), "{message}");
 
     // Hosts allowed by name, http allowed, but no internal range: refused when they resolve.
@@ -1009,7 +678,7 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
         names
             .create(name, inline(format!("http://{host}:{port}")))
             .await;
-        let message = names.refused(name, "KeysUnavailable").await;
+        let message = names.refused(name, Reason::KeysUnavailable).await;
         assert!(
             message.contains(&format!(
                 "refused: address {address} is in a loopback, private, link-local or metadata range"
@@ -1027,7 +696,7 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
     names
         .create("literal", inline(format!("http://127.0.0.1:{port}")))
         .await;
-    let message = names.refused("literal", "NotAllowed").await;
+    let message = names.refused("literal", Reason::NotAllowed).await;
     assert!(
         message
             .contains("address 127.0.0.1 is in a loopback, private, link-local or metadata range"),
@@ -1057,7 +726,7 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
         elsewhere.addr().port()
     )));
     redirect.create("hop", inline(upstream.base_url())).await;
-    let message = redirect.refused("hop", "KeysUnavailable").await;
+    let message = redirect.refused("hop", Reason::KeysUnavailable).await;
     assert!(message.contains("redirect to another origin"), "{message}");
     assert_eq!(
         elsewhere.total_hits(),
@@ -1073,39 +742,35 @@ async fn inline_upstreams_cannot_reach_internal_addresses() {
 async fn specs_that_would_fail_later_are_refused_with_the_field_named() {
     let s = Scenario::new("fail-later").await;
     for (name, spec, field) in [
-        (
-            "acme.prod",
-            json!({"clientId": "client_01A"}),
-            "metadata.name",
-        ),
-        ("1acme", json!({"clientId": "client_01A"}), "metadata.name"),
+        ("acme.prod", spec("client_01A"), "metadata.name"),
+        ("1acme", spec("client_01A"), "metadata.name"),
         (
             "path",
-            json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "path": "/a//b"}}),
+            spec("client_01A")
+                .ingress("jwks.acme.com")
+                .with(|s| s.ingress.path = Some("/a//b".into())),
             "spec.ingress.path",
         ),
     ] {
         s.create(name, spec).await;
-        let message = s.refused(name, "InvalidSpec").await;
+        let message = s.refused(name, Reason::InvalidSpec).await;
         assert!(message.starts_with(field), "{name}: {message}");
         assert!(!s.has_workloads(name).await);
     }
     let long = "a".repeat(64);
-    s.create(
-        &long,
-        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
-    )
-    .await;
-    let message = s.refused(&long, "InvalidSpec").await;
+    s.create(&long, spec("client_01A").direct()).await;
+    let message = s.refused(&long, Reason::InvalidSpec).await;
     assert!(message.contains("allows 63"), "{message}");
 
     // An annotation key the apiserver refuses: only it can tell, and the status shows its answer.
     s.create(
         "badkey",
-        json!({"clientId": "client_01A", "ingress": {"enabled": true, "host": "jwks.acme.com", "annotations": {"a.example/not a key!": "x"}}}),
+        spec("client_01A")
+            .ingress("jwks.acme.com")
+            .ingress_annotation("a.example/not a key!", "x"),
     )
     .await;
-    let message = s.refused("badkey", "ApplyRejected").await;
+    let message = s.refused("badkey", Reason::ApplyRejected).await;
     assert!(
         message.starts_with(&format!(
             "the apiserver refused Ingress {}/badkey-jwks: ",
@@ -1123,10 +788,16 @@ async fn specs_that_would_fail_later_are_refused_with_the_field_named() {
 #[tokio::test]
 async fn convex_outside_the_cluster_with_an_in_cluster_jwks_url_is_not_ready() {
     let s = Scenario::new("convex-reach").await;
-    let convex = json!({"url": "https://happy-animal-123.convex.cloud", "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}});
-    s.create("acme", json!({"clientId": "client_01A", "convex": convex}))
-        .await;
-    let message = s.refused("acme", "ConvexCannotFetchKeys").await;
+    s.create(
+        "acme",
+        spec("client_01A").convex(
+            "https://happy-animal-123.convex.cloud",
+            "convex-admin",
+            "adminKey",
+        ),
+    )
+    .await;
+    let message = s.refused("acme", Reason::ConvexCannotFetchKeys).await;
     assert!(
         message.starts_with(
             "spec.convex.url https://happy-animal-123.convex.cloud is outside this cluster"
@@ -1135,17 +806,17 @@ async fn convex_outside_the_cluster_with_an_in_cluster_jwks_url_is_not_ready() {
                 .contains("set spec.jwks.publicUrl, enable spec.ingress, or set spec.httpRoute"),
         "{message}"
     );
-    s.condition("acme", "PublicJwksUrl", "False").await;
-    s.condition("acme", "ConvexSynced", "False").await;
+    s.condition("acme", Want::fails(PublicJwksUrl)).await;
+    s.condition("acme", Want::fails(ConvexSynced)).await;
 
     s.patch_spec(
         "acme",
         json!({"jwks": {"publicUrl": "https://jwks.example.com"}}),
     )
     .await;
-    s.condition("acme", "PublicJwksUrl", "True").await;
-    let message = s.refused("acme", "Unavailable").await;
+    s.condition("acme", Want::holds(PublicJwksUrl)).await;
+    let message = s.refused("acme", Reason::Unavailable).await;
     assert!(message.contains("mirror pods available"), "{message}");
-    let sync = s.condition("acme", "ConvexSynced", "False").await;
+    let sync = s.condition("acme", Want::fails(ConvexSynced)).await;
     assert!(sync.contains("convex-admin"), "{sync}");
 }

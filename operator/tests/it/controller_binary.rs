@@ -1,75 +1,43 @@
 //! The real `workos-convex-auth run` process: admin endpoints, and a clean exit on SIGTERM.
 
+use super::support::binary::{Admin, Binary, LOOPBACK_UPSTREAM, sigterm, text};
+use super::support::conditions::Want;
+use super::support::fixtures::{SpecExt, from_secret, resource, spec};
 use super::support::mirror::metric_value as metric;
-use super::support::process::{KillOnDrop, free_port, rss_kib};
-use std::process::{Command, Stdio};
+use super::support::process::rss_kib;
+use super::support::scenario::Ns;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wca_test_harness::ControlPlane;
+use wca_test_harness::{ControlPlane, eventually};
+use workos_convex_auth::reconcile::reason::ConditionType::Ready;
+use workos_convex_auth::reconcile::reason::Reason;
 
 #[tokio::test]
 async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
     let cp = ControlPlane::shared();
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "binary").await.unwrap();
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args([
-                "run",
-                "--namespace",
-                &ns,
-                "--admin-addr",
-                &admin,
-                "--log-format",
-                "json",
-            ])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let admin = Admin::free();
+    let mut operator = Binary::operator(cp.kubeconfig(), &ns, &admin)
+        .log_format("json")
+        .piped()
+        .spawn();
 
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ready = loop {
-        if let Ok(r) = http.get(format!("http://{admin}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break true;
-        }
-        if Instant::now() > deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(ready, "/readyz never answered 200");
-    let health = http
-        .get(format!("http://{admin}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = eventually(Duration::from_secs(30), "/readyz 200", || async {
+        (admin.status("/readyz").await? == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_ok(), "/readyz never answered 200");
+    let health = admin.get("/healthz").await.expect("/healthz answers");
     assert!(health.status().is_success());
-    let metrics = http
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin.metrics().await.expect("/metrics answers");
     assert!(
         metrics.contains("# TYPE wca_reconcile_duration_seconds histogram"),
         "{metrics}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &operator.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(sigterm(&operator), "kill -TERM the operator");
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
         if let Some(exit) = operator.try_wait().unwrap() {
@@ -81,12 +49,7 @@ async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let output = operator.wait_with_output().unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let logs = text(&operator.wait_with_output().unwrap());
     assert!(exit.success(), "exit {exit}: {logs}");
     assert!(logs.contains("controller stopped"), "{logs}");
     assert!(
@@ -120,43 +83,16 @@ async fn churn_frees_per_resource_memory() {
     let cp = ControlPlane::shared();
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "churn").await.unwrap();
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args([
-                "run",
-                "--namespace",
-                &ns,
-                "--admin-addr",
-                &admin,
-                "--log-format",
-                "text",
-                "--allow-http-upstream",
-                "--allowed-upstream-hosts",
-                "127.0.0.1",
-                "--allowed-upstream-networks",
-                "127.0.0.0/8",
-            ])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let http = reqwest::Client::new();
+    let admin = Admin::free();
+    let mut operator = Binary::operator(cp.kubeconfig(), &ns, &admin)
+        .log_format("text")
+        .args(LOOPBACK_UPSTREAM)
+        .env("RUST_LOG", "warn")
+        .spawn();
     let gauges = || {
-        let (http, admin) = (http.clone(), admin.clone());
+        let admin = admin.clone();
         async move {
-            let text = http
-                .get(format!("http://{admin}/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let text = admin.metrics().await?;
             Some((
                 metric(&text, "wca_inline_key_cache_entries")?,
                 metric(&text, "wca_backoff_entries")?,
@@ -171,15 +107,11 @@ async fn churn_frees_per_resource_memory() {
         let base = upstream.base_url();
         async move {
             for i in 0..RESOURCES {
-                let r: WorkOSConvexAuth = serde_json::from_value(serde_json::json!({
-                    "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-                    "metadata": {"name": format!("r{round}-{i}")},
-                    "spec": {"clientId": format!("client_0{i}"), "jwks": {"mode": "Inline", "upstreamBase": base}}
-                }))
-                .unwrap();
+                let spec = spec(&format!("client_0{i}")).inline(&base);
+                let r = resource(&format!("r{round}-{i}"), spec);
                 resources.create(&PostParams::default(), &r).await.unwrap();
             }
-            wca_test_harness::eventually(wait, "every resource holding its keys", || async {
+            eventually(wait, "every resource holding its keys", || async {
                 let (inline, _) = gauges().await?;
                 (inline == RESOURCES as f64).then_some(())
             })
@@ -199,7 +131,7 @@ async fn churn_frees_per_resource_memory() {
                 )
                 .await
                 .unwrap();
-            wca_test_harness::eventually(wait, "the per-resource maps emptied", || async {
+            eventually(wait, "the per-resource maps emptied", || async {
                 let (inline, backoff) = gauges().await?;
                 (inline == 0.0 && backoff == 0.0).then_some(())
             })
@@ -231,30 +163,15 @@ async fn churn_frees_per_resource_memory() {
 async fn readyz_fails_while_the_watches_fail() {
     let cp = ControlPlane::start().unwrap();
     cp.install_crds().unwrap();
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args(["run", "--admin-addr", &admin, "--log-format", "text"])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let http = reqwest::Client::new();
-    let readyz = || {
-        let (http, admin) = (http.clone(), admin.clone());
-        async move {
-            http.get(format!("http://{admin}/readyz"))
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().as_u16())
-        }
-    };
-    wca_test_harness::eventually(Duration::from_secs(30), "ready", || async {
+    let admin = Admin::free();
+    let mut operator = Binary::run(cp.kubeconfig())
+        .admin(&admin)
+        .log_format("text")
+        .env("RUST_LOG", "warn")
+        .piped()
+        .spawn();
+    let readyz = || admin.status("/readyz");
+    eventually(Duration::from_secs(30), "ready", || async {
         (readyz().await? == 200).then_some(())
     })
     .await
@@ -267,7 +184,7 @@ async fn readyz_fails_while_the_watches_fail() {
             .status();
     }
     let stopped = Instant::now();
-    wca_test_harness::eventually(Duration::from_secs(60), "/readyz 503", || async {
+    eventually(Duration::from_secs(60), "/readyz 503", || async {
         (readyz().await? == 503).then_some(())
     })
     .await
@@ -276,31 +193,15 @@ async fn readyz_fails_while_the_watches_fail() {
         "/readyz 503 {:.1} s after the control plane stopped",
         stopped.elapsed().as_secs_f64()
     );
-    let health = http
-        .get(format!("http://{admin}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = admin.get("/healthz").await.expect("/healthz answers");
     assert!(health.status().is_success(), "alive, only not ready");
-    let metrics = http
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin.metrics().await.expect("/metrics answers");
     assert!(
         metric(&metrics, "wca_watch_errors_total").is_some_and(|n| n >= 1.0),
         "{metrics}"
     );
     let _ = operator.kill();
-    let output = operator.wait_with_output().unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let logs = text(&operator.wait_with_output().unwrap());
     assert!(logs.contains("watch failed; retrying"), "{logs}");
 }
 
@@ -308,65 +209,31 @@ async fn readyz_fails_while_the_watches_fail() {
 /// Events are checked in controller.rs).
 #[tokio::test]
 async fn a_secret_value_never_reaches_the_operator_logs() {
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::api::{Api, PostParams};
-    use workos_convex_auth::api::WorkOSConvexAuth;
-
     let leaked = "postgres://admin:S3cr3t@db";
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "secret-logs").await.unwrap();
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "db"}, "stringData": {"url": leaked}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let admin = format!("127.0.0.1:{}", free_port());
+    let tenant = Ns::fresh(cp, "secret-logs", Duration::from_secs(30)).await;
+    tenant
+        .create_secret("db", serde_json::json!({"url": leaked}))
+        .await;
     // A file, not a pipe: at trace level a pipe nobody reads fills and blocks the operator.
     let log_path = std::env::temp_dir().join(format!("wca-secret-logs-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args(["run", "--namespace", &ns, "--admin-addr", &admin])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            // Everything the operator logs, its dependencies included.
-            .env("RUST_LOG", "trace")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    let r: WorkOSConvexAuth = serde_json::from_value(serde_json::json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": "acme"},
-        "spec": {"clientIdFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "jwks": {"mode": "Direct"}}
-    }))
-    .unwrap();
-    resources.create(&PostParams::default(), &r).await.unwrap();
-    let message = wca_test_harness::eventually(Duration::from_secs(30), "InvalidSpec", || async {
-        let r = resources.get("acme").await.ok()?;
-        r.status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready" && c.reason == "InvalidSpec")
-            .map(|c| c.message)
-    })
-    .await
-    .unwrap();
+    let mut operator = Binary::operator(cp.kubeconfig(), &tenant.ns, &Admin::free())
+        // Everything the operator logs, its dependencies included.
+        .env("RUST_LOG", "trace")
+        .log_to(&log_path)
+        .spawn();
+    tenant
+        .create("acme", from_secret("db", "url").direct())
+        .await;
+    let invalid = Want::of(Ready).reason(Reason::InvalidSpec);
+    let message = tenant.condition("acme", invalid).await;
     assert!(
         message.contains("key \"url\" of Secret \"db\""),
         "{message}"
     );
     // A few more reconciles' worth of logging.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &operator.id().to_string()])
-        .status();
+    let _ = sigterm(&operator);
     let _ = operator.wait();
     let logs = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);

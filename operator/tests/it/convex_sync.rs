@@ -6,27 +6,30 @@
 
 use super::support;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
+use support::binary::LOOPBACK_UPSTREAM;
+use support::conditions::Want;
 use support::convex::FakeConvex;
+use support::fixtures::{SpecExt, from_secret, spec};
 use support::keys::{key_fixture, sign_rs256};
 use support::mirror::jwks_of;
-use support::process::{KillOnDrop, free_port};
+use support::process::free_port;
+use support::scenario::Scenario;
+use wca_test_harness::eventually;
 use wca_test_harness::fake_workos::FakeWorkos;
-use wca_test_harness::{ControlPlane, eventually};
-use workos_convex_auth::api::{Condition, WorkOSConvexAuth};
+use workos_convex_auth::api::WorkOSConvexAuth;
 use workos_convex_auth::convex::config::AuthConfig;
 use workos_convex_auth::convex::verify::{decode, verify};
+use workos_convex_auth::reconcile::reason::ConditionType::{ConvexSynced, Ready};
+use workos_convex_auth::reconcile::reason::Reason;
 use workos_convex_auth::reconcile::sync::CONVEX_URL_ANNOTATION;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -35,176 +38,82 @@ const WRONG_KEY: &str = "wca-test|ffffffffffffffffffffffffffffffff";
 const CID_A: &str = "client_01JCONVEXSYNCAAAAAAAAAAAAA";
 const CID_B: &str = "client_01JCONVEXSYNCBBBBBBBBBBBBB";
 
-/// The operator binary in its own namespace, its log in a file.
-struct Scenario {
-    client: Client,
-    ns: String,
-    log: PathBuf,
-    _operator: KillOnDrop,
+/// The operator binary in its own namespace, its log in a file: JSON at debug level, every
+/// Secret resynced every 2 s, and the fakes' plain http on loopback allowed (never by default).
+async fn start(test: &str) -> Scenario {
+    let flags = [
+        &["--log-format", "json", "--secret-resync", "2s"][..],
+        &["--proxy-image", "example.com/workos-convex-auth:test"],
+        &LOOPBACK_UPSTREAM,
+        &[
+            "--allow-http-convex",
+            "--allowed-convex-networks",
+            "127.0.0.0/8",
+            "--allowed-convex-hosts",
+            "127.0.0.1",
+        ],
+    ]
+    .concat();
+    Scenario::binary(test, &flags, "debug", WAIT).await
 }
 
-impl Scenario {
-    async fn start(test: &str) -> Self {
-        let cp = ControlPlane::shared();
-        let client = cp.client().await.unwrap();
-        let ns = cp.namespace(&client, test).await.unwrap();
-        let log = std::env::temp_dir().join(format!("wca-{ns}-operator.log"));
-        let out = File::create(&log).unwrap();
-        let operator = KillOnDrop::new(
-            Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-                .args(["run", "--namespace", &ns, "--admin-addr", "127.0.0.1:0"])
-                .args(["--log-format", "json", "--secret-resync", "2s"])
-                .args(["--proxy-image", "example.com/workos-convex-auth:test"])
-                // The fakes serve plain http on loopback: allowed here, never by default.
-                .args([
-                    "--allow-http-upstream",
-                    "--allowed-upstream-networks",
-                    "127.0.0.0/8",
-                ])
-                .args(["--allowed-upstream-hosts", "127.0.0.1"])
-                .args([
-                    "--allow-http-convex",
-                    "--allowed-convex-networks",
-                    "127.0.0.0/8",
-                    "--allowed-convex-hosts",
-                    "127.0.0.1",
-                ])
-                .arg("--kubeconfig")
-                .arg(cp.kubeconfig())
-                .env("RUST_LOG", "debug")
-                .stdout(Stdio::from(out.try_clone().unwrap()))
-                .stderr(Stdio::from(out))
-                .spawn()
-                .unwrap(),
-        );
-        Self {
-            client,
-            ns,
-            log,
-            _operator: operator,
-        }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    /// A Secret holding `value` under `key`; with `for_url`, annotated as the admin key of that
-    /// deployment (the operator sends it nowhere else).
-    async fn secret(&self, name: &str, key: &str, value: &str, for_url: Option<&str>) {
-        let annotations = match for_url {
-            Some(url) => json!({CONVEX_URL_ANNOTATION: url}),
-            None => json!({}),
-        };
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name, "annotations": annotations}, "stringData": {key: value}
-        }))
-        .unwrap();
-        self.api::<Secret>()
-            .patch(
-                name,
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn create(&self, name: &str, spec: Value) {
-        let r: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        self.api::<WorkOSConvexAuth>()
-            .create(&PostParams::default(), &r)
-            .await
-            .unwrap();
-    }
-
-    /// Waits for condition `type_` with `status` and `reason`, and returns it.
-    async fn condition(&self, name: &str, type_: &str, status: &str, reason: &str) -> Condition {
-        let api = self.api::<WorkOSConvexAuth>();
-        let what = format!("{name}: {type_}={status} ({reason})");
-        eventually(WAIT, &what, || async {
-            let r = api.get(name).await.ok()?;
-            r.status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
-        })
+/// A Secret holding `value` under `key`; with `for_url`, annotated as the admin key of that
+/// deployment (the operator sends it nowhere else).
+async fn secret(s: &Scenario, name: &str, key: &str, value: &str, for_url: Option<&str>) {
+    let annotations = match for_url {
+        Some(url) => json!({CONVEX_URL_ANNOTATION: url}),
+        None => json!({}),
+    };
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations}, "stringData": {key: value}
+    }))
+    .unwrap();
+    s.api::<Secret>()
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
         .await
-        .unwrap_or_else(|e| panic!("{e}; status: {:?}", self.status_text(name)))
-    }
+        .unwrap();
+}
 
-    /// Every status, Event and log line of the scenario, as one text: where a Secret's value
-    /// must never appear.
-    async fn what_users_see(&self) -> String {
-        let mut seen = self.log_text();
-        for r in self
-            .api::<WorkOSConvexAuth>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-        {
-            seen.push_str(&serde_json::to_string(&r.status).unwrap());
-            seen.push_str(&r.name_any());
-        }
-        for e in self
-            .api::<Event>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-        {
-            seen.push_str(&serde_json::to_string(&e).unwrap());
-        }
-        seen
+/// Every status, Event and log line of the scenario, as one text: where a Secret's value
+/// must never appear.
+async fn what_users_see(s: &Scenario) -> String {
+    let mut seen = s.log_text();
+    for r in s
+        .api::<WorkOSConvexAuth>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+    {
+        seen.push_str(&serde_json::to_string(&r.status).unwrap());
+        seen.push_str(&r.name_any());
     }
+    for e in s.api::<Event>().list(&ListParams::default()).await.unwrap() {
+        seen.push_str(&serde_json::to_string(&e).unwrap());
+    }
+    seen
+}
 
-    fn status_text(&self, name: &str) -> String {
-        let out = ControlPlane::shared()
-            .kubectl()
-            .args([
-                "get",
-                "wca",
-                "-n",
-                &self.ns,
-                name,
-                "-o",
-                "jsonpath={.status}",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+async fn generated_js(s: &Scenario, name: &str) -> String {
+    let cm = s
+        .api::<ConfigMap>()
+        .get(&format!("{name}-convex-auth"))
+        .await
+        .unwrap();
+    cm.data.unwrap()["auth.config.js"].clone()
+}
 
-    async fn generated_js(&self, name: &str) -> String {
-        let cm = self
-            .api::<ConfigMap>()
-            .get(&format!("{name}-convex-auth"))
-            .await
-            .unwrap();
-        cm.data.unwrap()["auth.config.js"].clone()
-    }
+/// ConvexSynced=False with `reason`.
+fn not_synced(reason: Reason) -> Want {
+    Want::fails(ConvexSynced).reason(reason)
+}
 
-    async fn events(&self, reason: &str) -> Vec<String> {
-        self.api::<Event>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .filter_map(|e| e.note)
-            .collect()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
+/// ConvexSynced=True with `reason`.
+fn in_sync(reason: Reason) -> Want {
+    Want::holds(ConvexSynced).reason(reason)
 }
 
 fn claims(iss: &str, aud: Option<&str>) -> Value {
@@ -258,30 +167,32 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
     let workos = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
     let convex = FakeConvex::start(ADMIN_KEY);
     assert_eq!(convex.set_variable("OPENAI_API_KEY", "not-ours").await, 200);
-    let s = Scenario::start("convex-sync").await;
-    s.secret(
+    let s = start("convex-sync").await;
+    secret(
+        &s,
         "convex-admin",
         "adminKey",
         &format!("{ADMIN_KEY}\n"),
         Some(&convex.url),
     )
     .await;
-    s.secret("workos", "clientId", CID_A, None).await;
+    secret(&s, "workos", "clientId", CID_A, None).await;
     s.create(
         "acme",
-        json!({
-            "clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "clientId"}},
-            "authDomain": "auth.acme.com",
-            "authkitDomain": "acme.authkit.app",
-            "jwks": {"mode": "Direct", "upstreamBase": workos.base_url()},
-            "convex": {"url": convex.url, "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}},
-        }),
+        from_secret("workos", "clientId")
+            .with(|s| {
+                s.auth_domain = Some("auth.acme.com".into());
+                s.authkit_domain = Some("acme.authkit.app".into());
+            })
+            .direct()
+            .upstream(workos.base_url())
+            .convex(&convex.url, "convex-admin", "adminKey"),
     )
     .await;
 
     // Nothing is deployed yet: the variables are set, and status says to push the file once.
     let waiting = s
-        .condition("acme", "ConvexSynced", "False", "AuthConfigNotPushed")
+        .wait("acme", not_synced(Reason::AuthConfigNotPushed))
         .await;
     assert!(
         waiting.message.contains("push the env-driven file once")
@@ -289,8 +200,11 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
         "{}",
         waiting.message
     );
-    s.condition("acme", "Ready", "False", "AuthConfigNotPushed")
-        .await;
+    s.wait(
+        "acme",
+        Want::fails(Ready).reason(Reason::AuthConfigNotPushed),
+    )
+    .await;
     let workos_jwks = format!("{}/sso/jwks/{CID_A}", workos.base_url());
     assert_eq!(
         convex.variable("WORKOS_CLIENT_ID").await.as_deref(),
@@ -309,7 +223,7 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
         Some("not-ours"),
         "a variable the resource does not manage is untouched"
     );
-    let set = s.events("VariablesUpdated").await;
+    let set = s.events(Reason::VariablesUpdated).await;
     assert!(
         set.iter().any(|e| e.contains(
             "set WORKOS_CLIENT_ID, WORKOS_JWKS_URL, WORKOS_AUTHKIT_JWKS_URL on http://127.0.0.1"
@@ -318,21 +232,20 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
     );
 
     // The one push: the generated file, which holds no value, evaluated by the deployment.
-    let js = s.generated_js("acme").await;
+    let js = generated_js(&s, "acme").await;
     assert!(!js.contains(CID_A) && !js.contains("/sso/jwks/"), "{js}");
     convex
         .push(&js)
         .await
         .expect("the deployment accepts the generated file");
-    let synced = s
-        .condition("acme", "ConvexSynced", "True", "VariablesCurrent")
-        .await;
+    let synced = s.wait("acme", in_sync(Reason::VariablesCurrent)).await;
     assert!(
         synced.message.contains("its auth config uses them"),
         "{}",
         synced.message
     );
-    s.condition("acme", "Ready", "True", "Reconciled").await;
+    s.wait("acme", Want::holds(Ready).reason(Reason::Reconciled))
+        .await;
 
     let keys = |url: &str| {
         assert!(
@@ -377,7 +290,7 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
 
     // A new client id in the Secret: one write of the variables that hold it, nothing else.
     let before = convex.state().await;
-    s.secret("workos", "clientId", CID_B, None).await;
+    secret(&s, "workos", "clientId", CID_B, None).await;
     eventually(WAIT, "WORKOS_CLIENT_ID updated", || async {
         (convex.variable("WORKOS_CLIENT_ID").await.as_deref() == Some(CID_B)).then_some(())
     })
@@ -414,8 +327,7 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
     assert_eq!(accepted_by(&config, &token, &|_| fixture_keys()), Ok(1));
 
     // Steady state: reconciles keep coming (the Secret is re-read every 2 s), requests do not.
-    s.condition("acme", "ConvexSynced", "True", "VariablesCurrent")
-        .await;
+    s.wait("acme", in_sync(Reason::VariablesCurrent)).await;
     let settled = convex.state().await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let later = convex.state().await;
@@ -434,27 +346,23 @@ async fn variables_reach_the_deployment_and_the_pushed_file_accepts_every_issuer
 async fn inline_key_rotation_reaches_the_deployment_without_a_push() {
     let workos = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
     let convex = FakeConvex::start(ADMIN_KEY);
-    let s = Scenario::start("convex-rotation").await;
-    s.secret("convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url))
-        .await;
+    let s = start("convex-rotation").await;
+    secret(&s, "convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url)).await;
     s.create(
         "acme",
-        json!({
-            "clientId": CID_A,
-            "jwks": {"mode": "Inline", "upstreamBase": workos.base_url()},
-            "proxy": {"refreshInterval": "10s"},
-            "convex": {"url": convex.url, "adminKeySecretRef": {"name": "convex-admin", "key": "adminKey"}},
-        }),
+        spec(CID_A)
+            .inline(workos.base_url())
+            .proxy(|p| p.refresh_interval = "10s".into())
+            .convex(&convex.url, "convex-admin", "adminKey"),
     )
     .await;
-    s.condition("acme", "ConvexSynced", "False", "AuthConfigNotPushed")
+    s.wait("acme", not_synced(Reason::AuthConfigNotPushed))
         .await;
     convex
-        .push(&s.generated_js("acme").await)
+        .push(&generated_js(&s, "acme").await)
         .await
         .expect("the deployment accepts the generated file");
-    s.condition("acme", "ConvexSynced", "True", "VariablesCurrent")
-        .await;
+    s.wait("acme", in_sync(Reason::VariablesCurrent)).await;
     let by_data_url = |url: &str| data_url_keys(url);
     let issuer = format!("https://api.workos.com/user_management/{CID_A}");
     let token_a = sign_rs256(&claims(&issuer, None), "test-rsa-a", "rsa-a.pem");
@@ -480,17 +388,12 @@ async fn inline_key_rotation_reaches_the_deployment_without_a_push() {
     let config = deployed_config(&convex).await;
     assert_eq!(accepted_by(&config, &token_b, &by_data_url), Ok(1));
     assert!(accepted_by(&config, &token_a, &by_data_url).is_err());
-    let rotated = eventually(WAIT, "KeysRotated event", || async {
-        s.events("KeysRotated").await.into_iter().next()
-    })
-    .await
-    .unwrap();
+    let rotated = s.event(Reason::KeysRotated).await;
     assert!(
         rotated.contains("test-rsa-a → test-rsa-b") && rotated.contains("no push needed"),
         "{rotated}"
     );
-    s.condition("acme", "ConvexSynced", "True", "VariablesCurrent")
-        .await;
+    s.wait("acme", in_sync(Reason::VariablesCurrent)).await;
 }
 
 /// A JWKS whose data: URL is over Convex's 8 KiB limit for a variable.
@@ -527,61 +430,62 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
         )
         .await
         .expect("the picky config deploys");
-    let s = Scenario::start("convex-failures").await;
-    s.secret("convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url))
-        .await;
-    s.secret("picky-admin", "adminKey", ADMIN_KEY, Some(&picky.url))
-        .await;
-    s.secret("convex-wrong", "adminKey", WRONG_KEY, Some(&convex.url))
-        .await;
-    let spec = |url: &str, secret: &str, jwks: Value| {
-        json!({
-            "clientId": CID_A,
-            "jwks": jwks,
-            "convex": {"url": url, "adminKeySecretRef": {"name": secret, "key": "adminKey"}},
-        })
+    let s = start("convex-failures").await;
+    secret(&s, "convex-admin", "adminKey", ADMIN_KEY, Some(&convex.url)).await;
+    secret(&s, "picky-admin", "adminKey", ADMIN_KEY, Some(&picky.url)).await;
+    secret(&s, "convex-wrong", "adminKey", WRONG_KEY, Some(&convex.url)).await;
+    let direct = |url: &str, secret: &str| {
+        spec(CID_A)
+            .direct()
+            .upstream(workos.base_url())
+            .convex(url, secret, "adminKey")
     };
-    let direct = json!({"mode": "Direct", "upstreamBase": workos.base_url()});
-    let inline = |base: String| json!({"mode": "Inline", "upstreamBase": base});
-    s.create("bad-key", spec(&convex.url, "convex-wrong", direct.clone()))
+    let inline = |base: String, url: &str, secret: &str| {
+        spec(CID_A).inline(base).convex(url, secret, "adminKey")
+    };
+    s.create("bad-key", direct(&convex.url, "convex-wrong"))
         .await;
-    s.create("no-key", spec(&convex.url, "absent", direct.clone()))
-        .await;
+    s.create("no-key", direct(&convex.url, "absent")).await;
     let closed = format!("http://127.0.0.1:{}", free_port());
-    s.secret("closed-admin", "adminKey", ADMIN_KEY, Some(&closed))
-        .await;
-    s.create("unreachable", spec(&closed, "closed-admin", direct.clone()))
+    secret(&s, "closed-admin", "adminKey", ADMIN_KEY, Some(&closed)).await;
+    s.create("unreachable", direct(&closed, "closed-admin"))
         .await;
     s.create(
         "refused",
-        spec(&picky.url, "picky-admin", inline(workos.base_url())),
+        inline(workos.base_url(), &picky.url, "picky-admin"),
     )
     .await;
     s.create(
         "too-large",
-        spec(&convex.url, "convex-admin", inline(large.base_url())),
+        inline(large.base_url(), &convex.url, "convex-admin"),
     )
     .await;
 
     let expectations = [
-        ("bad-key", "AdminKeyRefused", "BadAdminKey"),
-        ("no-key", "AdminKeyMissing", "does not exist or has no key"),
+        ("bad-key", Reason::AdminKeyRefused, "BadAdminKey"),
+        (
+            "no-key",
+            Reason::AdminKeyMissing,
+            "does not exist or has no key",
+        ),
         (
             "unreachable",
-            "DeploymentUnreachable",
+            Reason::DeploymentUnreachable,
             "cannot reach the deployment",
         ),
-        ("refused", "ChangeRefused", "refuses data: URLs"),
-        ("too-large", "ValueTooLarge", "over Convex's limit of 8192"),
+        ("refused", Reason::ChangeRefused, "refuses data: URLs"),
+        (
+            "too-large",
+            Reason::ValueTooLarge,
+            "over Convex's limit of 8192",
+        ),
     ];
     for (name, reason, says) in expectations {
-        let c = s.condition(name, "ConvexSynced", "False", reason).await;
+        let c = s.wait(name, not_synced(reason)).await;
         assert!(c.message.contains(says), "{name}: {}", c.message);
-        s.condition(name, "Ready", "False", reason).await;
+        s.wait(name, Want::fails(Ready).reason(reason)).await;
     }
-    let refused = s
-        .condition("refused", "ConvexSynced", "False", "ChangeRefused")
-        .await;
+    let refused = s.wait("refused", not_synced(Reason::ChangeRefused)).await;
     assert!(
         refused.message.contains("InvalidAuthConfig")
             && refused
@@ -602,9 +506,9 @@ async fn failures_are_reported_with_the_reason_and_never_show_the_admin_key() {
     );
 
     // The keys appear in no status, no Event and no log line.
-    let warnings = s.events("AdminKeyRefused").await;
+    let warnings = s.events(Reason::AdminKeyRefused).await;
     assert!(!warnings.is_empty(), "a Warning event names the refusal");
-    let seen = s.what_users_see().await;
+    let seen = what_users_see(&s).await;
     for key in [ADMIN_KEY, WRONG_KEY, "0a1b2c3d4e5f", "ffffffffffff"] {
         assert!(
             !seen.contains(key),
@@ -631,19 +535,11 @@ async fn api_requests(convex: &FakeConvex) -> u64 {
 async fn an_admin_key_goes_only_where_its_secret_says() {
     let convex = FakeConvex::start(ADMIN_KEY);
     let other = FakeConvex::start(ADMIN_KEY);
-    let s = Scenario::start("convex-routing").await;
-    s.secret("unmarked", "adminKey", ADMIN_KEY, None).await;
-    s.secret("elsewhere", "adminKey", ADMIN_KEY, Some(&other.url))
-        .await;
-    s.secret("marked", "adminKey", ADMIN_KEY, Some(&convex.url))
-        .await;
-    let spec = |url: &str, secret: &str| {
-        json!({
-            "clientId": CID_A,
-            "jwks": {"mode": "Direct"},
-            "convex": {"url": url, "adminKeySecretRef": {"name": secret, "key": "adminKey"}},
-        })
-    };
+    let s = start("convex-routing").await;
+    secret(&s, "unmarked", "adminKey", ADMIN_KEY, None).await;
+    secret(&s, "elsewhere", "adminKey", ADMIN_KEY, Some(&other.url)).await;
+    secret(&s, "marked", "adminKey", ADMIN_KEY, Some(&convex.url)).await;
+    let spec = |url: &str, secret: &str| spec(CID_A).direct().convex(url, secret, "adminKey");
     // The fake's own address under a name the admin did not list.
     let unlisted = convex.url.replace("127.0.0.1", "localhost");
     s.create("unmarked", spec(&convex.url, "unmarked")).await;
@@ -651,7 +547,7 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
     s.create("unlisted", spec(&unlisted, "marked")).await;
     for name in ["unmarked", "elsewhere"] {
         let c = s
-            .condition(name, "ConvexSynced", "False", "AdminKeyNotForDeployment")
+            .wait(name, not_synced(Reason::AdminKeyNotForDeployment))
             .await;
         assert!(
             c.message.contains(&format!(
@@ -662,9 +558,7 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
             c.message
         );
     }
-    let c = s
-        .condition("unlisted", "ConvexSynced", "False", "NotAllowed")
-        .await;
+    let c = s.wait("unlisted", not_synced(Reason::NotAllowed)).await;
     assert!(
         c.message
             .starts_with("spec.convex.url: host \"localhost\" is not among")
@@ -686,7 +580,7 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
     );
 
     s.create("marked", spec(&convex.url, "marked")).await;
-    s.condition("marked", "ConvexSynced", "False", "AuthConfigNotPushed")
+    s.wait("marked", not_synced(Reason::AuthConfigNotPushed))
         .await;
     assert_eq!(
         convex.variable("WORKOS_CLIENT_ID").await.as_deref(),
@@ -699,13 +593,8 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
         .patch("marked", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    s.condition(
-        "marked",
-        "ConvexSynced",
-        "False",
-        "AdminKeyNotForDeployment",
-    )
-    .await;
+    s.wait("marked", not_synced(Reason::AdminKeyNotForDeployment))
+        .await;
     let before = api_requests(&convex).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -715,6 +604,6 @@ async fn an_admin_key_goes_only_where_its_secret_says() {
     );
     assert_eq!(api_requests(&other).await, 0, "the new one was asked");
 
-    let seen = s.what_users_see().await;
+    let seen = what_users_see(&s).await;
     assert!(!seen.contains(ADMIN_KEY) && !seen.contains("0a1b2c3d4e5f"));
 }

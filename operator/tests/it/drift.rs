@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,9 +21,11 @@ use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
 use workos_convex_auth::gateway::HTTPRoute;
 
-use super::controller::Scenario;
 use super::support::audit;
-use super::support::mirror::metric_value;
+use super::support::conditions::{Want, wait_for};
+use super::support::fixtures::{SpecExt, from_config_map, parent, spec};
+use super::support::scenario::Scenario;
+use workos_convex_auth::reconcile::reason::ConditionType::{ProxyAvailable, Ready};
 
 /// How soon a deleted child must be back: far below the 15 s requeue of a resource whose mirror
 /// is unavailable, and the hour of a Ready one, so only the deletion itself can have brought it.
@@ -32,19 +34,16 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `wca_reconciles_total` of the scenario's operator.
 async fn reconciles(s: &Scenario) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", s.admin_addr))
+    s.admin
+        .metric("wca_reconciles_total")
         .await
-        .expect("the admin server answers")
-        .text()
-        .await
-        .expect("a metrics text");
-    metric_value(&text, "wca_reconciles_total").expect("wca_reconciles_total")
+        .expect("wca_reconciles_total of the admin server's metrics")
 }
 
 /// Waits until `name` is settled: `Ready=True` (so its next reconcile is `report::RESYNC`, an
 /// hour, away) and no reconcile ran for a second.
 async fn settled(s: &Scenario, name: &str) {
-    s.condition(name, "Ready", "True").await;
+    s.condition(name, Want::holds(Ready)).await;
     eventually(WAIT, &format!("{name} settled"), || async {
         let before = reconciles(s).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -57,8 +56,7 @@ async fn settled(s: &Scenario, name: &str) {
 /// What the kube-controller-manager would write once the mirror's pods are up (none runs here).
 async fn mirror_pods_available(s: &Scenario, resource: &str) {
     let name = format!("{resource}-jwks");
-    s.appears::<Deployment>(&name, "the mirror Deployment")
-        .await;
+    s.appears::<Deployment>(&name).await;
     let status = json!({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}});
     s.api::<Deployment>()
         .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
@@ -178,7 +176,7 @@ where
     match then {
         Then::Settles => settled(s, owner).await,
         Then::Unavailable => {
-            let message = s.condition(owner, "ProxyAvailable", "False").await;
+            let message = s.condition(owner, Want::fails(ProxyAvailable)).await;
             assert!(message.contains("0/2 mirror pods available"), "{message}");
         }
     }
@@ -195,25 +193,15 @@ where
 #[tokio::test]
 async fn a_deleted_config_map_of_a_settled_direct_resource_is_put_back() {
     let s = Scenario::audited("drift direct").await;
-    s.create(
-        "acme",
-        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
-    )
-    .await;
+    s.create("acme", spec("client_01A").direct()).await;
     deleted_and_put_back::<ConfigMap>(&s, "acme", "acme-convex-auth", Then::Settles).await;
 }
 
 #[tokio::test]
 async fn every_deleted_child_of_a_settled_proxy_resource_is_put_back() {
     let s = Scenario::audited("drift proxy").await;
-    s.create(
-        "acme",
-        json!({
-            "clientId": "client_01A",
-            "ingress": {"enabled": true, "host": "jwks.acme.com"},
-        }),
-    )
-    .await;
+    s.create("acme", spec("client_01A").ingress("jwks.acme.com"))
+        .await;
     mirror_pods_available(&s, "acme").await;
     deleted_and_put_back::<ConfigMap>(&s, "acme", "acme-convex-auth", Then::Settles).await;
     deleted_and_put_back::<Service>(&s, "acme", "acme-jwks", Then::Settles).await;
@@ -236,8 +224,8 @@ async fn a_deleted_network_policy_of_a_settled_resource_is_put_back() {
         ],
     )
     .await;
-    s.create("acme", json!({"clientId": "client_01A"})).await;
-    let policy: NetworkPolicy = s.appears("acme-jwks", "the NetworkPolicy").await;
+    s.create("acme", spec("client_01A")).await;
+    let policy: NetworkPolicy = s.appears("acme-jwks").await;
     let from = serde_json::to_value(&policy).unwrap()["spec"]["ingress"][0]["from"][0]
         ["namespaceSelector"]["matchExpressions"][0]["values"]
         .clone();
@@ -254,13 +242,7 @@ async fn a_deleted_http_route_of_a_settled_resource_is_put_back() {
     let s = Scenario::audited("drift route").await;
     s.create(
         "acme",
-        json!({
-            "clientId": "client_01A",
-            "httpRoute": {
-                "parentRefs": [{"name": "public", "namespace": "infra"}],
-                "hostnames": ["jwks.acme.com"],
-            },
-        }),
+        spec("client_01A").http_route(vec![parent("public", Some("infra"))], &["jwks.acme.com"]),
     )
     .await;
     mirror_pods_available(&s, "acme").await;
@@ -272,46 +254,21 @@ async fn a_deleted_http_route_of_a_settled_resource_is_put_back() {
 #[tokio::test]
 async fn a_deleted_referenced_config_map_is_reported_at_once_and_its_return_recovers() {
     let s = Scenario::audited("drift reference").await;
-    let source: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "workos"}, "data": {"id": "client_01ONE"}}),
-    )
-    .unwrap();
-    let config_maps = s.api::<ConfigMap>();
-    config_maps
-        .create(&PostParams::default(), &source)
-        .await
-        .unwrap();
-    s.create(
-        "acme",
-        json!({"clientIdFrom": {"configMapKeyRef": {"name": "workos", "key": "id"}}, "jwks": {"mode": "Direct"}}),
-    )
-    .await;
+    let source = json!({"id": "client_01ONE"});
+    s.create_config_map("workos", source.clone()).await;
+    s.create("acme", from_config_map("workos", "id").direct())
+        .await;
     settled(&s, "acme").await;
-    config_maps
+    s.api::<ConfigMap>()
         .delete("workos", &DeleteParams::default())
         .await
         .unwrap();
-    let api = s.api::<WorkOSConvexAuth>();
-    let message = eventually(PUT_BACK, "Ready=False naming the ConfigMap", || async {
-        let ready = api
-            .get("acme")
-            .await
-            .ok()?
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready" && c.status == "False")?;
-        Some(ready.message)
-    })
-    .await
-    .unwrap();
+    let ready = Want::fails(Ready);
+    let message = wait_for(&s.api(), "acme", &ready, PUT_BACK).await.1.message;
     assert!(
         message.contains(&format!("ConfigMap {}/workos", s.ns)),
         "{message}"
     );
-    config_maps
-        .create(&PostParams::default(), &source)
-        .await
-        .unwrap();
-    s.condition("acme", "Ready", "True").await;
+    s.create_config_map("workos", source).await;
+    s.condition("acme", Want::holds(Ready)).await;
 }

@@ -5,11 +5,11 @@
 
 use super::support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::binary::{Admin, Binary, LOOPBACK_HTTP_UPSTREAM};
 use support::mirror::{fixture, loopback_rules};
-use support::process::{KillOnDrop, free_port};
+use support::process::free_port;
 use wca_test_harness::eventually;
 use wca_test_harness::fake_workos::FakeWorkos;
 use wca_test_harness::forward_proxy::ForwardProxy;
@@ -134,21 +134,12 @@ async fn the_mirror_process_fetches_through_the_proxy_of_its_environment() {
     let mut proxy = ForwardProxy::start().unwrap();
     let mirror = |proxy_url: &str| {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--mirror")
-            .arg(format!("{CLIENT}={}{CLIENT}", fake.base_url()))
-            .args([
-                "--allow-http-upstream",
-                "--allowed-upstream-networks",
-                "127.0.0.0/8",
-            ])
+        let listen = format!("127.0.0.1:{port}");
+        let child = Binary::mirror(&listen, &format!("{CLIENT}={}{CLIENT}", fake.base_url()))
+            .args(LOOPBACK_HTTP_UPSTREAM)
             .env("HTTP_PROXY", proxy_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        (KillOnDrop::new(child), port)
+            .spawn();
+        (child, port)
     };
     let http = reqwest::Client::new();
     let ready = |port: u16| {
@@ -188,17 +179,11 @@ async fn the_mirror_process_fetches_through_the_proxy_of_its_environment() {
 #[test]
 fn the_operator_refuses_a_proxy_variable_that_is_not_a_url() {
     let cp = wca_test_harness::ControlPlane::shared();
-    let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+    let mut child = Binary::run(cp.kubeconfig())
+        .admin(&Admin::free())
         .env("HTTPS_PROXY", "proxy.infra:3128")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop::new(child);
+        .stderr_piped()
+        .spawn();
     let began = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(began.elapsed() < Duration::from_secs(30), "it should exit");

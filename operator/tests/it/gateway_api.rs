@@ -8,15 +8,20 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::controller::{RunArgs, run_with_client};
 use workos_convex_auth::gateway::HTTPRoute;
 
-use super::controller::Scenario;
+use super::support::binary::Admin;
+use super::support::conditions::{Want, wait_for};
+use super::support::fixtures::{SpecExt, parent, resource, spec};
+use super::support::scenario::{Ns, Scenario, run_operator};
+use workos_convex_auth::api::{GatewayRef, HttpRouteSpec};
+use workos_convex_auth::reconcile::reason::ConditionType::RouteAccepted;
+use workos_convex_auth::reconcile::reason::Reason;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,23 +33,9 @@ fn shared_with_gateway_api() -> &'static ControlPlane {
     cp
 }
 
-async fn condition(
-    api: &Api<WorkOSConvexAuth>,
-    name: &str,
-    type_: &str,
-    status: &str,
-    reason: &str,
-) -> String {
-    eventually(WAIT, &format!("{type_}={status} ({reason})"), || async {
-        let r = api.get(name).await.ok()?;
-        r.status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
-            .map(|c| c.message)
-    })
-    .await
-    .unwrap()
+/// Waits for a condition of `name` as `want`ed; its message.
+async fn condition(api: &Api<WorkOSConvexAuth>, name: &str, want: Want) -> String {
+    wait_for(api, name, &want, WAIT).await.1.message
 }
 
 /// What a Gateway controller writes: one parent's `Accepted` and `ResolvedRefs`.
@@ -80,17 +71,19 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
     let routes = s.api::<HTTPRoute>();
     s.create(
         "acme",
-        json!({
-            "clientId": "client_01A",
-            "httpRoute": {
-                "parentRefs": [{"name": "public", "namespace": "infra", "sectionName": "https"}],
-                "hostnames": ["jwks.acme.com"],
-                "path": "/workos",
-            },
+        spec("client_01A").with(|s| {
+            s.http_route = Some(HttpRouteSpec {
+                parent_refs: vec![GatewayRef {
+                    section_name: Some("https".into()),
+                    ..parent("public", Some("infra"))
+                }],
+                hostnames: vec!["jwks.acme.com".into()],
+                path: Some("/workos".into()),
+            })
         }),
     )
     .await;
-    let route: HTTPRoute = s.appears("acme-jwks", "the HTTPRoute").await;
+    let route: HTTPRoute = s.appears("acme-jwks").await;
     let spec = &route.spec;
     assert_eq!(spec.hostnames, ["jwks.acme.com"]);
     assert_eq!(spec.parent_refs.len(), 1);
@@ -117,8 +110,9 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
     .unwrap();
     assert_eq!(jwks_url, "https://jwks.acme.com/workos/sso/jwks/client_01A");
 
+    let route = |want: Want| condition(&resources, "acme", want);
     // No Gateway controller has spoken yet.
-    let pending = condition(&resources, "acme", "RouteAccepted", "False", "RoutePending").await;
+    let pending = route(Want::fails(RouteAccepted).reason(Reason::RoutePending)).await;
     assert!(
         pending.contains("no Gateway controller has reported"),
         "{pending}"
@@ -134,14 +128,7 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
         ),
     )
     .await;
-    let refused = condition(
-        &resources,
-        "acme",
-        "RouteAccepted",
-        "False",
-        "RouteNotAccepted",
-    )
-    .await;
+    let refused = route(Want::fails(RouteAccepted).reason(Reason::RouteNotAccepted)).await;
     assert!(
         refused.contains("Gateway infra/public: Accepted=False (NotAllowedByListeners): no listener allows routes from this namespace"),
         "{refused}"
@@ -149,7 +136,7 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
     // (Ready is False here anyway: no mirror pod runs on an apiserver without a node. That a
     // refused route makes Ready False is a unit test of reconcile::status.)
     gateway_says(&routes, "acme-jwks", ("True", "Accepted", "")).await;
-    let accepted = condition(&resources, "acme", "RouteAccepted", "True", "Accepted").await;
+    let accepted = route(Want::holds(RouteAccepted).reason(Reason::Accepted)).await;
     assert!(
         accepted.contains("accepted by Gateway infra/public"),
         "{accepted}"
@@ -174,9 +161,8 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
         json!({"httpRoute": null, "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
     )
     .await;
-    s.gone::<HTTPRoute>("acme-jwks", "the HTTPRoute removed")
-        .await;
-    let _: Ingress = s.appears("acme-jwks", "the Ingress").await;
+    s.gone::<HTTPRoute>("acme-jwks").await;
+    let _: Ingress = s.appears("acme-jwks").await;
     // The status is written after the children: wait for it to drop the route's condition.
     eventually(WAIT, "RouteAccepted gone from status", || async {
         let status = resources.get("acme").await.ok()?.status?;
@@ -195,16 +181,12 @@ async fn an_http_route_with_an_ingress_is_refused_by_the_crd() {
     let cp = shared_with_gateway_api();
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "gateway-both").await.unwrap();
-    let resource: WorkOSConvexAuth = serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": "both"},
-        "spec": {
-            "clientId": "client_01A",
-            "ingress": {"enabled": true, "host": "jwks.acme.com"},
-            "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.acme.com"]},
-        },
-    }))
-    .unwrap();
+    let resource = resource(
+        "both",
+        spec("client_01A")
+            .ingress("jwks.acme.com")
+            .http_route(vec![parent("public", None)], &["jwks.acme.com"]),
+    );
     let err = Api::<WorkOSConvexAuth>::namespaced(client, &ns)
         .create(&PostParams::default(), &resource)
         .await
@@ -222,36 +204,11 @@ async fn without_the_gateway_api_the_operator_runs_and_says_why_there_is_no_rout
     bare.install_crds().unwrap();
     let client = bare.client().await.unwrap();
     let ns = bare.namespace(&client, "no-gateway-api").await.unwrap();
-    let args = RunArgs::parse_flags([
-        "--namespace",
-        &ns,
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--log-format",
-        "text",
-        "--proxy-image",
-        "example.com/workos-convex-auth:test",
-    ])
-    .unwrap();
-    let operator = {
-        let client: Client = client.clone();
-        tokio::spawn(async move { run_with_client(client, args).await })
-    };
-    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    for (name, spec) in [
-        ("plain", json!({"clientId": "client_01A"})),
-        (
-            "routed",
-            json!({"clientId": "client_01B", "httpRoute": {"parentRefs": [{"name": "public"}], "hostnames": ["jwks.acme.com"]}}),
-        ),
-    ] {
-        let r: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap();
-        resources.create(&PostParams::default(), &r).await.unwrap();
-    }
+    let operator = run_operator(client.clone(), &Admin::any(), &["--namespace", &ns]);
+    let tenant = Ns::new(client.clone(), &ns, WAIT);
+    tenant.create("plain", spec("client_01A")).await;
+    let routed = spec("client_01B").http_route(vec![parent("public", None)], &["jwks.acme.com"]);
+    tenant.create("routed", routed).await;
     // Everything else works: the ConfigMap of both.
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     for cm in ["plain-convex-auth", "routed-convex-auth"] {
@@ -259,7 +216,7 @@ async fn without_the_gateway_api_the_operator_runs_and_says_why_there_is_no_rout
             .await
             .unwrap();
     }
-    let message = condition(&resources, "routed", "Ready", "False", "ApplyRejected").await;
+    let message = tenant.refused("routed", Reason::ApplyRejected).await;
     assert!(
         message.contains("HTTPRoute")
             && message.contains("the Gateway API CRDs were not installed")

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 use wca_test_harness::{repo_root, run_ok};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
-use super::controller::Scenario;
+use super::support::conditions::Want;
+use super::support::fixtures::{SpecExt, from_secret, spec};
+use super::support::scenario::Scenario;
+use workos_convex_auth::reconcile::reason::ConditionType::{Ready, Reconciling, Stalled};
+use workos_convex_auth::reconcile::reason::Reason;
 
 /// The kstatus helper, built once per machine by `image/tools.sh` (cached by content).
 fn kstatus_bin() -> &'static PathBuf {
@@ -62,19 +66,14 @@ async fn verdicts(s: &Scenario, name: &str) -> (String, String, String, String) 
 async fn kstatus_and_argo_cd_read_ready_progress_and_stalls_from_the_status() {
     let s = Scenario::with_policy("gitops-health", &["--max-proxy-replicas", "3"]).await;
 
-    s.create(
-        "ready",
-        json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
-    )
-    .await;
-    s.condition("ready", "Ready", "True").await;
+    s.create("ready", spec("client_01A").direct()).await;
+    s.condition("ready", Want::holds(Ready)).await;
     let (k, _, a, _) = verdicts(&s, "ready").await;
     assert_eq!((k.as_str(), a.as_str()), ("Current", "Healthy"));
 
     // Mode Proxy without a kubelet: the mirror's pods never start, which the operator waits for.
-    s.create("starting", json!({"clientId": "client_01A"}))
-        .await;
-    let waiting = s.condition("starting", "Reconciling", "True").await;
+    s.create("starting", spec("client_01A")).await;
+    let waiting = s.condition("starting", Want::holds(Reconciling)).await;
     let (k, km, a, am) = verdicts(&s, "starting").await;
     assert_eq!((k.as_str(), a.as_str()), ("InProgress", "Progressing"));
     assert_eq!(
@@ -82,12 +81,9 @@ async fn kstatus_and_argo_cd_read_ready_progress_and_stalls_from_the_status() {
         (waiting.as_str(), waiting.as_str())
     );
 
-    s.create(
-        "no-secret",
-        json!({"clientIdFrom": {"secretKeyRef": {"name": "workos", "key": "client-id"}}, "jwks": {"mode": "Direct"}}),
-    )
-    .await;
-    let missing = s.condition("no-secret", "Stalled", "True").await;
+    s.create("no-secret", from_secret("workos", "client-id").direct())
+        .await;
+    let missing = s.condition("no-secret", Want::holds(Stalled)).await;
     assert!(missing.contains("does not exist"), "{missing}");
     let (k, km, a, am) = verdicts(&s, "no-secret").await;
     assert_eq!((k.as_str(), a.as_str()), ("Failed", "Degraded"));
@@ -96,19 +92,16 @@ async fn kstatus_and_argo_cd_read_ready_progress_and_stalls_from_the_status() {
         (missing.as_str(), missing.as_str())
     );
 
-    s.create(
-        "refused",
-        json!({"clientId": "client_01A", "proxy": {"replicas": 9}}),
-    )
-    .await;
-    s.refused("refused", "NotAllowed").await;
+    s.create("refused", spec("client_01A").proxy(|p| p.replicas = 9))
+        .await;
+    s.refused("refused", Reason::NotAllowed).await;
     let (k, _, a, _) = verdicts(&s, "refused").await;
     assert_eq!((k.as_str(), a.as_str()), ("Failed", "Degraded"));
 
     // The edit that helps: Stalled goes, and both tools say so.
     s.create_secret("workos", json!({"client-id": "client_01FROMSECRET"}))
         .await;
-    s.condition("no-secret", "Ready", "True").await;
+    s.condition("no-secret", Want::holds(Ready)).await;
     let stored = s.api::<WorkOSConvexAuth>().get("no-secret").await.unwrap();
     let types: Vec<String> = stored
         .status

@@ -13,7 +13,7 @@ use serde_json::json;
 use wca_test_harness::{ControlPlane, repo_root};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
-const BIN: &str = env!("CARGO_BIN_EXE_workos-convex-auth");
+use super::support::binary::BIN;
 
 /// A directory holding `kubectl-wca`, a symlink to the built binary.
 fn plugin_dir() -> &'static Path {
@@ -46,6 +46,12 @@ fn binary(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The stdout of a run that must exit 0.
+fn stdout_ok(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 #[test]
@@ -158,9 +164,10 @@ alpha   False:AuthConfigNotPushed   True          True             False:Cluster
 beta    -                           -             -                -                          -                           -
 "
     );
-    let out = binary(&["status", "-n", &ns, "--kubeconfig", kubeconfig]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), expected);
+    assert_eq!(
+        stdout_ok(binary(&["status", "-n", &ns, "--kubeconfig", kubeconfig])),
+        expected
+    );
     let out = plugin(&["status", "-n", &ns, "--kubeconfig", kubeconfig]);
     assert_eq!(text(&out.stdout), expected);
 
@@ -232,14 +239,17 @@ beta    -                           -             -                -            
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
-    let out = Command::new(&kubectl)
-        .args(["wca", "status", "-n", &ns])
-        .env("PATH", &path)
-        .env("KUBECONFIG", cp.kubeconfig())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), expected);
+    assert_eq!(
+        stdout_ok(
+            Command::new(&kubectl)
+                .args(["wca", "status", "-n", &ns])
+                .env("PATH", &path)
+                .env("KUBECONFIG", cp.kubeconfig())
+                .output()
+                .unwrap()
+        ),
+        expected
+    );
     let out = Command::new(&kubectl)
         .args(["wca", "--help"])
         .env("PATH", &path)
@@ -367,9 +377,17 @@ async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     .unwrap();
     let kubeconfig = cp.kubeconfig().to_str().unwrap();
 
-    let out = plugin(&["config", "acme", "-n", &ns, "--kubeconfig", kubeconfig]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), generated);
+    assert_eq!(
+        stdout_ok(plugin(&[
+            "config",
+            "acme",
+            "-n",
+            &ns,
+            "--kubeconfig",
+            kubeconfig
+        ])),
+        generated
+    );
     let out = plugin(&[
         "config",
         "acme",
@@ -386,16 +404,17 @@ async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     let with_namespace = cp.kubeconfig_copy(&format!("plugin-{ns}")).unwrap();
     cp.add_context(&with_namespace, "tenant", "wca-local", Some(&ns))
         .unwrap();
-    let out = plugin(&[
-        "config",
-        "acme",
-        "--context",
-        "tenant",
-        "--kubeconfig",
-        with_namespace.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), generated);
+    assert_eq!(
+        stdout_ok(plugin(&[
+            "config",
+            "acme",
+            "--context",
+            "tenant",
+            "--kubeconfig",
+            with_namespace.to_str().unwrap(),
+        ])),
+        generated
+    );
     let out = plugin(&[
         "config",
         "acme",
@@ -418,31 +437,25 @@ async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     );
 
     // status NAME -o json|yaml: that resource's status only.
-    let out = plugin(&[
-        "status",
-        "acme",
-        "-n",
-        &ns,
-        "-o",
-        "json",
-        "--kubeconfig",
-        kubeconfig,
-    ]);
+    let status_as = |format: &str| {
+        plugin(&[
+            "status",
+            "acme",
+            "-n",
+            &ns,
+            "-o",
+            format,
+            "--kubeconfig",
+            kubeconfig,
+        ])
+    };
+    let out = status_as("json");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed["items"][0]["name"], "acme");
     assert_eq!(listed["items"][0]["status"]["configMapName"], "acme-auth");
-    let out = plugin(&[
-        "status",
-        "acme",
-        "-n",
-        &ns,
-        "-o",
-        "yaml",
-        "--kubeconfig",
-        kubeconfig,
-    ]);
+    let out = status_as("yaml");
     assert!(
         text(&out.stdout).contains("configMapName: acme-auth"),
         "{}",

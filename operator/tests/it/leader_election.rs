@@ -4,19 +4,18 @@
 //! cut off from the apiserver steps down before its Lease expires and stays a follower after.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use serde_json::json;
 
 use super::support::api_proxy::{ApiProxy, Fault};
 use super::support::audit;
-use super::support::mirror::metric_value;
-use super::support::process::{KillOnDrop, SilentServer, free_port};
+use super::support::binary::{Admin, Binary, LOOPBACK_UPSTREAM, sigterm};
+use super::support::fixtures::{self, SpecExt, spec};
+use super::support::process::{KillOnDrop, SilentServer};
 use wca_test_harness::{ControlPlane, client_for, eventually, lease_holder};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -27,32 +26,21 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// An operator process named `identity` (its Lease identity, `POD_NAME`) using `kubeconfig`
 /// (ServiceAccount `default/<identity>`), its admin server on `admin`.
-fn operator(ns: &str, identity: &str, kubeconfig: &Path, admin: &str) -> KillOnDrop {
+fn operator(ns: &str, identity: &str, kubeconfig: &Path, admin: &Admin) -> KillOnDrop {
     let lease_seconds = format!("{LEASE_SECONDS}s");
-    let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-        .args(["run", "--namespace", ns, "--admin-addr", admin])
-        .args(["--log-format", "text", "--leader-elect"])
+    Binary::operator(kubeconfig, ns, admin)
+        .log_format("text")
+        .arg("--leader-elect")
         .args(["--leader-election-namespace", ns])
         .args(["--leader-election-lease-name", LEASE])
         .args(["--leader-election-lease-duration", &lease_seconds])
         .args(["--leader-election-renew-deadline", "4s"])
         .args(["--leader-election-retry-period", "1s"])
         // The fence test's upstream, which never answers, is on loopback.
-        .args([
-            "--allow-http-upstream",
-            "--allowed-upstream-networks",
-            "127.0.0.0/8",
-        ])
-        .args(["--allowed-upstream-hosts", "127.0.0.1"])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
+        .args(LOOPBACK_UPSTREAM)
         .env("POD_NAME", identity)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {identity}: {e} ({})", kubeconfig.display()));
-    KillOnDrop::new(child)
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -60,12 +48,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 }
 
 fn resource(name: &str) -> WorkOSConvexAuth {
-    serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": name},
-        "spec": {"clientId": "client_01LEADER", "jwks": {"mode": "Direct"}}
-    }))
-    .expect("static resource")
+    fixtures::resource(name, spec("client_01LEADER").direct())
 }
 
 async fn config_map_appears(config_maps: &Api<ConfigMap>, name: &str) {
@@ -74,6 +57,15 @@ async fn config_map_appears(config_maps: &Api<ConfigMap>, name: &str) {
     })
     .await
     .unwrap();
+}
+
+/// Creates resource `name` and waits for its ConfigMap: whoever leads reconciled it.
+async fn reconciled(resources: &Api<WorkOSConvexAuth>, config_maps: &Api<ConfigMap>, name: &str) {
+    resources
+        .create(&PostParams::default(), &resource(name))
+        .await
+        .unwrap();
+    config_map_appears(config_maps, &format!("{name}-convex-auth")).await;
 }
 
 /// Writes that ServiceAccount `default/<identity>` made since `since`, as `verb resource → code`.
@@ -87,16 +79,16 @@ fn writes_by(audit_log: &Path, identity: &str, since: Timestamp) -> Vec<String> 
 /// Two operator processes in a namespace of their own: A, which reaches the apiserver only
 /// through a fault-injecting proxy (sending as A's ServiceAccount) and leads, and B, direct.
 struct Pair {
+    /// Declared first, so dropped first: the processes stop before their proxy does.
+    _processes: [KillOnDrop; 2],
     cp: &'static ControlPlane,
     leases: Api<Lease>,
     resources: Api<WorkOSConvexAuth>,
     config_maps: Api<ConfigMap>,
     a: String,
     b: String,
-    a_admin: String,
+    a_admin: Admin,
     proxy: ApiProxy,
-    _a: KillOnDrop,
-    _b: KillOnDrop,
 }
 
 impl Pair {
@@ -109,7 +101,7 @@ impl Pair {
         let a_direct = cp.service_account_kubeconfig(&a).unwrap();
         let proxy = ApiProxy::start(client_for(&a_direct).await.unwrap()).await;
         let dir = cp.kubeconfig().parent().unwrap();
-        let a_admin = format!("127.0.0.1:{}", free_port());
+        let a_admin = Admin::free();
         let a_process = operator(&ns, &a, &proxy.kubeconfig(dir, &a), &a_admin);
         eventually(WAIT, "A leading", || async {
             (holder(&leases).await? == a).then_some(())
@@ -117,7 +109,7 @@ impl Pair {
         .await
         .unwrap();
         let b_kubeconfig = cp.service_account_kubeconfig(&b).unwrap();
-        let b_process = operator(&ns, &b, &b_kubeconfig, "127.0.0.1:0");
+        let b_process = operator(&ns, &b, &b_kubeconfig, &Admin::any());
         Self {
             cp,
             resources: Api::namespaced(client.clone(), &ns),
@@ -127,29 +119,14 @@ impl Pair {
             b,
             a_admin,
             proxy,
-            _a: a_process,
-            _b: b_process,
+            _processes: [a_process, b_process],
         }
     }
 }
 
 /// `wca_leader` on the admin server at `admin`.
-async fn leader_gauge(admin: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    metric_value(&text, "wca_leader")
-}
-
-fn sigterm(child: &KillOnDrop) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+async fn leader_gauge(admin: &Admin) -> Option<f64> {
+    admin.metric("wca_leader").await
 }
 
 #[tokio::test]
@@ -165,8 +142,8 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
         .iter()
         .map(|id| cp.service_account_kubeconfig(id).unwrap())
         .collect();
-    let a = operator(&ns, &identities[0], &kubeconfigs[0], "127.0.0.1:0");
-    let b = operator(&ns, &identities[1], &kubeconfigs[1], "127.0.0.1:0");
+    let a = operator(&ns, &identities[0], &kubeconfigs[0], &Admin::any());
+    let b = operator(&ns, &identities[1], &kubeconfigs[1], &Admin::any());
 
     // Exactly one leads, and it reconciles.
     let leader = eventually(WAIT, "a leader", || holder(&leases))
@@ -177,11 +154,7 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
     } else {
         (b, a, identities[0].clone())
     };
-    resources
-        .create(&PostParams::default(), &resource("first"))
-        .await
-        .unwrap();
-    config_map_appears(&config_maps, "first-convex-auth").await;
+    reconciled(&resources, &config_maps, "first").await;
     // Let the follower's watch caches see everything the leader wrote.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let follower_writes: Vec<String> = writes_by(&cp.audit_log(), &follower, Timestamp::UNIX_EPOCH)
@@ -212,10 +185,10 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
     config_map_appears(&config_maps, "during-the-gap-convex-auth").await;
 
     // SIGTERM of the leader releases the Lease: a new follower takes it within 2 s.
-    let c = operator(&ns, &identities[2], &kubeconfigs[2], "127.0.0.1:0");
+    let c = operator(&ns, &identities[2], &kubeconfigs[2], &Admin::any());
     // Wait until the new process runs its election (it reads the Lease), then stop the leader.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    sigterm(&following);
+    assert!(sigterm(&following), "kill -TERM the leader");
     let stopped = Instant::now();
     eventually(
         Duration::from_secs(10),
@@ -234,11 +207,7 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
         handover <= Duration::from_secs(2),
         "handover took {handover:?}"
     );
-    resources
-        .create(&PostParams::default(), &resource("after-handover"))
-        .await
-        .unwrap();
-    config_map_appears(&config_maps, "after-handover-convex-auth").await;
+    reconciled(&resources, &config_maps, "after-handover").await;
     drop(c);
 }
 
@@ -247,27 +216,12 @@ async fn one_leader_reconciles_and_a_follower_takes_over_on_kill_and_on_sigterm(
 /// traffic flows again it stays a follower, and nothing it sent after the cut was written.
 #[tokio::test]
 async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_a_follower() {
-    let Pair {
-        cp,
-        leases,
-        resources,
-        config_maps,
-        a,
-        b,
-        a_admin,
-        proxy,
-        _a,
-        _b,
-    } = Pair::start("partition").await;
-    resources
-        .create(&PostParams::default(), &resource("before-the-cut"))
-        .await
-        .unwrap();
-    config_map_appears(&config_maps, "before-the-cut-convex-auth").await;
-    assert_eq!(leader_gauge(&a_admin).await, Some(1.0));
+    let p = Pair::start("partition").await;
+    reconciled(&p.resources, &p.config_maps, "before-the-cut").await;
+    assert_eq!(leader_gauge(&p.a_admin).await, Some(1.0));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    proxy.set(Fault::Cut);
+    p.proxy.set(Fault::Cut);
     let cut = Instant::now();
     let cut_at = Timestamp::now();
     // Waits well past the Lease's expiry, so that the assertion below (not this wait's own
@@ -275,7 +229,7 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
     eventually(
         Duration::from_secs(3 * LEASE_SECONDS),
         "A stepping down",
-        || async { (leader_gauge(&a_admin).await? == 0.0).then_some(()) },
+        || async { (leader_gauge(&p.a_admin).await? == 0.0).then_some(()) },
     )
     .await
     .unwrap();
@@ -289,14 +243,14 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
         "A still led when its Lease could expire: {stepped_down:?}"
     );
 
-    resources
+    p.resources
         .create(&PostParams::default(), &resource("during-the-cut"))
         .await
         .unwrap();
     eventually(
         Duration::from_secs(LEASE_SECONDS + 5),
         "B holding the Lease",
-        || async { (holder(&leases).await? == b).then_some(()) },
+        || async { (holder(&p.leases).await? == p.b).then_some(()) },
     )
     .await
     .unwrap();
@@ -304,24 +258,20 @@ async fn a_leader_cut_off_steps_down_before_its_lease_expires_and_comes_back_as_
         "cut off → the follower holds the Lease: {} ms",
         cut.elapsed().as_millis()
     );
-    config_map_appears(&config_maps, "during-the-cut-convex-auth").await;
-    assert!(proxy.injected() > 0, "the proxy dropped A's requests");
+    config_map_appears(&p.config_maps, "during-the-cut-convex-auth").await;
+    assert!(p.proxy.injected() > 0, "the proxy dropped A's requests");
 
     // Traffic flows again: A sees B's Lease and stays a follower.
-    proxy.set(Fault::None);
-    resources
-        .create(&PostParams::default(), &resource("after-the-cut"))
-        .await
-        .unwrap();
-    config_map_appears(&config_maps, "after-the-cut-convex-auth").await;
+    p.proxy.set(Fault::None);
+    reconciled(&p.resources, &p.config_maps, "after-the-cut").await;
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS)).await;
-    assert_eq!(holder(&leases).await.as_deref(), Some(b.as_str()));
+    assert_eq!(holder(&p.leases).await.as_deref(), Some(p.b.as_str()));
     assert_eq!(
-        leader_gauge(&a_admin).await,
+        leader_gauge(&p.a_admin).await,
         Some(0.0),
         "A came back a follower"
     );
-    let a_writes: Vec<String> = writes_by(&cp.audit_log(), &a, cut_at)
+    let a_writes: Vec<String> = writes_by(&p.cp.audit_log(), &p.a, cut_at)
         .into_iter()
         .filter(|w| w.ends_with("→ 200") || w.ends_with("→ 201"))
         .collect();
@@ -339,33 +289,13 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
     let silent = SilentServer::start().await;
     let upstream = silent.url();
     let slow = |name: &str| -> WorkOSConvexAuth {
-        serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name},
-            "spec": {"clientId": "client_01LEADER", "jwks": {"mode": "Inline", "upstreamBase": upstream}}
-        }))
-        .expect("static resource")
+        fixtures::resource(name, spec("client_01LEADER").inline(&upstream))
     };
-    let Pair {
-        cp,
-        leases,
-        resources,
-        config_maps,
-        a,
-        b,
-        a_admin,
-        proxy,
-        _a,
-        _b,
-    } = Pair::start("fence").await;
-    resources
-        .create(&PostParams::default(), &resource("before"))
-        .await
-        .unwrap();
-    config_map_appears(&config_maps, "before-convex-auth").await;
+    let p = Pair::start("fence").await;
+    reconciled(&p.resources, &p.config_maps, "before").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    proxy.set(Fault::FailLeaseWrites);
+    p.proxy.set(Fault::FailLeaseWrites);
     let failing = Instant::now();
     // Work for whoever leads, every 300 ms, until 8 s after the follower took over (longer
     // than a reconcile waits for the silent upstream).
@@ -376,18 +306,19 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
             failing.elapsed() < Duration::from_secs(LEASE_SECONDS * 4),
             "B never took the Lease over"
         );
-        resources
+        p.resources
             .create(&PostParams::default(), &slow(&format!("churn-{created}")))
             .await
             .unwrap();
         created += 1;
-        if took_over.is_none() && holder(&leases).await.as_deref() == Some(b.as_str()) {
+        if took_over.is_none() && holder(&p.leases).await.as_deref() == Some(p.b.as_str()) {
             took_over = Some(Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(proxy.injected() > 0, "A's renewals were refused");
-    let acquired = leases
+    assert!(p.proxy.injected() > 0, "A's renewals were refused");
+    let acquired = p
+        .leases
         .get(LEASE)
         .await
         .unwrap()
@@ -399,7 +330,7 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
         "renewals failing → B holds the Lease after {:?}; {created} resources created meanwhile",
         took_over.map(|at| at.duration_since(failing))
     );
-    let a_writes: Vec<String> = audit::writes_by(&cp.audit_log(), &a, acquired)
+    let a_writes: Vec<String> = audit::writes_by(&p.cp.audit_log(), &p.a, acquired)
         .iter()
         .filter(|w| w.code < 300)
         .map(ToString::to_string)
@@ -409,5 +340,5 @@ async fn a_leader_whose_renewals_fail_writes_nothing_after_the_follower_takes_ov
         Vec::<String>::new(),
         "A wrote after B acquired the Lease"
     );
-    assert_eq!(leader_gauge(&a_admin).await, Some(0.0), "A follows");
+    assert_eq!(leader_gauge(&p.a_admin).await, Some(0.0), "A follows");
 }

@@ -4,7 +4,10 @@
 //! subresource work; one full reconcile applies every child kind (the mirror's preStop `sleep`
 //! action is what needs 1.30); the chart installs, and helm refuses an older cluster.
 
-use super::controller::Scenario;
+use super::support::conditions::Want;
+use super::support::fixtures::{SpecExt, from_secret, key_ref, resource, spec};
+use super::support::scenario::Scenario;
+use workos_convex_auth::reconcile::reason::ConditionType::ConfigReady;
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -71,28 +74,23 @@ async fn the_crd_validates_defaults_and_takes_status_on_the_oldest_version() {
     let client = cp.client().await.unwrap();
     let ns = cp.namespace(&client, "oldest-crd").await.unwrap();
     let api: Api<WorkOSConvexAuth> = Api::namespaced(client, &ns);
-    let resource = |name: &str, spec: serde_json::Value| -> WorkOSConvexAuth {
-        serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap()
-    };
     let refused = [
         (
-            json!({"clientId": "client_01A", "clientIdFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}),
+            spec("client_01A").with(|s| s.client_id_from = from_secret("s", "k").client_id_from),
             "set exactly one of spec.clientId or spec.clientIdFrom",
         ),
         (
-            json!({"clientId": "client_01A", "proxy": {"refreshInterval": "5s"}}),
+            spec("client_01A").proxy(|p| p.refresh_interval = "5s".into()),
             "spec.proxy.refreshInterval must be at least 10s",
         ),
         (
-            json!({"clientIdFrom": {"secretKeyRef": {"name": "s", "key": "k"}, "configMapKeyRef": {"name": "c", "key": "k"}}}),
+            from_secret("s", "k").with(|s| {
+                s.client_id_from.as_mut().unwrap().config_map_key_ref = Some(key_ref("c", "k"))
+            }),
             "needs exactly one of secretKeyRef or configMapKeyRef",
         ),
         (
-            json!({"clientId": "client_01A", "ingress": {"enabled": true}}),
+            spec("client_01A").with(|s| s.ingress.enabled = true),
             "spec.ingress.enabled needs spec.ingress.host",
         ),
     ];
@@ -101,13 +99,13 @@ async fn the_crd_validates_defaults_and_takes_status_on_the_oldest_version() {
             .create(&PostParams::default(), &resource("refused", spec.clone()))
             .await
             .expect_err("refused by the CRD's rules");
-        assert!(err.to_string().contains(message), "{spec}: {err}");
+        assert!(err.to_string().contains(message), "{spec:?}: {err}");
     }
 
     let created = api
         .create(
             &PostParams::default(),
-            &resource("defaults", json!({"clientId": "client_01A"})),
+            &resource("defaults", spec("client_01A")),
         )
         .await
         .unwrap();
@@ -151,12 +149,10 @@ async fn a_resource_reconciles_fully_on_the_oldest_version() {
         ],
     )
     .await;
-    s.create("acme", json!({"clientId": "client_01A"})).await;
-    let cm = s
-        .appears::<ConfigMap>("acme-convex-auth", "ConfigMap")
-        .await;
+    s.create("acme", spec("client_01A")).await;
+    let cm = s.appears::<ConfigMap>("acme-convex-auth").await;
     assert!(cm.data.unwrap()["auth.config.ts"].contains("satisfies AuthConfig"));
-    let deployment = s.appears::<Deployment>("acme-jwks", "Deployment").await;
+    let deployment = s.appears::<Deployment>("acme-jwks").await;
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let sleep = pod.containers[0]
         .lifecycle
@@ -169,19 +165,11 @@ async fn a_resource_reconciles_fully_on_the_oldest_version() {
         "the preStop sleep action was kept"
     );
     assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
-    s.appears::<Service>("acme-jwks", "Service").await;
-    s.appears::<PodDisruptionBudget>("acme-jwks", "PodDisruptionBudget")
-        .await;
-    s.appears::<NetworkPolicy>("acme-jwks", "NetworkPolicy")
-        .await;
-    s.condition("acme", "ConfigReady", "True").await;
-    let status = s
-        .api::<WorkOSConvexAuth>()
-        .get("acme")
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    s.appears::<Service>("acme-jwks").await;
+    s.appears::<PodDisruptionBudget>("acme-jwks").await;
+    s.appears::<NetworkPolicy>("acme-jwks").await;
+    s.condition("acme", Want::holds(ConfigReady)).await;
+    let status = s.status("acme").await;
     assert_eq!(status.observed_generation, Some(1));
 }
 

@@ -6,7 +6,10 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::json;
 
-use super::controller::Scenario;
+use super::support::fixtures::{SpecExt, spec};
+use super::support::scenario::Scenario;
+use workos_convex_auth::api::{MirrorPodSpec, MirrorPodTemplate};
+use workos_convex_auth::reconcile::reason::Reason;
 
 #[tokio::test]
 async fn the_pod_template_reaches_the_deployment_and_a_priority_class_needs_the_admin() {
@@ -46,12 +49,14 @@ async fn the_pod_template_reaches_the_deployment_and_a_priority_class_needs_the_
             "imagePullSecrets": [{"name": "team-pull"}],
         },
     });
+    // The pod's fields are Kubernetes' own types, written as a manifest would.
+    let typed: MirrorPodTemplate = serde_json::from_value(template.clone()).unwrap();
     s.create(
         "placed",
-        json!({"clientId": "client_01A", "proxy": {"podTemplate": template}}),
+        spec("client_01A").proxy(|p| p.pod_template = Some(typed)),
     )
     .await;
-    let deployment = s.appears::<Deployment>("placed-jwks", "Deployment").await;
+    let deployment = s.appears::<Deployment>("placed-jwks").await;
     let pod_template = deployment.spec.expect("a spec").template;
     let meta = pod_template.metadata.expect("metadata");
     let pod = serde_json::to_value(pod_template.spec.expect("a pod")).unwrap();
@@ -96,22 +101,33 @@ async fn the_pod_template_reaches_the_deployment_and_a_priority_class_needs_the_
     // No priority class: the operator-wide one.
     s.create(
         "defaulted",
-        json!({"clientId": "client_01A", "proxy": {"podTemplate": {"spec": {}}}}),
+        spec("client_01A").proxy(|p| {
+            p.pod_template = Some(MirrorPodTemplate {
+                metadata: None,
+                spec: Some(MirrorPodSpec::default()),
+            })
+        }),
     )
     .await;
-    let defaulted = s
-        .appears::<Deployment>("defaulted-jwks", "Deployment")
-        .await;
+    let defaulted = s.appears::<Deployment>("defaulted-jwks").await;
     let pod = defaulted.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.priority_class_name.as_deref(), Some("mirrors"));
 
     // A class the admin did not list: refused, and no mirror.
     s.create(
         "preempts",
-        json!({"clientId": "client_01A", "proxy": {"podTemplate": {"spec": {"priorityClassName": "system-cluster-critical"}}}}),
+        spec("client_01A").proxy(|p| {
+            p.pod_template = Some(MirrorPodTemplate {
+                metadata: None,
+                spec: Some(MirrorPodSpec {
+                    priority_class_name: Some("system-cluster-critical".into()),
+                    ..Default::default()
+                }),
+            })
+        }),
     )
     .await;
-    let message = s.refused("preempts", "NotAllowed").await;
+    let message = s.refused("preempts", Reason::NotAllowed).await;
     assert!(
         message.contains("spec.proxy.podTemplate.spec.priorityClassName")
             && message

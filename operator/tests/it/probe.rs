@@ -2,9 +2,10 @@
 //! a real mirror's `/healthz` (200) and `/readyz` (503: its upstream is down), a server that
 //! never answers (the timeout bounds it), a closed port and a refused URL scheme.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use super::support::binary::{Binary, text};
 use super::support::mirror::Mirror;
 
 const CLIENT: &str = "/sso/jwks/client_01JPROBE00000000000000000000";
@@ -13,19 +14,11 @@ const CLIENT: &str = "/sso/jwks/client_01JPROBE00000000000000000000";
 async fn probe(args: Vec<String>) -> (Output, Duration) {
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .arg("probe")
-            .args(&args)
-            .output()
-            .expect("run workos-convex-auth probe");
+        let out = Binary::new("probe").args(&args).output();
         (out, started.elapsed())
     })
     .await
     .expect("the probe thread")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,6 @@ use super::support;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -319,12 +318,7 @@ fn arb_token() -> impl Strategy<Value = String> {
 // check-token, run as the binary runs it but on a config written once
 
 fn scratch(name: &str, contents: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("wca-properties-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", NEXT.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, contents).unwrap();
-    path
+    super::support::process::scratch_file("wca-properties", name, contents)
 }
 
 /// The test keys (RSA set and the EC key) as a `data:` URL, so nothing is fetched.

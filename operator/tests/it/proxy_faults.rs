@@ -126,14 +126,7 @@ async fn upstream_down_at_start_up_serves_nothing() {
         "up, just not ready"
     );
     let metrics = mirror.metrics().await;
-    assert_eq!(metric_value(&metrics, "wca_proxy_ready"), Some(0.0));
-    assert_eq!(
-        metric_value(
-            &metrics,
-            &format!("wca_proxy_document_served{{path=\"{CLIENT}\"}}")
-        ),
-        Some(0.0)
-    );
+    assert_not_ready_serving_nothing(&metrics);
     assert_eq!(
         metric_value(
             &metrics,
@@ -233,14 +226,7 @@ async fn past_max_stale_answers_503_then_recovers() {
     .await;
     assert_eq!(mirror.get("/readyz").await.status(), 503);
     let metrics = mirror.metrics().await;
-    assert_eq!(metric_value(&metrics, "wca_proxy_ready"), Some(0.0));
-    assert_eq!(
-        metric_value(
-            &metrics,
-            &format!("wca_proxy_document_served{{path=\"{CLIENT}\"}}")
-        ),
-        Some(0.0)
-    );
+    assert_not_ready_serving_nothing(&metrics);
     let age = metric_value(
         &metrics,
         &format!("wca_proxy_document_age_seconds{{path=\"{CLIENT}\"}}"),
@@ -251,4 +237,17 @@ async fn past_max_stale_answers_503_then_recovers() {
     fake.set_fault(Fault::None);
     mirror.wait_ready().await;
     assert_eq!(mirror.get(CLIENT).await.status(), 200);
+}
+
+/// The mirror's metrics say it is not ready and serves no document.
+#[track_caller]
+fn assert_not_ready_serving_nothing(metrics: &str) {
+    assert_eq!(metric_value(metrics, "wca_proxy_ready"), Some(0.0));
+    assert_eq!(
+        metric_value(
+            metrics,
+            &format!("wca_proxy_document_served{{path=\"{CLIENT}\"}}")
+        ),
+        Some(0.0)
+    );
 }

@@ -125,13 +125,7 @@ async fn serves_the_upstream_keys_as_application_json() {
 #[tokio::test]
 async fn revalidates_with_conditional_requests() {
     let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
-    let mirror = Mirror::start(
-        &[(CLIENT, format!("{}{CLIENT}", fake.base_url()))],
-        Duration::from_millis(200),
-        HOUR,
-    )
-    .await;
-    mirror.wait_ready().await;
+    let mirror = Mirror::ready(&fake.base_url(), CLIENT, Duration::from_millis(200), HOUR).await;
     let etag = mirror.get(CLIENT).await.headers()[ETAG].clone();
 
     support::mirror::eventually("two 304s from the upstream", || async {
@@ -154,13 +148,7 @@ async fn revalidates_with_conditional_requests() {
 async fn other_paths_are_404_and_never_reach_the_upstream() {
     let fake = FakeWorkos::start(fixture("jwks-rsa.json")).await;
     // A long refresh: after the start-up fetch, nothing but a client request could reach the fake.
-    let mirror = Mirror::start(
-        &[(CLIENT, format!("{}{CLIENT}", fake.base_url()))],
-        Duration::from_secs(600),
-        HOUR,
-    )
-    .await;
-    mirror.wait_ready().await;
+    let mirror = Mirror::ready(&fake.base_url(), CLIENT, Duration::from_secs(600), HOUR).await;
     assert_eq!(fake.total_hits(), 1);
 
     let others = [

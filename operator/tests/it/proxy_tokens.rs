@@ -97,13 +97,7 @@ fn convex_verify(
 
 async fn mirror_serving_rsa_a() -> (FakeWorkos, Mirror) {
     let fake = FakeWorkos::start(jwks_of(&["rsa-a.jwk.json"])).await;
-    let mirror = Mirror::start(
-        &[(CLIENT, format!("{}{CLIENT}", fake.base_url()))],
-        Duration::from_secs(30),
-        HOUR,
-    )
-    .await;
-    mirror.wait_ready().await;
+    let mirror = Mirror::ready(&fake.base_url(), CLIENT, Duration::from_secs(30), HOUR).await;
     (fake, mirror)
 }
 
@@ -153,33 +147,15 @@ async fn jsonwebtoken_verifies_through_the_mirror_under_convex_rules() {
     assert!(convex_verify(&future_iat, &jwks, &user_management, None).is_err());
 
     // Wrong issuer, a key the mirror does not serve, a key lying about its kid.
-    assert!(
-        convex_verify(
-            &sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-a.pem"),
-            &jwks,
-            "https://api.workos.com",
-            None
-        )
-        .is_err()
-    );
-    assert!(
-        convex_verify(
-            &sign_rs256(&user_management_claims(0, 300), "test-rsa-b", "rsa-b.pem"),
-            &jwks,
-            &user_management,
-            None
-        )
-        .is_err()
-    );
-    assert!(
-        convex_verify(
-            &sign_rs256(&user_management_claims(0, 300), "test-rsa-a", "rsa-b.pem"),
-            &jwks,
-            &user_management,
-            None
-        )
-        .is_err()
-    );
+    for (kid, pem, issuer) in [
+        ("test-rsa-a", "rsa-a.pem", "https://api.workos.com"),
+        ("test-rsa-b", "rsa-b.pem", user_management.as_str()),
+        ("test-rsa-a", "rsa-b.pem", user_management.as_str()),
+    ] {
+        let token = sign_rs256(&user_management_claims(0, 300), kid, pem);
+        let verified = convex_verify(&token, &jwks, issuer, None);
+        assert!(verified.is_err(), "{kid} signed by {pem}, for {issuer}");
+    }
 }
 
 /// Installs the pinned `jose` (npm ci) unless `node_modules` already has it; `.ci/run` may

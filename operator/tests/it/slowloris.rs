@@ -7,11 +7,11 @@
 use super::support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use support::binary::{Admin, Binary, LOOPBACK_HTTP_UPSTREAM};
 use support::mirror::{Mirror, client, fixture, loopback_rules, metric_value};
 use support::process::{KillOnDrop, free_port, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -183,6 +183,33 @@ async fn ends(mut clients: SlowClients) -> Vec<SlowEnd> {
 }
 
 /// Asserts every slow client was closed by the server, none before `not_before`.
+/// Every slow client of `clients` closed by the server's header timeout (not before
+/// `not_before`), and counted as such in metric `sample` of `metrics_url`; that metrics text.
+async fn closed_by_timeout(
+    clients: SlowClients,
+    not_before: Duration,
+    metrics_url: &str,
+    sample: &str,
+) -> String {
+    let ends = ends(clients).await;
+    assert_all_closed_by_timeout(&ends, not_before);
+    let metrics = client()
+        .get(metrics_url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let timeouts = metric_value(&metrics, sample);
+    // hyper reports a header timeout as such unless the client's own close races it: allow 1%.
+    assert!(
+        timeouts.is_some_and(|t| t >= (SLOW_CONNECTIONS - SLOW_CONNECTIONS / 100) as f64),
+        "header timeouts counted: {timeouts:?}"
+    );
+    metrics
+}
+
 fn assert_all_closed_by_timeout(ends: &[SlowEnd], not_before: Duration) {
     let mut early = 0;
     for end in ends {
@@ -254,7 +281,7 @@ async fn wait_for_metric(metrics_url: &str, sample: &str, want: f64, clients: &S
 
 /// The `workos-convex-auth proxy` process; killed on drop.
 struct MirrorProcess {
-    child: Child,
+    child: KillOnDrop,
     addr: SocketAddr,
     /// Its stdout and stderr, shown when the test fails.
     log: std::path::PathBuf,
@@ -268,25 +295,13 @@ impl MirrorProcess {
             .port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log_path = std::env::temp_dir().join(format!("wca-slowloris-mirror-{port}.log"));
-        let log = std::fs::File::create(&log_path).expect("mirror log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .arg("proxy")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--mirror")
-            .arg(format!("{CLIENT}={upstream}{CLIENT}"))
+        let child = Binary::mirror(&addr.to_string(), &format!("{CLIENT}={upstream}{CLIENT}"))
             // The fake WorkOS is plain http on loopback, which the defaults refuse.
-            .args([
-                "--allow-http-upstream",
-                "--allowed-upstream-networks",
-                "127.0.0.0/8",
-            ])
+            .args(LOOPBACK_HTTP_UPSTREAM)
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone().expect("log file")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start workos-convex-auth proxy");
+            .log_to(&log_path)
+            .spawn();
         Self {
             child,
             addr,
@@ -395,22 +410,13 @@ async fn the_mirror_process_survives_thousands_of_byte_at_a_time_clients() {
         "{per_connection:.1} KiB per connection: {DEFAULT_MAX_CONNECTIONS} would take {full_default_table:.0} KiB"
     );
 
-    let ends = ends(clients).await;
-    assert_all_closed_by_timeout(&ends, HEADER_TIMEOUT);
-    let metrics = client()
-        .get(mirror.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let timeouts = metric_value(&metrics, "wca_proxy_connections_header_timeouts_total");
-    // hyper reports a header timeout as such unless the client's own close races it: allow 1%.
-    assert!(
-        timeouts.is_some_and(|t| t >= (SLOW_CONNECTIONS - SLOW_CONNECTIONS / 100) as f64),
-        "header timeouts counted: {timeouts:?}"
-    );
+    let metrics = closed_by_timeout(
+        clients,
+        HEADER_TIMEOUT,
+        &mirror.url("/metrics"),
+        "wca_proxy_connections_header_timeouts_total",
+    )
+    .await;
     assert_eq!(
         metric_value(&metrics, "wca_proxy_connections_refused_total"),
         Some(0.0)
@@ -428,19 +434,13 @@ async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
     let ns = cp.namespace(&kube, "slow-admin").await.expect("namespace");
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let header_timeout = format!("{}s", ADMIN_HEADER_TIMEOUT.as_secs());
-    let operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args(["run", "--namespace", &ns, "--log-format", "text"])
-            .args(["--admin-addr", &addr.to_string()])
-            .args(["--admin-header-read-timeout", &header_timeout])
-            .args(["--admin-max-connections", "4096"])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start workos-convex-auth run"),
-    );
+    let operator = Binary::run(cp.kubeconfig())
+        .namespace(&ns)
+        .log_format("text")
+        .admin(&Admin(addr.to_string()))
+        .args(["--admin-header-read-timeout", &header_timeout])
+        .args(["--admin-max-connections", "4096"])
+        .spawn();
     let url = |path: &str| format!("http://{addr}{path}");
     eventually(Duration::from_secs(60), "the operator ready", || async {
         let response = client().get(url("/readyz")).send().await.ok()?;
@@ -470,21 +470,13 @@ async fn the_admin_server_survives_thousands_of_byte_at_a_time_clients() {
         "admin: operator RSS {idle_rss} KiB idle, {held_rss} KiB with {SLOW_CONNECTIONS} slow clients"
     );
 
-    let ends = ends(clients).await;
-    assert_all_closed_by_timeout(&ends, ADMIN_HEADER_TIMEOUT);
-    let metrics = client()
-        .get(url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let timeouts = metric_value(&metrics, "wca_admin_connections_header_timeouts_total");
-    assert!(
-        timeouts.is_some_and(|t| t >= (SLOW_CONNECTIONS - SLOW_CONNECTIONS / 100) as f64),
-        "header timeouts counted: {timeouts:?}"
-    );
+    let metrics = closed_by_timeout(
+        clients,
+        ADMIN_HEADER_TIMEOUT,
+        &url("/metrics"),
+        "wca_admin_connections_header_timeouts_total",
+    )
+    .await;
     assert!(
         metrics.contains("wca_reconciles_total 0"),
         "the controller's own metrics are still there:\n{metrics}"
@@ -562,20 +554,16 @@ async fn a_request_head_over_the_size_cap_gets_431() {
         ServerLimits::new(Duration::from_secs(5), 16, 4096).expect("limits"),
     )
     .await;
-    let small = client()
-        .get(mirror.url(CLIENT))
-        .header("x-filler", "a".repeat(2000))
-        .send()
-        .await
-        .expect("request under the cap");
-    assert_eq!(small.status(), 200);
-    let large = client()
-        .get(mirror.url(CLIENT))
-        .header("x-filler", "a".repeat(8000))
-        .send()
-        .await
-        .expect("request over the cap");
-    assert_eq!(large.status(), 431);
+    // Under the cap, then over it.
+    for (filler, status) in [(2000, 200), (8000, 431)] {
+        let response = client()
+            .get(mirror.url(CLIENT))
+            .header("x-filler", "a".repeat(filler))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("a request with {filler} bytes of headers: {e}"));
+        assert_eq!(response.status(), status, "{filler} bytes of headers");
+    }
 }
 
 #[tokio::test]

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, PostParams};
-use kube::{Client, Resource};
-use serde_json::{Value, json};
+use kube::Client;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
 use tokio::task::JoinHandle;
-use wca_test_harness::{ControlPlane, eventually};
+use wca_test_harness::ControlPlane;
 use workos_convex_auth::api::WorkOSConvexAuth;
-use workos_convex_auth::controller::{RunArgs, run_with_client};
+use workos_convex_auth::reconcile::reason::Reason;
+
+use super::support::binary::{Admin, Binary, LOOPBACK_UPSTREAM};
+use super::support::fixtures::{SpecExt, parent, spec};
+use super::support::scenario::{Ns, run_operator};
 use workos_convex_auth::gateway::HTTPRoute;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -33,22 +37,7 @@ impl Cluster {
         cp.install_gateway_api()
             .expect("the Gateway API CRDs install");
         let client = cp.client().await.unwrap();
-        let mut flags = vec![
-            "--proxy-image",
-            "example.com/workos-convex-auth:test",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "text",
-        ];
-        flags.extend(policy);
-        let args = RunArgs::parse_flags(flags).unwrap();
-        let operator_client = client.clone();
-        let operator = tokio::spawn(async move {
-            run_with_client(operator_client, args)
-                .await
-                .expect("the operator runs");
-        });
+        let operator = run_operator(client.clone(), &Admin::any(), policy);
         Self {
             cp,
             client,
@@ -56,86 +45,15 @@ impl Cluster {
         }
     }
 
-    async fn tenant(&self, name: &str) -> Tenant {
-        Tenant {
-            ns: self.cp.namespace(&self.client, name).await.unwrap(),
-            client: self.client.clone(),
-        }
+    async fn tenant(&self, name: &str) -> Ns {
+        let ns = self.cp.namespace(&self.client, name).await.unwrap();
+        Ns::new(self.client.clone(), &ns, WAIT)
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.operator.abort();
-    }
-}
-
-/// One namespace, written by one tenant.
-struct Tenant {
-    ns: String,
-    client: Client,
-}
-
-impl Tenant {
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn create(&self, name: &str, spec: Value) {
-        let resource: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap();
-        self.api::<WorkOSConvexAuth>()
-            .create(&PostParams::default(), &resource)
-            .await
-            .unwrap();
-    }
-
-    /// Waits for `Ready=False` with `reason` and returns the message.
-    async fn refused(&self, name: &str, reason: &str) -> String {
-        let api = self.api::<WorkOSConvexAuth>();
-        eventually(WAIT, &format!("{name} refused with {reason}"), || async {
-            api.get(name)
-                .await
-                .ok()?
-                .status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
-                .map(|c| c.message)
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn exists<K>(&self, name: &str) -> bool
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        self.api::<K>().get_opt(name).await.unwrap().is_some()
-    }
-
-    async fn appears<K>(&self, name: &str, within: Duration)
-    where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
-    {
-        let api = self.api::<K>();
-        eventually(within, &format!("{} {name}", K::kind(&())), || async {
-            api.get_opt(name).await.ok().flatten()
-        })
-        .await
-        .unwrap();
     }
 }
 
@@ -148,29 +66,30 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
     let a = cluster.tenant("tenant a").await;
     let b = cluster.tenant("tenant b").await;
     const CLIENT: &str = "client_01TENANTA000000000000000";
-    a.create(
-        "team-a-auth",
-        json!({"clientId": CLIENT, "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
-    )
-    .await;
-    a.appears::<Ingress>("team-a-auth-jwks", WAIT).await;
+    a.create("team-a-auth", spec(CLIENT).ingress("jwks.acme.com"))
+        .await;
+    a.appears::<Ingress>("team-a-auth-jwks").await;
 
     // The same host and path, A's public client id, B's own AuthKit domain as the upstream.
     b.create(
         "squat",
-        json!({"clientId": CLIENT, "authDomain": "evil.authkit.app", "ingress": {"enabled": true, "host": "jwks.acme.com"}}),
+        spec(CLIENT)
+            .with(|s| s.auth_domain = Some("evil.authkit.app".into()))
+            .ingress("jwks.acme.com"),
     )
     .await;
     // A longer path on A's host, which an ingress controller would prefer.
     b.create(
         "shadow",
-        json!({"clientId": CLIENT, "ingress": {"enabled": true, "host": "jwks.acme.com", "path": "/sso"}}),
+        spec(CLIENT)
+            .ingress("jwks.acme.com")
+            .with(|s| s.ingress.path = Some("/sso".into())),
     )
     .await;
     // The same through a shared Gateway.
     b.create(
         "route",
-        json!({"clientId": CLIENT, "httpRoute": {"parentRefs": [{"name": "public", "namespace": "infra"}], "hostnames": ["jwks.acme.com"]}}),
+        spec(CLIENT).http_route(vec![parent("public", Some("infra"))], &["jwks.acme.com"]),
     )
     .await;
     for (name, field) in [
@@ -178,7 +97,7 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
         ("shadow", "spec.ingress.host"),
         ("route", "spec.httpRoute.hostnames[0]"),
     ] {
-        let message = b.refused(name, "HostTaken").await;
+        let message = b.refused(name, Reason::HostTaken).await;
         assert!(
             message.starts_with(&format!("{field}: host \"jwks.acme.com\" is already served by a WorkOSConvexAuth in another namespace")),
             "{message}"
@@ -193,10 +112,10 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
     // A route without hostnames would answer every host of the Gateway's listeners.
     b.create(
         "every-host",
-        json!({"clientId": CLIENT, "httpRoute": {"parentRefs": [{"name": "public", "namespace": "infra"}]}}),
+        spec(CLIENT).http_route(vec![parent("public", Some("infra"))], &[]),
     )
     .await;
-    let message = b.refused("every-host", "InvalidSpec").await;
+    let message = b.refused("every-host", Reason::InvalidSpec).await;
     assert!(
         message.starts_with("spec.httpRoute.hostnames: empty"),
         "{message}"
@@ -206,10 +125,12 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
     // A's own namespace shares its host.
     a.create(
         "team-a-staging",
-        json!({"clientId": "client_01TENANTASTAGING000000000", "ingress": {"enabled": true, "host": "jwks.acme.com", "path": "/staging"}}),
+        spec("client_01TENANTASTAGING000000000")
+            .ingress("jwks.acme.com")
+            .with(|s| s.ingress.path = Some("/staging".into())),
     )
     .await;
-    a.appears::<Ingress>("team-a-staging-jwks", WAIT).await;
+    a.appears::<Ingress>("team-a-staging-jwks").await;
 
     // A leaves: the resources go, and their children with them (the garbage collector's part,
     // done here by hand: no controller-manager runs on this control plane).
@@ -224,9 +145,9 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
             .unwrap();
     }
     // The host is free, and B's resources share it (one namespace) as they ask again.
-    b.appears::<Ingress>("squat-jwks", FREED).await;
-    b.appears::<Ingress>("shadow-jwks", FREED).await;
-    b.appears::<HTTPRoute>("route-jwks", FREED).await;
+    b.appears_within::<Ingress>("squat-jwks", FREED).await;
+    b.appears_within::<Ingress>("shadow-jwks", FREED).await;
+    b.appears_within::<HTTPRoute>("route-jwks", FREED).await;
 }
 
 /// What a tenant stores in its ConfigMaps does not reach the operator's memory: 60 ConfigMaps
@@ -237,45 +158,20 @@ async fn a_host_belongs_to_the_namespace_that_served_it_first() {
 /// watching the tenant's namespace.
 #[tokio::test]
 async fn a_tenants_config_maps_do_not_grow_the_operator() {
-    use std::process::{Command, Stdio};
-
     use k8s_openapi::api::core::v1::ConfigMap;
 
-    use super::support::process::{KillOnDrop, rss_kib};
+    use super::support::process::rss_kib;
 
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let tenant = Tenant {
-        ns: cp.namespace(&client, "tenant memory").await.unwrap(),
-        client,
-    };
-    let operator = KillOnDrop::new(
-        Command::new(env!("CARGO_BIN_EXE_workos-convex-auth"))
-            .args([
-                "run",
-                "--namespace",
-                &tenant.ns,
-                "--admin-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--log-format", "text"])
-            .args(["--proxy-image", "example.com/workos-convex-auth:test"])
-            .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let tenant = Ns::fresh(cp, "tenant memory", WAIT).await;
+    let operator = Binary::operator(cp.kubeconfig(), &tenant.ns, &Admin::any())
+        .log_format("text")
+        .args(["--proxy-image", "example.com/workos-convex-auth:test"])
+        .spawn();
     let pid = operator.id();
     // Settled: caches listed, one resource reconciled.
-    tenant
-        .create(
-            "acme",
-            json!({"clientId": "client_01A", "jwks": {"mode": "Direct"}}),
-        )
-        .await;
-    tenant.appears::<ConfigMap>("acme-convex-auth", WAIT).await;
+    tenant.create("acme", spec("client_01A").direct()).await;
+    tenant.appears::<ConfigMap>("acme-convex-auth").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(pid);
 
@@ -299,13 +195,8 @@ async fn a_tenants_config_maps_do_not_grow_the_operator() {
     }
     // The operator has taken every event in once a resource created after them is reconciled
     // (the watches run side by side; a few seconds more for the slowest).
-    tenant
-        .create(
-            "after",
-            json!({"clientId": "client_01B", "jwks": {"mode": "Direct"}}),
-        )
-        .await;
-    tenant.appears::<ConfigMap>("after-convex-auth", WAIT).await;
+    tenant.create("after", spec("client_01B").direct()).await;
+    tenant.appears::<ConfigMap>("after-convex-auth").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = rss_kib(pid);
     let grown = after.saturating_sub(before);
@@ -324,34 +215,22 @@ async fn a_namespace_of_slow_upstreams_does_not_starve_the_others() {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     let silent = super::support::process::SilentServer::start().await;
-    let cluster = Cluster::start(&[
-        "--allow-http-upstream",
-        "--allowed-upstream-networks",
-        "127.0.0.0/8",
-        "--allowed-upstream-hosts",
-        "127.0.0.1",
-    ])
-    .await;
+    let cluster = Cluster::start(&LOOPBACK_UPSTREAM).await;
     let slow = cluster.tenant("slow").await;
     let other = cluster.tenant("other").await;
     for i in 0..40 {
         slow.create(
             &format!("slow-{i}"),
-            json!({"clientId": format!("client_01SLOW{i}"), "jwks": {"mode": "Inline", "upstreamBase": silent.url()}}),
+            spec(&format!("client_01SLOW{i}")).inline(silent.url()),
         )
         .await;
     }
     // Every worker the slow namespace may hold is waiting on its upstream by now.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let created = std::time::Instant::now();
+    other.create("acme", spec("client_01OTHER").direct()).await;
     other
-        .create(
-            "acme",
-            json!({"clientId": "client_01OTHER", "jwks": {"mode": "Direct"}}),
-        )
-        .await;
-    other
-        .appears::<ConfigMap>("acme-convex-auth", Duration::from_secs(5))
+        .appears_within::<ConfigMap>("acme-convex-auth", Duration::from_secs(5))
         .await;
     eprintln!(
         "another namespace's ConfigMap {:?} after its resource, beside 40 stuck resources",

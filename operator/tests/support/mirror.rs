@@ -64,6 +64,13 @@ impl Mirror {
         Self::start_with(config).await
     }
 
+    /// Mirrors `path` from the upstream at `base` (`base` + `path`), and waits until it is ready.
+    pub async fn ready(base: &str, path: &str, refresh: Duration, max_stale: Duration) -> Self {
+        let mirror = Self::start(&[(path, format!("{base}{path}"))], refresh, max_stale).await;
+        mirror.wait_ready().await;
+        mirror
+    }
+
     /// Runs an explicit configuration.
     pub async fn start_with(config: MirrorConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")

@@ -3,8 +3,12 @@
 
 pub mod api_proxy;
 pub mod audit;
+pub mod binary;
+pub mod conditions;
 pub mod convex;
+pub mod fixtures;
 pub mod jose;
 pub mod keys;
 pub mod mirror;
 pub mod process;
+pub mod scenario;

@@ -48,6 +48,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A new file holding `contents` in this process's scratch directory `<prefix>-<pid>` under
+/// the temporary directory, its name made unique by a counter.
+pub fn scratch_file(prefix: &str, name: &str, contents: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{n}-{name}"));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
 /// Resident memory of a process, from `/proc/<pid>/status`.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
