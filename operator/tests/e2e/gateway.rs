@@ -7,34 +7,31 @@
 use std::time::Duration;
 
 use kube::api::Api;
-use serde_json::json;
+use workos_convex_auth::api::GatewayRef;
 use workos_convex_auth::gateway::HTTPRoute;
+use workos_convex_auth::reconcile::reason::ConditionType;
 
-use super::node::{CLIENT_ID, Load, WAIT, begin, node};
+use super::common::{CLIENT_ID, Load, WAIT, begin, node};
+use super::support::conditions::{Want, condition};
+use super::support::fixtures::{SpecExt, parent, spec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_route_accepted_by_traefik_serves_the_keys_through_a_rollout() {
     let (_serial, t) = begin("gateway").await;
     let host = format!("jwks.{}.gateway.test", t.ns);
-    let mut spec = json!({
-        "clientId": CLIENT_ID,
-        "jwks": {"upstreamBase": "http://fake-workos"},
-        "httpRoute": {
-            "parentRefs": [{"name": "public", "namespace": "traefik", "sectionName": "web"}],
-            "hostnames": [host],
-        },
-    });
+    let web = GatewayRef {
+        section_name: Some("web".into()),
+        ..parent("public", Some("traefik"))
+    };
+    let spec = spec(CLIENT_ID)
+        .upstream("http://fake-workos")
+        .http_route(vec![web], &[&host]);
     t.apply_resource("acme", &spec).await;
-    let accepted = t
-        .wait_condition("acme", "RouteAccepted", "True", WAIT)
-        .await;
+    let accepted = Want::holds(ConditionType::RouteAccepted).current();
+    let accepted = t.wait("acme", accepted, WAIT).await;
     eprintln!(
         "RouteAccepted: {:?}",
-        accepted
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RouteAccepted"))
-            .map(|c| &c.message)
+        condition(&accepted, ConditionType::RouteAccepted).message
     );
     // The verdict is Traefik's own: its controller name on the route's parent status.
     let route = Api::<HTTPRoute>::namespaced(t.client.clone(), &t.ns)
@@ -60,7 +57,7 @@ async fn an_http_route_accepted_by_traefik_serves_the_keys_through_a_rollout() {
     load.wait_for_successes(20).await;
 
     let before = t.mirror_pods("acme").await;
-    spec["proxy"] = json!({"refreshInterval": "4m"});
+    let spec = spec.proxy(|p| p.refresh_interval = "4m".into());
     t.apply_resource("acme", &spec).await;
     t.wait_rolled_out("acme", &before).await;
     let report = load.stop().await;

@@ -2,12 +2,15 @@
 //! a node with a taint they do not tolerate, and places them once the resource's template adds
 //! the toleration.
 
-use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod, Toleration};
 use kube::api::Api;
-use serde_json::json;
 use wca_test_harness::eventually;
+use workos_convex_auth::api::{MirrorPodSpec, MirrorPodTemplate};
+use workos_convex_auth::reconcile::reason::ConditionType;
 
-use super::node::{WAIT, begin, node};
+use super::common::{CLIENT_ID, WAIT, begin, node};
+use super::support::conditions::{Want, condition};
+use super::support::fixtures::{SpecExt, spec};
 
 const TAINT_KEY: &str = "wca.test/dedicated";
 
@@ -41,11 +44,9 @@ impl Drop for Taint {
 async fn mirror_pods_run_on_a_tainted_node_only_with_the_toleration() {
     let (_serial, t) = begin("placement").await;
     let taint = Taint::add();
-    let mut spec = json!({
-        "clientId": super::node::CLIENT_ID,
-        "jwks": {"upstreamBase": "http://fake-workos"},
-        "proxy": {"replicas": 1},
-    });
+    let spec = spec(CLIENT_ID)
+        .upstream("http://fake-workos")
+        .proxy(|p| p.replicas = 1);
     t.apply_resource("acme", &spec).await;
     // The scheduler's own verdict: PodScheduled=False, Unschedulable, naming the taint.
     let pending = eventually(WAIT, "an unschedulable mirror pod", || async {
@@ -64,20 +65,10 @@ async fn mirror_pods_run_on_a_tainted_node_only_with_the_toleration() {
     // The scheduler names no taint key (Kubernetes 1.35: "1 node(s) had untolerated taint(s)").
     assert!(pending.contains("untolerated taint"), "{pending}");
     // Ready says so, with the scheduler's words and what places the pods.
-    let not_ready = t
-        .wait_condition_containing(
-            "acme",
-            "ProxyAvailable",
-            "1 unschedulable (0/1 nodes are available",
-        )
-        .await;
-    let ready = not_ready
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let unschedulable = Want::of(ConditionType::ProxyAvailable)
+        .message_containing("1 unschedulable (0/1 nodes are available");
+    let not_ready = t.wait("acme", unschedulable, WAIT).await;
+    let ready = condition(&not_ready, ConditionType::Ready);
     assert_eq!(ready.status, "False");
     assert!(
         ready
@@ -87,9 +78,22 @@ async fn mirror_pods_run_on_a_tainted_node_only_with_the_toleration() {
         ready.message
     );
 
-    spec["proxy"]["podTemplate"] = json!({"spec": {"tolerations": [
-        {"key": TAINT_KEY, "operator": "Equal", "value": "mirrors", "effect": "NoSchedule"}
-    ]}});
+    let toleration = Toleration {
+        key: Some(TAINT_KEY.into()),
+        operator: Some("Equal".into()),
+        value: Some("mirrors".into()),
+        effect: Some("NoSchedule".into()),
+        ..Default::default()
+    };
+    let spec = spec.proxy(|p| {
+        p.pod_template = Some(MirrorPodTemplate {
+            metadata: None,
+            spec: Some(MirrorPodSpec {
+                tolerations: vec![toleration],
+                ..Default::default()
+            }),
+        })
+    });
     t.apply_resource("acme", &spec).await;
     t.wait_ready("acme").await;
     let node_name = Api::<KubeNode>::all(t.client.clone())
