@@ -376,7 +376,7 @@ async fn a_referenced_value_that_is_not_a_client_id_is_never_echoed() {
     let events = eventually(WAIT, "the InvalidSpec events", || async {
         let all = api.list(&ListParams::default()).await.ok()?.items;
         (all.iter()
-            .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+            .filter(|e| e.reason.as_deref() == Some(Reason::InvalidSpec.as_str()))
             .count()
             >= 2)
             .then_some(all)

@@ -5,29 +5,34 @@ use std::path::Path;
 const REGENERATE: &str =
     "cargo run -q -p workos-convex-auth -- crd > crds/workos-convex.io_workosconvexauths.yaml";
 
-#[test]
-fn committed_crd_equals_generated_crd() {
+/// The file at `relative` (to the repository) holds the generated CRD; `fix` says how to make it.
+#[track_caller]
+fn assert_generated(relative: &str, fix: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../crds/workos-convex.io_workosconvexauths.yaml");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        .join("..")
+        .join(relative);
+    let file = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
-        committed == workos_convex_auth::api::crd_yaml(),
-        "{} is stale or missing; regenerate it with:\n  {REGENERATE}",
+        file == workos_convex_auth::api::crd_yaml(),
+        "{} is stale or missing; regenerate it with:\n  {fix}",
         path.display()
     );
+}
+
+#[test]
+fn committed_crd_equals_generated_crd() {
+    assert_generated("crds/workos-convex.io_workosconvexauths.yaml", REGENERATE);
 }
 
 /// The Helm chart renders its CRD from a byte copy of the generated file (templates/crd.yaml
 /// reads files/crd.yaml): one source of truth, so a chart can never ship a stale schema.
 #[test]
 fn chart_crd_equals_generated_crd() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/workos-convex-auth/files/crd.yaml");
-    let copy = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        copy == workos_convex_auth::api::crd_yaml(),
-        "{} is stale or missing; regenerate it with:\n  {REGENERATE}\n  cp crds/workos-convex.io_workosconvexauths.yaml charts/workos-convex-auth/files/crd.yaml",
-        path.display()
+    assert_generated(
+        "charts/workos-convex-auth/files/crd.yaml",
+        &format!(
+            "{REGENERATE}\n  cp crds/workos-convex.io_workosconvexauths.yaml charts/workos-convex-auth/files/crd.yaml"
+        ),
     );
 }
 

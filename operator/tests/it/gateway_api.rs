@@ -169,7 +169,7 @@ async fn an_http_route_is_created_reports_its_gateway_and_goes_on_a_switch_to_an
         status
             .conditions
             .iter()
-            .all(|c| c.type_ != "RouteAccepted")
+            .all(|c| c.type_ != RouteAccepted.as_str())
             .then_some(())
     })
     .await

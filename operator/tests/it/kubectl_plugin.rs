@@ -6,14 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize;
 use serde_json::json;
 use wca_test_harness::{ControlPlane, repo_root};
 use workos_convex_auth::api::WorkOSConvexAuth;
 
 use super::support::binary::BIN;
+use super::support::fixtures::spec;
+use super::support::scenario::Ns;
 
 /// A directory holding `kubectl-wca`, a symlink to the built binary.
 fn plugin_dir() -> &'static Path {
@@ -115,19 +118,14 @@ async fn namespace_with(
     cp: &ControlPlane,
     test: &str,
     names: &[&str],
-) -> (kube::Client, String, Api<WorkOSConvexAuth>) {
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, test).await.unwrap();
-    let wcas: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
+) -> (Ns, Api<WorkOSConvexAuth>) {
+    let t = Ns::fresh(cp, test, Duration::from_secs(30)).await;
     for name in names {
-        let wca: WorkOSConvexAuth = serde_json::from_value(json!({
-            "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-            "metadata": {"name": name}, "spec": {"clientId": "client_01JEXAMPLE0000000000000000"}
-        }))
-        .unwrap();
-        wcas.create(&PostParams::default(), &wca).await.unwrap();
+        t.create(name, spec("client_01JEXAMPLE0000000000000000"))
+            .await;
     }
-    (client, ns, wcas)
+    let wcas = t.api::<WorkOSConvexAuth>();
+    (t, wcas)
 }
 
 /// `status` lists what the status subresource holds: written here with a status patch (no
@@ -135,7 +133,8 @@ async fn namespace_with(
 #[tokio::test]
 async fn status_shows_conditions_and_jwks_url() {
     let cp = ControlPlane::shared();
-    let (client, ns, wcas) = namespace_with(cp, "kubectl plugin status", &["beta", "alpha"]).await;
+    let (t, wcas) = namespace_with(cp, "kubectl plugin status", &["beta", "alpha"]).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     let url = format!(
         "http://alpha-jwks.{ns}.svc.cluster.local:8080/sso/jwks/client_01JEXAMPLE0000000000000000"
     );
@@ -354,19 +353,12 @@ fn the_krew_manifest_names_kubectl_wca() {
 #[tokio::test]
 async fn config_prints_the_generated_file_and_status_takes_kubectls_flags() {
     let cp = ControlPlane::shared();
-    let (client, ns, wcas) =
-        namespace_with(cp, "kubectl plugin config", &["acme", "pending"]).await;
+    let (t, wcas) = namespace_with(cp, "kubectl plugin config", &["acme", "pending"]).await;
+    let ns = t.ns.clone();
     // What the operator would have written: a ConfigMap the status names.
     let generated = "export default { providers: [] } satisfies AuthConfig;\n";
-    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "acme-auth"},
-        "data": {"auth.config.ts": generated, "auth.config.json": "{\"providers\":[]}"}
-    }))
-    .unwrap();
-    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    let data = json!({"auth.config.ts": generated, "auth.config.json": "{\"providers\":[]}"});
+    t.create_config_map("acme-auth", data).await;
     wcas.patch_status(
         "acme",
         &PatchParams::default(),
