@@ -16,10 +16,9 @@ use workos_convex_auth::reconcile::reason::Reason;
 #[tokio::test]
 async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "binary").await.unwrap();
+    let t = Ns::fresh(cp, "binary", Duration::from_secs(30)).await;
     let admin = Admin::free();
-    let mut operator = Binary::operator(cp.kubeconfig(), &ns, &admin)
+    let mut operator = Binary::operator(cp.kubeconfig(), &t.ns, &admin)
         .log_format("json")
         .piped()
         .spawn();
@@ -67,7 +66,7 @@ async fn serves_admin_endpoints_and_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn churn_frees_per_resource_memory() {
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::api::{Api, DeleteParams, ListParams, PostParams};
+    use kube::api::{DeleteParams, ListParams, PostParams};
     use wca_test_harness::fake_workos::FakeWorkos;
     use workos_convex_auth::api::WorkOSConvexAuth;
 
@@ -81,10 +80,9 @@ async fn churn_frees_per_resource_memory() {
     )
     .await;
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, "churn").await.unwrap();
+    let t = Ns::fresh(cp, "churn", Duration::from_secs(180)).await;
     let admin = Admin::free();
-    let mut operator = Binary::operator(cp.kubeconfig(), &ns, &admin)
+    let mut operator = Binary::operator(cp.kubeconfig(), &t.ns, &admin)
         .log_format("text")
         .args(LOOPBACK_UPSTREAM)
         .env("RUST_LOG", "warn")
@@ -99,8 +97,8 @@ async fn churn_frees_per_resource_memory() {
             ))
         }
     };
-    let resources: Api<WorkOSConvexAuth> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let resources = t.api::<WorkOSConvexAuth>();
+    let config_maps = t.api::<ConfigMap>();
     let wait = Duration::from_secs(180);
     let churn = |round: usize| {
         let (resources, config_maps, gauges) = (resources.clone(), config_maps.clone(), gauges);
