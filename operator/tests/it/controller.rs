@@ -211,6 +211,10 @@ async fn children_deleted_or_edited_by_hand_are_restored() {
     .await
     .unwrap();
 
+    // The reconcile that restored the ConfigMap may still be applying the mirror (under load a
+    // first reconcile can fail half-way, and the ConfigMap comes first): the Service must exist
+    // before it can be deleted by hand.
+    s.appears::<Service>("acme-jwks").await;
     s.api::<Service>()
         .delete("acme-jwks", &DeleteParams::default())
         .await
