@@ -249,8 +249,7 @@ fn watch_referenced_config_maps(
     ns: Option<&str>,
     watch: watcher::Config,
 ) -> Controller<DeserializeGuard<WorkOSConvexAuth>> {
-    let config_map_names =
-        watcher(scoped::<PartialObjectMeta<ConfigMap>>(client, ns), watch).touched_objects();
+    let config_map_names = config_map_names(client, ns, watch);
     controller.watches_stream(config_map_names, move |cm| {
         let (cm_ns, cm_name) = (cm.namespace(), cm.name_any());
         referencing
@@ -269,6 +268,16 @@ fn watch_referenced_config_maps(
             .map(|guard| ObjectRef::from_obj(&*guard))
             .collect::<Vec<_>>()
     })
+}
+
+/// Every ConfigMap in scope as it changes, by name only.
+fn config_map_names(
+    client: &Client,
+    ns: Option<&str>,
+    watch: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<ConfigMap>, watcher::Error>> + Send + 'static
+{
+    watcher(scoped::<PartialObjectMeta<ConfigMap>>(client, ns), watch).touched_objects()
 }
 
 /// What the controller's queue reports: a watch (or its re-list) failed, which kube-runtime
@@ -510,6 +519,48 @@ fn spawn_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ConfigMaps a tenant stores never reach the operator whole: their watch asks the
+    /// apiserver for metadata only (`PartialObjectMetadataList`, then `PartialObjectMetadata`
+    /// for the watch), not for full objects it would trim. kube sends that Accept header for an
+    /// `Api<PartialObjectMeta<_>>`; this pins it, so a change to a plain `Api<ConfigMap>`
+    /// watch fails here.
+    #[tokio::test]
+    async fn the_config_map_watch_asks_for_metadata_only() {
+        let accepts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = accepts.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let accept = request
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            seen.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((request.uri().path().to_string(), accept));
+            async {
+                let empty = r#"{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"1"},"items":[]}"#;
+                Ok::<_, std::convert::Infallible>(http::Response::new(kube::client::Body::from(
+                    empty.as_bytes().to_vec(),
+                )))
+            }
+        });
+        let client = Client::new(service, "default");
+        let names = config_map_names(&client, Some("apps"), watcher::Config::default());
+        let mut names = std::pin::pin!(names);
+        let _ = tokio::time::timeout(Duration::from_millis(200), names.next()).await;
+        let accepts = accepts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let (path, accept) = accepts.first().expect("the watch lists first");
+        assert_eq!(path, "/api/v1/namespaces/apps/configmaps");
+        assert!(
+            accept.contains("as=PartialObjectMetadataList"),
+            "the list asks for full ConfigMaps: Accept {accept:?}"
+        );
+    }
 
     #[test]
     fn the_watch_backoff_doubles_to_two_seconds_and_starts_over() {
