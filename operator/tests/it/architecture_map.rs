@@ -61,3 +61,57 @@ fn the_module_map_names_every_folder_and_file_of_operator_src_and_nothing_else()
     );
     assert!(files.len() > 50, "the tree was read: {}", files.len());
 }
+
+/// The code block of ARCHITECTURE.md that starts with `operator/tests/it/`.
+fn tests_map() -> String {
+    let text = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
+    let start = text
+        .find("```\noperator/tests/it/")
+        .expect("ARCHITECTURE.md maps the tests");
+    let body = &text[start + 4..];
+    body[..body.find("```").expect("the tests' block ends")].to_string()
+}
+
+#[test]
+fn the_tests_map_names_every_test_module() {
+    let map = tests_map();
+    let words: BTreeSet<&str> = map
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*')))
+        .map(|w| w.trim_end_matches('.'))
+        .collect();
+    // The it/ modules are named as modules (`drift`, `proxy_*`), the others as files.
+    let named = |dir: &str, stem: &str| {
+        let file = format!("{stem}.rs");
+        words.iter().any(|w| match w.strip_suffix('*') {
+            Some(prefix) => dir == "it" && !prefix.is_empty() && stem.starts_with(prefix),
+            None => *w == file || (dir == "it" && *w == stem),
+        })
+    };
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for dir in ["it", "e2e", "support"] {
+        let path = repo_root().join("operator/tests").join(dir);
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let file = entry.unwrap().path();
+            let Some(stem) = file
+                .extension()
+                .is_some_and(|e| e == "rs")
+                .then(|| file.file_stem().unwrap().to_string_lossy().into_owned())
+            else {
+                continue;
+            };
+            if matches!(stem.as_str(), "main" | "mod") {
+                continue;
+            }
+            seen += 1;
+            if !named(dir, &stem) {
+                missing.push(format!("{dir}/{stem}.rs"));
+            }
+        }
+    }
+    assert!(seen > 40, "the tests were read: {seen}");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's tests map does not name: {missing:?}"
+    );
+}
