@@ -25,9 +25,24 @@ use serde::de::DeserializeOwned;
 
 use super::hosts::{HostClaim, normalise};
 
-/// The kinds of children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChildKind {
+/// Declares [`ChildKind`] and [`ChildKind::ALL`] from one list: the list of every kind cannot
+/// miss one.
+macro_rules! child_kinds {
+    ($($kind:ident),+ $(,)?) => {
+        /// The kinds of children.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ChildKind {
+            $($kind),+
+        }
+
+        impl ChildKind {
+            /// Every kind, in declaration order (tests walk it to find every child).
+            pub const ALL: &'static [ChildKind] = &[$(ChildKind::$kind),+];
+        }
+    };
+}
+
+child_kinds!(
     ConfigMap,
     Deployment,
     Service,
@@ -35,7 +50,7 @@ pub enum ChildKind {
     Ingress,
     HttpRoute,
     NetworkPolicy,
-}
+);
 
 impl ChildKind {
     /// The API resource, plural, as RBAC rules name it.

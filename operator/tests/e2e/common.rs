@@ -17,8 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::release::published;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
@@ -32,6 +31,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use wca_test_harness::node::Node;
 use wca_test_harness::{eventually, repo_root, run_ok};
 use workos_convex_auth::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
+use workos_convex_auth::reconcile::live::ChildKind;
 use workos_convex_auth::reconcile::reason::ConditionType;
 
 pub(crate) const CLIENT_ID: &str = "client_01JE2ENODETEST0000000000000";
@@ -459,21 +459,20 @@ impl Tenant {
             .collect()
     }
 
-    /// How many objects of each kind the resource has (by its instance label).
+    /// How many objects of each child kind (every one: `ChildKind::ALL`) the resource has, and
+    /// of the ReplicaSets and pods under its Deployment (by its instance label).
     pub(crate) async fn children(&self, resource: &str) -> BTreeMap<&'static str, usize> {
         let selector = format!("app.kubernetes.io/instance={resource}");
-        BTreeMap::from([
-            ("Deployment", self.count::<Deployment>(&selector).await),
+        let mut counts = BTreeMap::from([
             ("ReplicaSet", self.count::<ReplicaSet>(&selector).await),
             ("Pod", self.count::<Pod>(&selector).await),
-            ("Service", self.count::<Service>(&selector).await),
-            ("Ingress", self.count::<Ingress>(&selector).await),
-            (
-                "PodDisruptionBudget",
-                self.count::<PodDisruptionBudget>(&selector).await,
-            ),
-            ("ConfigMap", self.count::<ConfigMap>(&selector).await),
-        ])
+        ]);
+        let params = ListParams::default().labels(&selector);
+        for &kind in ChildKind::ALL {
+            let objects = support::children::list(&self.client, &self.ns, kind, &params).await;
+            counts.insert(kind.as_str(), objects.len());
+        }
+        counts
     }
 
     /// How many `K` carry the labels of `selector` (every `K` for "").
@@ -519,21 +518,12 @@ impl Tenant {
                 r.resource_version().unwrap(),
             );
         }
-        macro_rules! kind {
-            ($k:ty, $name:literal) => {
-                for o in self.api::<$k>().list(&all).await.unwrap() {
-                    out.insert(
-                        format!("{}/{}", $name, o.name_any()),
-                        o.resource_version().unwrap(),
-                    );
-                }
-            };
+        for &kind in ChildKind::ALL {
+            for (name, version) in support::children::list(&self.client, &self.ns, kind, &all).await
+            {
+                out.insert(format!("{}/{name}", kind.as_str()), version);
+            }
         }
-        kind!(ConfigMap, "ConfigMap");
-        kind!(Deployment, "Deployment");
-        kind!(Service, "Service");
-        kind!(Ingress, "Ingress");
-        kind!(PodDisruptionBudget, "PodDisruptionBudget");
         out
     }
 }

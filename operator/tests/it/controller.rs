@@ -22,6 +22,7 @@ use wca_test_harness::fake_workos::{FakeWorkos, Fault};
 use wca_test_harness::{ControlPlane, eventually};
 use workos_convex_auth::api::{WorkOSConvexAuth, WorkOSConvexAuthSpec};
 use workos_convex_auth::controller::{RunArgs, run_with_client};
+use workos_convex_auth::reconcile::live::ChildKind;
 use workos_convex_auth::reconcile::reason::ConditionType::{
     ConfigReady, ConvexSynced, ProxyAvailable, PublicJwksUrl, Ready,
 };
@@ -152,24 +153,18 @@ async fn spec_updates_and_mode_switches_update_and_remove_children() {
 
     s.patch_spec("acme", json!({"jwks": {"mode": "Direct"}}))
         .await;
+    // Every kind of the mirror's children (`ChildKind::ALL`) named `acme-jwks` is gone.
+    let mirror = ListParams::default().fields("metadata.name=acme-jwks");
     eventually(WAIT, "mirror removed", || async {
-        let gone = s
-            .api::<Deployment>()
-            .get_opt("acme-jwks")
-            .await
-            .ok()?
-            .is_none()
-            && s.api::<Service>()
-                .get_opt("acme-jwks")
+        for &kind in ChildKind::ALL {
+            if !support::children::list(&s.client, &s.ns, kind, &mirror)
                 .await
-                .ok()?
-                .is_none()
-            && s.api::<PodDisruptionBudget>()
-                .get_opt("acme-jwks")
-                .await
-                .ok()?
-                .is_none();
-        gone.then_some(())
+                .is_empty()
+            {
+                return None;
+            }
+        }
+        Some(())
     })
     .await
     .unwrap();

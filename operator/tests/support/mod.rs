@@ -4,6 +4,7 @@
 pub mod api_proxy;
 pub mod audit;
 pub mod binary;
+pub mod children;
 pub mod conditions;
 pub mod convex;
 pub mod fixtures;
