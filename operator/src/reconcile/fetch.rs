@@ -8,9 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::children::InlineKeys;
+use super::urls::JwksUrls;
+use super::validate::Valid;
 use crate::convex::generate::InvalidField;
 use crate::jwks::{FetchError, FetchOutcome, Fetcher, Validators};
-use crate::reconcile::{InlineKeys, JwksUrls, Valid};
 
 /// What the fetch step found.
 #[derive(Debug, Clone, PartialEq, Eq)]

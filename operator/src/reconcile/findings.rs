@@ -3,8 +3,8 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
-use super::Children;
 use super::apply::{Applied, Conflict};
+use super::children::Children;
 use super::live::ChildKind;
 use super::names;
 use super::pods::PodState;

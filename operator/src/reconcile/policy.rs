@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::Valid;
 use super::pod_template::{MirrorPodDefaults, reserved_label};
+use super::validate::Valid;
 use super::validate::{IngressPlan, MirrorPlan, RoutePlan};
 use crate::api::{MirrorPodMetadata, MirrorPodSpec, MirrorPodTemplate};
 use crate::convex::generate::WORKOS_API_HOST;

@@ -113,13 +113,22 @@ fn functions(code: &str) -> Vec<(usize, String, usize)> {
     found
 }
 
-/// The name after `fn` when the line declares a function (`pub(crate) async fn name…`).
+/// The name after `fn` when the line declares a function (`#[inline] pub(crate) async fn
+/// name…`).
 fn fn_name(line: &str) -> Option<String> {
+    let mut line = line.trim_start();
+    // Attributes on the same line: `#[inline] fn`, `#[must_use] pub fn`.
+    while let Some(rest) = line.strip_prefix("#[") {
+        line = rest[rest.find(']')? + 1..].trim_start();
+    }
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "fn")?;
     let modifiers = &words[..at];
     let is_modifier = |w: &&str| {
-        w.starts_with("pub") || matches!(*w, "async" | "const" | "unsafe" | "extern" | "\"C\"")
+        w.starts_with("pub")
+            || w.starts_with("in ") // pub(in crate::x) split at the space
+            || w.ends_with(')')
+            || matches!(*w, "async" | "const" | "unsafe" | "extern" | "\"C\"" | "default")
     };
     if !modifiers.iter().all(is_modifier) {
         return None;
@@ -133,17 +142,19 @@ fn fn_name(line: &str) -> Option<String> {
 }
 
 /// The line of the brace closing the body that opens at or after `start`; `None` for a
-/// declaration without a body (`fn f();` in a trait).
+/// declaration without a body (`fn f();` in a trait). A `;` inside brackets or parentheses
+/// (`[u8; 4]`) does not end the signature.
 fn body_end(lines: &[&str], start: usize) -> Option<usize> {
+    let mut nesting = 0i32;
     for (number, line) in lines.iter().enumerate().skip(start) {
-        if let Some(brace) = line.find('{') {
-            if line[..brace].contains(';') {
-                return None;
+        for c in line.chars() {
+            match c {
+                '(' | '[' => nesting += 1,
+                ')' | ']' => nesting -= 1,
+                ';' if nesting == 0 => return None,
+                '{' if nesting == 0 => return closing_line(lines, number),
+                _ => {}
             }
-            return closing_line(lines, number);
-        }
-        if line.contains(';') {
-            return None;
         }
     }
     None
@@ -260,11 +271,28 @@ mod tests {
 pub(crate) async fn two() {
     x();
 }
+#[inline] fn attributed() {}
+impl Thing {
+    pub(in crate::a) fn arrays<T>(x: [u8; 4]) -> usize
+    where
+        T: Sized,
+    {
+        x.len()
+    }
+}
+trait Declared {
+    fn declared(&self);
+}
 "##,
     );
     let found = functions(&code);
     assert_eq!(
         found,
-        [(1, "short".to_string(), 7), (12, "two".to_string(), 3)]
+        [
+            (1, "short".to_string(), 7),
+            (12, "two".to_string(), 3),
+            (15, "attributed".to_string(), 1),
+            (17, "arrays".to_string(), 6),
+        ]
     );
 }

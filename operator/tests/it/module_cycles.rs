@@ -78,8 +78,9 @@ fn expand(tree: &str) -> Vec<String> {
 }
 
 /// The `use` statements of a file, and the `crate::…`/`super::…` paths written inline (outside
-/// comments and `#[cfg(test)]` modules: a test may import freely).
-fn use_trees(text: &str) -> Vec<String> {
+/// comments and `#[cfg(test)]` modules: a test may import freely). With `only_pub`, the
+/// re-exports alone (`pub use`), without inline paths.
+fn use_trees(text: &str, only_pub: bool) -> Vec<String> {
     let code: String = text
         .split("#[cfg(test)]\nmod tests")
         .next()
@@ -89,7 +90,11 @@ fn use_trees(text: &str) -> Vec<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let code = code.as_str();
-    let mut trees = inline_paths(code);
+    let mut trees = if only_pub {
+        Vec::new()
+    } else {
+        inline_paths(code)
+    };
     let mut rest = code;
     while let Some(at) = rest.find("use ") {
         let before = &rest[..at];
@@ -97,7 +102,8 @@ fn use_trees(text: &str) -> Vec<String> {
         let head = before[line_start..].trim();
         let after = &rest[at + 4..];
         let end = after.find(';').unwrap_or(after.len());
-        if head.is_empty() || head == "pub" || head.starts_with("pub(") {
+        let public = head == "pub" || head.starts_with("pub(");
+        if public || (head.is_empty() && !only_pub) {
             trees.push(
                 after[..end]
                     .split_whitespace()
@@ -178,6 +184,29 @@ fn test_only(known: &BTreeMap<Module, PathBuf>) -> BTreeSet<Module> {
     test_only
 }
 
+/// Where `module` takes the item `path` names from, when it re-exports it (`pub use
+/// sub::Item;`): that module.
+fn through_reexport(
+    path: &str,
+    module: &Module,
+    known: &BTreeMap<Module, PathBuf>,
+) -> Option<Module> {
+    let item = path.rsplit("::").next()?;
+    let text = std::fs::read_to_string(known.get(module)?).ok()?;
+    use_trees(&text, true)
+        .iter()
+        .flat_map(|tree| expand(tree))
+        .filter(|exported| exported.rsplit("::").next() == Some(item))
+        .find_map(|exported| {
+            let exported = if exported.starts_with("crate::") || exported.starts_with("super::") {
+                exported
+            } else {
+                format!("self::{exported}")
+            };
+            resolve(&exported, module, known).filter(|m| m != module)
+        })
+}
+
 /// The module graph's edges: importer → imported, without self and ancestor edges.
 fn edges(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut known = modules(src);
@@ -186,11 +215,14 @@ fn edges(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut graph: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for (module, file) in &known {
         let text = std::fs::read_to_string(file).unwrap();
-        for tree in use_trees(&text) {
+        for tree in use_trees(&text, false) {
             for path in expand(&tree) {
                 let Some(target) = resolve(&path, module, &known) else {
                     continue;
                 };
+                // An item an ancestor re-exports (`use super::Valid` for `validate::Valid`):
+                // the edge goes to the module that defines it.
+                let target = through_reexport(&path, &target, &known).unwrap_or(target);
                 if target == *module || module.starts_with(&target) {
                     continue;
                 }
@@ -275,5 +307,17 @@ fn the_cycle_check_sees_a_circle() {
     assert_eq!(names.len(), 3, "{names:?}");
     std::fs::write(dir.join("b.rs"), "pub struct Thing;\n").unwrap();
     assert_eq!(a_circle(&edges(&dir)), None);
+    // Through a parent's re-export: inner takes `X` from `a`, which re-exports it from `a::x`,
+    // and `a::x` imports inner back.
+    std::fs::write(
+        dir.join("a/mod.rs"),
+        "pub mod inner;\npub mod x;\npub use x::X;\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("a/inner.rs"), "use super::X;\npub struct Z;\n").unwrap();
+    std::fs::write(dir.join("a/x.rs"), "use super::inner::Z;\npub struct X;\n").unwrap();
+    let circle = a_circle(&edges(&dir)).expect("a::inner -> a::x -> a::inner");
+    let names: Vec<String> = circle.iter().map(|m| m.join("::")).collect();
+    assert!(names.contains(&"a::x".to_string()), "{names:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::meta::child_meta;
 use crate::convex::config::AuthConfig;
-use crate::reconcile::{Valid, names};
+use crate::reconcile::names;
+use crate::reconcile::validate::Valid;
 
 /// Data keys of the generated ConfigMap.
 pub const TS_KEY: &str = "auth.config.ts";

@@ -3,8 +3,9 @@ use crate::gateway::{
     HTTPRoute, HTTPRouteSpec, HttpBackendRef, HttpPathMatch, HttpRouteMatch, HttpRouteRule,
     ParentReference,
 };
+use crate::reconcile::names;
 use crate::reconcile::validate::RoutePlan;
-use crate::reconcile::{Valid, names};
+use crate::reconcile::validate::Valid;
 
 /// The HTTPRoute to the mirror's Service: one rule, the path prefix, the Service's port.
 pub fn http_route(valid: &Valid, plan: &RoutePlan) -> HTTPRoute {

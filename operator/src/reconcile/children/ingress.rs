@@ -4,8 +4,9 @@ use k8s_openapi::api::networking::v1::{
 };
 
 use super::meta::{child_meta, with_annotations};
+use crate::reconcile::names;
 use crate::reconcile::validate::IngressPlan;
-use crate::reconcile::{Valid, names};
+use crate::reconcile::validate::Valid;
 
 pub fn ingress(valid: &Valid, spec: &IngressPlan) -> Ingress {
     let host = Some(spec.host.clone());

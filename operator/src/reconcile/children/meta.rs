@@ -4,7 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 
 use crate::api::WorkOSConvexAuth;
-use crate::reconcile::{Valid, names};
+use crate::reconcile::names;
+use crate::reconcile::validate::Valid;
 
 /// Metadata of a child: name, namespace, standard labels, and a controller owner reference
 /// when the resource is live (has a uid).

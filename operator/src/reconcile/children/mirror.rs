@@ -23,7 +23,8 @@ use super::BuildContext;
 use super::meta::child_meta;
 use crate::duration::format_duration;
 use crate::reconcile::validate::MirrorPlan;
-use crate::reconcile::{Valid, names, pod_template};
+use crate::reconcile::validate::Valid;
+use crate::reconcile::{names, pod_template};
 
 /// The mirror runs as this non-root user (the image's `USER`).
 const RUN_AS_USER: i64 = 65532;

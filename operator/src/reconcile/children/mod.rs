@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-use super::Valid;
 use super::pod_template::MirrorPodDefaults;
 use super::urls::JwksUrls;
+use super::validate::Valid;
 use crate::convex::config::AuthConfig;
 use crate::convex::generate::InvalidField;
 use crate::gateway::HTTPRoute;
