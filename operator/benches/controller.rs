@@ -15,7 +15,7 @@ use common::{audited, metric, peak_rss_mib, ready_count, resource, service_accou
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use wca_test_harness::{ControlPlane, eventually};
-use workos_convex_auth::api::WorkOSConvexAuth;
+use workos_convex_auth::api::{JwksMode, WorkOSConvexAuth};
 
 const NAMESPACES: usize = 50;
 const PER_NAMESPACE: usize = 10;
@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..LATENCY_SAMPLES {
         let name = format!("lat-{i}");
         let started = Instant::now();
-        api.create(&PostParams::default(), &resource(&name, "Proxy"))
+        api.create(&PostParams::default(), &resource(&name, JwksMode::Proxy))
             .await?;
         let cm = format!("{name}-convex-auth");
         loop {
@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         for i in 0..PER_NAMESPACE {
             api.create(
                 &PostParams::default(),
-                &resource(&format!("scale-{i}"), "Direct"),
+                &resource(&format!("scale-{i}"), JwksMode::Direct),
             )
             .await?;
         }

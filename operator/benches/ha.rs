@@ -27,7 +27,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use wca_test_harness::{Component, ControlPlane, client_for, eventually, lease_holder};
-use workos_convex_auth::api::WorkOSConvexAuth;
+use workos_convex_auth::api::{JwksMode, WorkOSConvexAuth};
 
 const NAMESPACES: usize = 200;
 const PER_NAMESPACE: usize = 10;
@@ -90,7 +90,7 @@ async fn create_all(client: &Client, namespaces: &[String], count: usize) -> any
             async move {
                 api.create(
                     &PostParams::default(),
-                    &resource(&format!("r-{i}"), "Direct"),
+                    &resource(&format!("r-{i}"), JwksMode::Direct),
                 )
                 .await
             }

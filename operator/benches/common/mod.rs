@@ -6,16 +6,19 @@ use std::path::Path;
 use anyhow::Context;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use serde_json::{Value, json};
-use workos_convex_auth::api::WorkOSConvexAuth;
+use serde_json::Value;
+use workos_convex_auth::api::{JwksMode, WorkOSConvexAuth};
 
-pub fn resource(name: &str, mode: &str) -> WorkOSConvexAuth {
-    serde_json::from_value(json!({
-        "apiVersion": "workos-convex.io/v1alpha1", "kind": "WorkOSConvexAuth",
-        "metadata": {"name": name},
-        "spec": {"clientId": "client_01BENCH", "jwks": {"mode": mode}}
-    }))
-    .expect("static resource")
+/// The tests' typed fixtures (`operator/tests/support/fixtures.rs`): the benchmarks build their
+/// resources the same way.
+#[path = "../../tests/support/fixtures.rs"]
+mod fixtures;
+
+/// Resource `name` in `mode`, built from the crate's typed spec.
+pub fn resource(name: &str, mode: JwksMode) -> WorkOSConvexAuth {
+    let mut spec = fixtures::spec("client_01BENCH");
+    spec.jwks.mode = mode;
+    fixtures::resource(name, spec)
 }
 
 /// A process's peak resident memory (VmHWM), in MiB.

@@ -111,7 +111,9 @@ async fn kstatus_and_argo_cd_read_ready_progress_and_stalls_from_the_status() {
         .map(|c| c.type_)
         .collect();
     assert!(
-        !types.iter().any(|t| t == "Stalled" || t == "Reconciling"),
+        !types
+            .iter()
+            .any(|t| t == Stalled.as_str() || t == Reconciling.as_str()),
         "{types:?}"
     );
     let (k, _, a, _) = verdicts(&s, "no-secret").await;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
+use workos_convex_auth::reconcile::live::ChildKind;
 
 /// One request, as the audit log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +78,16 @@ impl Entry {
         self.object.as_ref()?.namespace.as_deref()
     }
 
-    /// A child the operator server-side applies (not its status, not an Event).
+    /// A child the operator server-side applies, of any kind (`ChildKind::ALL`), not its
+    /// status nor an Event.
     pub fn is_child(&self) -> bool {
-        matches!(
-            self.resource(),
-            "configmaps" | "deployments" | "services" | "poddisruptionbudgets" | "ingresses"
-        ) && self
-            .object
-            .as_ref()
-            .is_some_and(|o| o.subresource.is_none())
+        ChildKind::ALL
+            .iter()
+            .any(|kind| kind.resource() == self.resource())
+            && self
+                .object
+                .as_ref()
+                .is_some_and(|o| o.subresource.is_none())
     }
 
     /// `verb resource ns/name → code`, for failure messages.
