@@ -7,14 +7,19 @@ use std::path::Path;
 
 use wca_test_harness::repo_root;
 
-/// The code block of ARCHITECTURE.md that starts with `operator/src/`.
-fn module_map() -> String {
+/// The code block of ARCHITECTURE.md whose first line starts with `first`.
+fn code_block(first: &str) -> String {
     let text = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
     let start = text
-        .find("```\noperator/src/")
-        .expect("ARCHITECTURE.md has a module map");
+        .find(&format!("```\n{first}"))
+        .unwrap_or_else(|| panic!("ARCHITECTURE.md has a block starting {first}"));
     let body = &text[start + 4..];
-    body[..body.find("```").expect("the map's block ends")].to_string()
+    body[..body.find("```").expect("the block ends")].to_string()
+}
+
+/// The module map.
+fn module_map() -> String {
+    code_block("operator/src/")
 }
 
 /// (folder names, file names) below `dir`.
@@ -62,14 +67,9 @@ fn the_module_map_names_every_folder_and_file_of_operator_src_and_nothing_else()
     assert!(files.len() > 50, "the tree was read: {}", files.len());
 }
 
-/// The code block of ARCHITECTURE.md that starts with `operator/tests/it/`.
+/// The map of the tests.
 fn tests_map() -> String {
-    let text = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
-    let start = text
-        .find("```\noperator/tests/it/")
-        .expect("ARCHITECTURE.md maps the tests");
-    let body = &text[start + 4..];
-    body[..body.find("```").expect("the tests' block ends")].to_string()
+    code_block("operator/tests/it/")
 }
 
 #[test]
