@@ -14,16 +14,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DeserializeGuard;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
@@ -34,7 +31,7 @@ pub use leader::{LeaderElectionArgs, Leadership};
 
 use crate::api::WorkOSConvexAuth;
 use crate::convex::deployment::{DeploymentLimits, Deployments};
-use crate::gateway::{Availability, HTTPRoute};
+use crate::gateway::Availability;
 use crate::http_serve::{LimitsError, ServerLimits};
 use crate::jwks::{FetchError, FetchLimits, Fetcher};
 use crate::reconcile::live::Child;
@@ -323,39 +320,39 @@ fn watch_children(
         http_routes,
         network_policies,
     } = writers;
-    let controller = controller
-        .owns_stream(triggers::reflected(
-            config_maps,
-            owned_watch::<ConfigMap>(client, ns, owned),
-        ))
-        .owns_stream(triggers::reflected(
-            deployments,
-            owned_watch::<Deployment>(client, ns, owned),
-        ))
-        .owns_stream(triggers::reflected(
-            services,
-            owned_watch::<Service>(client, ns, owned),
-        ))
-        .owns_stream(triggers::reflected(
-            pod_disruption_budgets,
-            owned_watch::<PodDisruptionBudget>(client, ns, owned),
-        ))
-        .owns_stream(triggers::reflected(
-            ingresses,
-            owned_watch::<Ingress>(client, ns, owned),
-        ))
-        .owns_stream(triggers::reflected(
-            network_policies,
-            owned_watch::<NetworkPolicy>(client, ns, owned),
-        ));
+    let own = OwnedWatch { client, ns, owned };
+    let controller = own.add(controller, config_maps);
+    let controller = own.add(controller, deployments);
+    let controller = own.add(controller, services);
+    let controller = own.add(controller, pod_disruption_budgets);
+    let controller = own.add(controller, ingresses);
+    let controller = own.add(controller, network_policies);
     // Without the Gateway API there is nothing to watch (its store stays empty and unused).
     if routes {
-        controller.owns_stream(triggers::reflected(
-            http_routes,
-            owned_watch::<HTTPRoute>(client, ns, owned),
-        ))
+        own.add(controller, http_routes)
     } else {
         controller
+    }
+}
+
+/// How the controller watches its children: labelled as ours, in its namespace scope.
+struct OwnedWatch<'a> {
+    client: &'a Client,
+    ns: Option<&'a str>,
+    owned: &'a watcher::Config,
+}
+
+impl OwnedWatch<'_> {
+    /// `controller` also watching the children of kind `K`, filling `writer`'s store.
+    fn add<K: Child>(
+        &self,
+        controller: Controller<DeserializeGuard<WorkOSConvexAuth>>,
+        writer: reflector::store::Writer<K>,
+    ) -> Controller<DeserializeGuard<WorkOSConvexAuth>> {
+        controller.owns_stream(triggers::reflected(
+            writer,
+            owned_watch::<K>(self.client, self.ns, self.owned),
+        ))
     }
 }
 
